@@ -1,0 +1,190 @@
+//! The quantized network in a borrowed, `const`-constructible form: the macro emits an
+//! [`Architecture`] literal into generated code and the CLI builds one from a parsed spec, so the
+//! graph and complexity below serve both.
+
+use crate::INPUT_CHANNELS;
+
+/// One stage of a quantized RegNet, with the spatial sizes it runs at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stage {
+    pub depth: usize,
+    pub width: usize,
+    pub group_width: usize,
+    pub bottleneck_width: usize,
+    /// Stride of the first block (the later ones have stride 1).
+    pub stride: usize,
+    /// The width entering the stage (the previous stage's width, or the stem's).
+    pub in_width: usize,
+    /// Spatial size (height = width) entering the stage, before the first block's stride.
+    pub in_size: usize,
+    /// Spatial size of the stage's output.
+    pub out_size: usize,
+    /// SE width of the first block, from its input width; `None` without SE.
+    pub se_width: Option<usize>,
+    /// SE width of blocks 2.. (from the stage width); `None` without SE or with depth 1.
+    pub se_width_rest: Option<usize>,
+}
+
+impl Stage {
+    /// Number of groups of the 3×3 convolution.
+    pub const fn groups(&self) -> usize {
+        self.bottleneck_width / self.group_width
+    }
+}
+
+/// A whole quantized network. All shapes are fixed: batch size is the only free dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Architecture<'a> {
+    pub name: &'a str,
+    pub resolution: usize,
+    pub stem_width: usize,
+    pub num_classes: usize,
+    pub stages: &'a [Stage],
+}
+
+/// One residual bottleneck block (pycls `ResBottleneckBlock`); stage and block are 1-based, as in
+/// pycls's `s1.b1` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub stage: usize,
+    pub index: usize,
+    pub in_width: usize,
+    pub width: usize,
+    pub bottleneck_width: usize,
+    pub groups: usize,
+    pub stride: usize,
+    pub se_width: Option<usize>,
+    pub in_size: usize,
+    pub out_size: usize,
+}
+
+impl Block {
+    /// The shortcut is a strided 1×1 projection with BN iff the shape changes.
+    pub const fn has_projection(&self) -> bool {
+        self.in_width != self.width || self.stride != 1
+    }
+}
+
+/// Complexity as pycls counts it: flops are multiply-adds; BN adds parameters only; ReLU,
+/// sigmoid, pooling, the SE product and the residual add are free.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Complexity {
+    pub flops: u64,
+    pub params: u64,
+    pub acts: u64,
+}
+
+impl Architecture<'_> {
+    pub const fn stem_size(&self) -> usize {
+        strided(self.resolution, 2)
+    }
+
+    /// Width of the features entering the head.
+    pub fn last_width(&self) -> usize {
+        self.stages.last().map_or(self.stem_width, |s| s.width)
+    }
+
+    /// Every block in forward order.
+    pub fn blocks(&self) -> impl Iterator<Item = Block> + '_ {
+        self.stages.iter().enumerate().flat_map(|(s, stage)| {
+            (0..stage.depth).map(move |k| {
+                let first = k == 0;
+                let out_size = stage.out_size;
+                Block {
+                    stage: s + 1,
+                    index: k + 1,
+                    in_width: if first { stage.in_width } else { stage.width },
+                    width: stage.width,
+                    bottleneck_width: stage.bottleneck_width,
+                    groups: stage.groups(),
+                    stride: if first { stage.stride } else { 1 },
+                    se_width: if first {
+                        stage.se_width
+                    } else {
+                        stage.se_width_rest
+                    },
+                    in_size: if first { stage.in_size } else { out_size },
+                    out_size,
+                }
+            })
+        })
+    }
+
+    /// pycls's `complexity()`, exactly. `None` if a count does not fit in a u64.
+    pub fn complexity(&self) -> Option<Complexity> {
+        // u128 cannot overflow for widths ≤ 2^20, sizes < 2^33 and depths ≤ 2^10.
+        let mut cx = Counter::default();
+        let stem = self.stem_size();
+        cx.conv(INPUT_CHANNELS, self.stem_width, 3, 1, stem, false);
+        cx.batch_norm(self.stem_width);
+        for block in self.blocks() {
+            let (w_in, w, w_b, out) = (
+                block.in_width,
+                block.width,
+                block.bottleneck_width,
+                block.out_size,
+            );
+            if block.has_projection() {
+                cx.conv(w_in, w, 1, 1, out, false);
+                cx.batch_norm(w);
+            }
+            cx.conv(w_in, w_b, 1, 1, block.in_size, false);
+            cx.batch_norm(w_b);
+            cx.conv(w_b, w_b, 3, block.groups, out, false);
+            cx.batch_norm(w_b);
+            if let Some(w_se) = block.se_width {
+                cx.conv(w_b, w_se, 1, 1, 1, true);
+                cx.conv(w_se, w_b, 1, 1, 1, true);
+            }
+            cx.conv(w_b, w, 1, 1, out, false);
+            cx.batch_norm(w);
+        }
+        cx.conv(self.last_width(), self.num_classes, 1, 1, 1, true);
+        Some(Complexity {
+            flops: u64::try_from(cx.flops).ok()?,
+            params: u64::try_from(cx.params).ok()?,
+            acts: u64::try_from(cx.acts).ok()?,
+        })
+    }
+}
+
+/// Output size of a convolution with padding (k - 1) / 2, as pycls computes it.
+pub const fn strided(size: usize, stride: usize) -> usize {
+    (size - 1) / stride + 1
+}
+
+#[derive(Default)]
+struct Counter {
+    flops: u128,
+    params: u128,
+    acts: u128,
+}
+
+impl Counter {
+    /// A k×k convolution producing `size`×`size` outputs (pycls `conv2d_cx`; a linear layer is a
+    /// 1×1 convolution at size 1).
+    fn conv(
+        &mut self,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        groups: usize,
+        size: usize,
+        bias: bool,
+    ) {
+        let (c_in, c_out, k, groups) = (c_in as u128, c_out as u128, k as u128, groups as u128);
+        let pixels = (size as u128) * (size as u128);
+        let (bias_flops, bias_params) = if bias {
+            (c_out * pixels, c_out)
+        } else {
+            (0, 0)
+        };
+        self.flops += k * k * c_in * c_out * pixels / groups + bias_flops;
+        self.params += k * k * c_in * c_out / groups + bias_params;
+        self.acts += c_out * pixels;
+    }
+
+    fn batch_norm(&mut self, channels: usize) {
+        self.params += 2 * channels as u128;
+    }
+}

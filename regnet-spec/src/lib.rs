@@ -1,0 +1,33 @@
+//! The RegNet design space ("Designing Network Design Spaces", Radosavovic et al., 2020) exactly as
+//! pycls computes it: YAML spec → per-block widths → quantized stages → width/group compatibility →
+//! complexity → operation graph.
+//!
+//! This crate is the single home of the design-space math. The `regnet!` macro runs it at compile
+//! time and the `regnet` CLI at run time; neither re-derives anything.
+//!
+//! ```
+//! let net = regnet_spec::compile_str(
+//!     "name: RegNetX-200MF\nd: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n",
+//!     "inline.yaml",
+//! )
+//! .unwrap();
+//! let widths: Vec<usize> = net.stages.iter().map(|s| s.width).collect();
+//! assert_eq!(widths, [24, 56, 152, 368]);
+//! assert_eq!(net.complexity.flops, 199_040_872);
+//! ```
+
+mod architecture;
+mod diagnostics;
+pub mod graph;
+mod network;
+mod quantize;
+mod spec;
+
+pub use architecture::{Architecture, Block, Complexity, Stage};
+pub use diagnostics::{Diagnostic, Location, SpecError};
+pub use network::{Network, compile_file, compile_str};
+pub use quantize::{QuantizedStage, quantize};
+pub use spec::{Compat, Spec, parse_spec};
+
+/// Input channels of every RegNet (RGB images).
+pub const INPUT_CHANNELS: usize = 3;

@@ -1,0 +1,252 @@
+use std::path::Path;
+
+use crate::architecture::{Architecture, Complexity, Stage, strided};
+use crate::diagnostics::{Diagnostic, SpecError};
+use crate::quantize::{MAX_WIDTH, bottleneck_multiplier, quantize};
+use crate::spec::{Compat, KeyLocations, Spec, parse_with_locations};
+
+/// The deepest network a spec may describe. The paper samples d < 64; this bound keeps every
+/// derived count far from overflow.
+pub const MAX_DEPTH: u32 = 1024;
+
+/// A spec compiled into a network: the validated spec, its stages and its complexity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    /// The spec's `name`, if it has one.
+    pub name: Option<String>,
+    pub spec: Spec,
+    pub stages: Vec<Stage>,
+    pub complexity: Complexity,
+}
+
+impl Network {
+    /// The spec's name, or `fallback` (for example the file stem) when it has none.
+    pub fn display_name<'a>(&'a self, fallback: &'a str) -> &'a str {
+        self.name.as_deref().unwrap_or(fallback)
+    }
+
+    pub fn architecture<'a>(&'a self, name: &'a str) -> Architecture<'a> {
+        Architecture {
+            name,
+            resolution: self.spec.resolution as usize,
+            stem_width: self.spec.stem_w as usize,
+            num_classes: self.spec.num_classes as usize,
+            stages: &self.stages,
+        }
+    }
+}
+
+/// Reads and compiles a spec file. `origin` is how errors name the file (the path as the user
+/// wrote it).
+pub fn compile_file(path: &Path, origin: &str) -> Result<Network, SpecError> {
+    let source = std::fs::read_to_string(path).map_err(|error| {
+        SpecError::new(
+            origin,
+            vec![Diagnostic::general(format!(
+                "cannot read the spec: {error}"
+            ))],
+        )
+    })?;
+    compile_str(&source, origin)
+}
+
+/// Parses, validates, quantizes and counts a spec, collecting every problem before reporting.
+pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
+    let (spec, locations) =
+        parse_with_locations(source).map_err(|diagnostics| SpecError::new(origin, diagnostics))?;
+    let locate = |diagnostics: Vec<Diagnostic>| {
+        let located = diagnostics
+            .into_iter()
+            .map(|d| {
+                let location = d.field.as_ref().and_then(|f| locations.get(f).copied());
+                d.at(location)
+            })
+            .collect();
+        SpecError::new(origin, located)
+    };
+    let problems = validate(&spec, &locations);
+    if !problems.is_empty() {
+        return Err(locate(problems));
+    }
+    let quantized = quantize(&spec).map_err(locate)?;
+    let stages = place(&spec, &quantized).map_err(locate)?;
+    let network = Network {
+        name: spec.name.clone(),
+        spec,
+        stages,
+        complexity: Complexity::default(),
+    };
+    let complexity = network.architecture("").complexity().ok_or_else(|| {
+        locate(vec![Diagnostic::general(
+            "the network's flops, params or acts do not fit in 64 bits (check resolution and widths)",
+        )])
+    })?;
+    Ok(Network {
+        complexity,
+        ..network
+    })
+}
+
+/// The rules a spec must satisfy before quantization, as pycls asserts them plus the bounds that
+/// keep every count finite.
+fn validate(spec: &Spec, locations: &KeyLocations) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    let mut rule = |ok: bool, field: &str, message: String| {
+        if !ok {
+            problems.push(Diagnostic::field(field, message));
+        }
+    };
+    rule(
+        spec.d >= 1,
+        "d",
+        format!("d = {} must be at least 1 (the number of blocks)", spec.d),
+    );
+    rule(
+        spec.d <= MAX_DEPTH,
+        "d",
+        format!("d = {} must be at most {MAX_DEPTH}", spec.d),
+    );
+    rule(
+        spec.w0 >= 1,
+        "w0",
+        format!("w0 = {} must be positive", spec.w0),
+    );
+    rule(
+        u64::from(spec.w0) <= MAX_WIDTH,
+        "w0",
+        format!("w0 = {} must be at most {MAX_WIDTH}", spec.w0),
+    );
+    rule(spec.q >= 1, "q", format!("q = {} must be positive", spec.q));
+    rule(
+        spec.q == 0 || spec.w0 % spec.q == 0,
+        "w0",
+        format!("w0 = {} must be a multiple of q = {}", spec.w0, spec.q),
+    );
+    rule(
+        spec.wa.is_finite() && spec.wa >= 0.0,
+        "wa",
+        format!("wa = {} must be finite and at least 0", spec.wa),
+    );
+    rule(
+        spec.wm.is_finite() && spec.wm > 1.0,
+        "wm",
+        format!("wm = {} must be finite and greater than 1", spec.wm),
+    );
+    rule(
+        spec.g >= 1,
+        "g",
+        format!("g = {} must be positive (the group width)", spec.g),
+    );
+    rule(
+        spec.b.is_finite() && spec.b > 0.0,
+        "b",
+        format!(
+            "b = {} must be finite and greater than 0 (bottleneck width = width / b)",
+            spec.b
+        ),
+    );
+    if spec.compat == Compat::Pycls && spec.b.is_finite() && spec.b > 0.0 {
+        let multiplier = bottleneck_multiplier(spec);
+        rule(
+            multiplier <= 1.0 || multiplier.fract() == 0.0,
+            "b",
+            format!(
+                "b = {} gives a bottleneck multiplier 1/b = {multiplier}, which pycls's rule needs \
+                 to be an integer when b < 1 (use b = 1/2, 1/4, ...)",
+                spec.b
+            ),
+        );
+    }
+    match spec.se_ratio {
+        Some(ratio) if !spec.se => rule(
+            false,
+            "se_ratio",
+            format!("se_ratio = {ratio} has no effect without `se: true`"),
+        ),
+        Some(ratio) => rule(
+            ratio.is_finite() && ratio > 0.0,
+            "se_ratio",
+            format!("se_ratio = {ratio} must be finite and greater than 0"),
+        ),
+        None => {}
+    }
+    rule(
+        spec.stem_w >= 1,
+        "stem_w",
+        format!("stem_w = {} must be positive", spec.stem_w),
+    );
+    rule(
+        u64::from(spec.stem_w) <= MAX_WIDTH,
+        "stem_w",
+        format!("stem_w = {} must be at most {MAX_WIDTH}", spec.stem_w),
+    );
+    rule(
+        spec.num_classes >= 1,
+        "num_classes",
+        format!("num_classes = {} must be positive", spec.num_classes),
+    );
+    rule(
+        spec.resolution >= 1,
+        "resolution",
+        format!("resolution = {} must be positive", spec.resolution),
+    );
+    if let Some(name) = &spec.name {
+        rule(
+            !name.trim().is_empty(),
+            "name",
+            "name must not be empty".into(),
+        );
+    }
+    // Anything reported here without a field position still names the field; attach positions.
+    for problem in &mut problems {
+        let location = problem
+            .field
+            .as_ref()
+            .and_then(|f| locations.get(f).copied());
+        problem.location = problem.location.or(location);
+    }
+    problems
+}
+
+/// Adds strides, spatial sizes, input widths and SE widths to the quantized stages.
+fn place(spec: &Spec, quantized: &[crate::QuantizedStage]) -> Result<Vec<Stage>, Vec<Diagnostic>> {
+    let se_ratio = spec.se.then(|| spec.se_ratio.unwrap_or(0.25));
+    let se_width = |w_in: usize| se_ratio.map(|r| (w_in as f64 * r).round_ties_even() as usize);
+    let mut problems = Vec::new();
+    let mut stages = Vec::with_capacity(quantized.len());
+    let mut in_width = spec.stem_w as usize;
+    let mut in_size = strided(spec.resolution as usize, 2);
+    for (index, q) in quantized.iter().enumerate() {
+        let stride = 2;
+        let out_size = strided(in_size, stride);
+        let stage = Stage {
+            depth: q.depth,
+            width: q.width,
+            group_width: q.group_width,
+            bottleneck_width: q.bottleneck_width,
+            stride,
+            in_width,
+            in_size,
+            out_size,
+            se_width: se_width(in_width),
+            se_width_rest: if q.depth > 1 { se_width(q.width) } else { None },
+        };
+        if stage.se_width == Some(0) || stage.se_width_rest == Some(0) {
+            problems.push(Diagnostic::field(
+                "se_ratio",
+                format!(
+                    "stage {}: se_ratio × block input width rounds to an SE width of 0 channels",
+                    index + 1
+                ),
+            ));
+        }
+        stages.push(stage);
+        in_width = q.width;
+        in_size = out_size;
+    }
+    if problems.is_empty() {
+        Ok(stages)
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,164 @@
+//! Steps 1–5 of REFERENCE.md §1: continuous widths, exponents, quantized widths, stages, and the
+//! width/group compatibility rule.
+
+use crate::diagnostics::Diagnostic;
+use crate::spec::{Compat, Spec};
+
+/// A stage after quantization and the compatibility rule, before spatial sizes are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantizedStage {
+    pub depth: usize,
+    pub width: usize,
+    /// The group width after clipping against the bottleneck width.
+    pub group_width: usize,
+    pub bottleneck_width: usize,
+}
+
+/// One block's width before stages are formed: the paper's u_j, its rounded exponent and w_j.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BlockWidth {
+    pub continuous: f64,
+    pub exponent: i64,
+    pub quantized: u64,
+}
+
+/// Per-block widths (steps 1–3) in the arithmetic of the spec's `compat` library: float64 for
+/// pycls, float32 for torchvision (whose tensors default to it).
+pub fn block_widths(spec: &Spec) -> Vec<BlockWidth> {
+    let quantum = f64::from(spec.q);
+    (0..spec.d)
+        .map(|j| match spec.compat {
+            Compat::Pycls => {
+                let w0 = f64::from(spec.w0);
+                let continuous = f64::from(j) * spec.wa + w0;
+                let exponent = ((continuous / w0).ln() / spec.wm.ln()).round_ties_even();
+                let quantized = (w0 * spec.wm.powf(exponent) / quantum).round_ties_even() * quantum;
+                BlockWidth {
+                    continuous,
+                    exponent: exponent as i64,
+                    quantized: quantized as u64,
+                }
+            }
+            Compat::Torchvision => {
+                let w0 = spec.w0 as f32;
+                let continuous = j as f32 * spec.wa as f32 + w0;
+                let exponent = ((continuous / w0).ln() / spec.wm.ln() as f32).round_ties_even();
+                let quantized = (w0 * (spec.wm as f32).powf(exponent) / quantum as f32)
+                    .round_ties_even()
+                    * quantum as f32;
+                BlockWidth {
+                    continuous: f64::from(continuous),
+                    exponent: exponent as i64,
+                    quantized: quantized as u64,
+                }
+            }
+        })
+        .collect()
+}
+
+/// The largest channel count a spec may produce; far above any published RegNet (RegNetY-128GF
+/// reaches 7,392) and low enough that every size derived from it fits comfortably in a `usize`.
+pub const MAX_WIDTH: u64 = 1 << 20;
+
+/// Quantizes a validated spec into stages. Equal adjacent stages are kept apart, as pycls does:
+/// the stage count is fixed before the compatibility rule can make two stages equal.
+pub fn quantize(spec: &Spec) -> Result<Vec<QuantizedStage>, Vec<Diagnostic>> {
+    let mut runs: Vec<(u64, usize)> = Vec::new();
+    for block in block_widths(spec) {
+        match runs.last_mut() {
+            Some((width, depth)) if *width == block.quantized => *depth += 1,
+            _ => runs.push((block.quantized, 1)),
+        }
+    }
+    let mut diagnostics = Vec::new();
+    let mut stages = Vec::with_capacity(runs.len());
+    for (index, &(width, depth)) in runs.iter().enumerate() {
+        if width == 0 || width > MAX_WIDTH {
+            diagnostics.push(Diagnostic::general(format!(
+                "stage {} quantizes to a width of {width} channels; widths must be between 1 and \
+                 {MAX_WIDTH} (check w0, wa and wm)",
+                index + 1
+            )));
+            continue;
+        }
+        match compatible(spec, width as usize) {
+            Ok((width, group_width, bottleneck_width)) => stages.push(QuantizedStage {
+                depth,
+                width,
+                group_width,
+                bottleneck_width,
+            }),
+            Err(message) => diagnostics.push(Diagnostic::general(format!(
+                "stage {}: {message}",
+                index + 1
+            ))),
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(stages)
+    } else {
+        Err(diagnostics)
+    }
+}
+
+/// pycls's BOT_MUL: the bottleneck width is width × BOT_MUL.
+pub(crate) fn bottleneck_multiplier(spec: &Spec) -> f64 {
+    1.0 / spec.b
+}
+
+/// Step 5 and step 6's bottleneck width: returns (stage width, group width, bottleneck width).
+fn compatible(spec: &Spec, width: usize) -> Result<(usize, usize, usize), String> {
+    let multiplier = bottleneck_multiplier(spec);
+    let group = spec.g as usize;
+    let (width, group_width) = match spec.compat {
+        Compat::Pycls => {
+            // pycls main `adjust_block_compatibility`.
+            let bottleneck = (width as f64 * multiplier).max(1.0) as usize;
+            let group_width = group.min(bottleneck);
+            let quantum = if multiplier > 1.0 {
+                lcm(group_width, multiplier as usize)
+            } else {
+                group_width
+            };
+            let rounded =
+                ((bottleneck as f64 / quantum as f64).round_ties_even() as usize) * quantum;
+            let bottleneck = quantum.max(rounded);
+            ((bottleneck as f64 / multiplier) as usize, group_width)
+        }
+        Compat::Torchvision => {
+            // torchvision `_adjust_widths_groups_compatibilty` with `_make_divisible`.
+            let bottleneck = (width as f64 * multiplier) as usize;
+            if bottleneck == 0 {
+                return Err(format!(
+                    "the bottleneck width of a {width}-wide stage rounds to 0 (torchvision's rule \
+                     needs width / b ≥ 1)"
+                ));
+            }
+            let group_width = group.min(bottleneck);
+            let mut divisible = group_width.max(
+                (bottleneck as f64 + group_width as f64 / 2.0) as usize / group_width * group_width,
+            );
+            if (divisible as f64) < 0.9 * bottleneck as f64 {
+                divisible += group_width;
+            }
+            ((divisible as f64 / multiplier) as usize, group_width)
+        }
+    };
+    let bottleneck_width = (width as f64 * multiplier).round_ties_even() as usize;
+    if width == 0 || bottleneck_width == 0 || bottleneck_width % group_width != 0 {
+        return Err(format!(
+            "the compatibility rule gives width {width} with bottleneck width {bottleneck_width}, \
+             which group width {group_width} does not divide (choose b so that 1/b is an integer \
+             or b an integer)"
+        ));
+    }
+    Ok((width, group_width, bottleneck_width))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    a / gcd(a, b) * b
+}

@@ -1,0 +1,329 @@
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_yaml::Value;
+
+use crate::diagnostics::{Diagnostic, Location};
+
+/// Which width/group compatibility rule turns stage widths into widths the grouped convolution
+/// accepts. The two libraries disagree on three zoo models (REFERENCE.md §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compat {
+    /// pycls (the paper's reference code): f64 quantization, half-to-even rounding, lcm with the
+    /// bottleneck multiplier.
+    #[default]
+    Pycls,
+    /// torchvision: f32 quantization and `_make_divisible` (half-up, at least 90% of the width).
+    Torchvision,
+}
+
+impl fmt::Display for Compat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compat::Pycls => "pycls",
+            Compat::Torchvision => "torchvision",
+        })
+    }
+}
+
+/// A RegNet spec as written in YAML, defaults filled in, not yet validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    pub name: Option<String>,
+    /// Total number of blocks.
+    pub d: u32,
+    /// Initial width.
+    pub w0: u32,
+    /// Width slope.
+    pub wa: f64,
+    /// Width multiplier between stages.
+    pub wm: f64,
+    /// Group width.
+    pub g: u32,
+    /// The paper's bottleneck ratio: bottleneck width = width / b (pycls's BOT_MUL is 1 / b).
+    pub b: f64,
+    /// Squeeze-and-excitation (RegNetY).
+    pub se: bool,
+    /// SE width = round(se_ratio × block input width); `None` means 0.25. Only with `se: true`.
+    pub se_ratio: Option<f64>,
+    pub stem_w: u32,
+    pub num_classes: u32,
+    pub resolution: u32,
+    /// Width quantum.
+    pub q: u32,
+    pub compat: Compat,
+}
+
+/// Where each top-level key of the YAML document sits.
+pub(crate) type KeyLocations = HashMap<String, Location>;
+
+const REQUIRED: [&str; 5] = ["d", "w0", "wa", "wm", "g"];
+const KNOWN: [&str; 14] = [
+    "name",
+    "d",
+    "w0",
+    "wa",
+    "wm",
+    "g",
+    "b",
+    "se",
+    "se_ratio",
+    "stem_w",
+    "num_classes",
+    "resolution",
+    "q",
+    "compat",
+];
+
+/// Parses a spec, reporting every unknown key, missing field and wrongly typed value at once.
+pub fn parse_spec(source: &str) -> Result<Spec, Vec<Diagnostic>> {
+    parse_with_locations(source).map(|(spec, _)| spec)
+}
+
+pub(crate) fn parse_with_locations(source: &str) -> Result<(Spec, KeyLocations), Vec<Diagnostic>> {
+    let document: Value = serde_yaml::from_str(source).map_err(|error| {
+        let location = error.location().map(|l| Location {
+            line: l.line(),
+            column: l.column(),
+        });
+        vec![Diagnostic::general(format!("invalid YAML: {}", strip_location(&error))).at(location)]
+    })?;
+    let Value::Mapping(mapping) = document else {
+        return Err(vec![Diagnostic::general(format!(
+            "a spec is a YAML mapping of fields (d, w0, wa, wm, g, ...), found {}",
+            describe(&document)
+        ))]);
+    };
+
+    let mut diagnostics = Vec::new();
+    let mut locations = KeyLocations::new();
+    let mut fields: HashMap<&'static str, Value> = HashMap::new();
+    for (key, value) in mapping {
+        let Value::String(key) = key else {
+            diagnostics.push(Diagnostic::general(format!(
+                "keys must be field names, found {}",
+                describe(&key)
+            )));
+            continue;
+        };
+        let location = locate_key(source, &key);
+        if let Some(location) = location {
+            locations.insert(key.clone(), location);
+        }
+        match KNOWN.iter().find(|known| **known == key) {
+            Some(known) => {
+                fields.insert(known, value);
+            }
+            None => diagnostics.push(
+                Diagnostic::field(
+                    &key,
+                    format!("unknown key; the spec's fields are {}", KNOWN.join(", ")),
+                )
+                .at(location),
+            ),
+        }
+    }
+    for required in REQUIRED {
+        if !fields.contains_key(required) {
+            diagnostics.push(Diagnostic::field(required, "missing required field"));
+        }
+    }
+
+    let mut take = |field: &'static str| -> Option<Value> { fields.remove(field) };
+    let mut typed = Typed {
+        diagnostics: &mut diagnostics,
+        locations: &locations,
+    };
+    let spec = Spec {
+        name: typed.optional("name", take("name"), None),
+        d: typed.required("d", take("d")),
+        w0: typed.required("w0", take("w0")),
+        wa: typed.required("wa", take("wa")),
+        wm: typed.required("wm", take("wm")),
+        g: typed.required("g", take("g")),
+        b: typed.optional("b", take("b"), 1.0),
+        se: typed.optional("se", take("se"), false),
+        se_ratio: typed.optional("se_ratio", take("se_ratio"), None),
+        stem_w: typed.optional("stem_w", take("stem_w"), 32),
+        num_classes: typed.optional("num_classes", take("num_classes"), 1000),
+        resolution: typed.optional("resolution", take("resolution"), 224),
+        q: typed.optional("q", take("q"), 8),
+        compat: typed.optional("compat", take("compat"), Compat::Pycls),
+    };
+    if diagnostics.is_empty() {
+        Ok((spec, locations))
+    } else {
+        Err(diagnostics)
+    }
+}
+
+/// Converts field values to their types, recording a diagnostic (and a placeholder) for each
+/// value of the wrong type so that parsing goes on and reports them all.
+struct Typed<'a> {
+    diagnostics: &'a mut Vec<Diagnostic>,
+    locations: &'a KeyLocations,
+}
+
+impl Typed<'_> {
+    fn required<T: DeserializeOwned + Default>(&mut self, field: &str, value: Option<Value>) -> T {
+        self.optional(field, value, T::default())
+    }
+
+    fn optional<T: DeserializeOwned>(
+        &mut self,
+        field: &str,
+        value: Option<Value>,
+        default: T,
+    ) -> T {
+        let Some(value) = value else { return default };
+        match serde_yaml::from_value(value) {
+            Ok(typed) => typed,
+            Err(error) => {
+                self.diagnostics.push(
+                    Diagnostic::field(field, strip_location(&error))
+                        .at(self.locations.get(field).copied()),
+                );
+                default
+            }
+        }
+    }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing (an empty document)".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Sequence(_) => "a sequence".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    }
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the location is reported separately.
+fn strip_location(error: &serde_yaml::Error) -> String {
+    let message = error.to_string();
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message,
+    }
+}
+
+/// Finds a top-level key's position by letting serde_yaml fail on exactly that key: its errors
+/// carry the position of the event being deserialized, whatever the YAML style (block, flow,
+/// quoted keys, comments).
+fn locate_key(source: &str, key: &str) -> Option<Location> {
+    const FOUND: &str = "regnet: key located";
+
+    struct Document<'k>(&'k str);
+    impl<'de> DeserializeSeed<'de> for Document<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Document<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while map.next_key_seed(Key(self.0))?.is_some() {
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+
+    struct Key<'k>(&'k str);
+    impl<'de> DeserializeSeed<'de> for Key<'_> {
+        type Value = ();
+        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Key<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: de::Error>(self, key: &str) -> Result<(), E> {
+            if key == self.0 {
+                Err(E::custom(FOUND))
+            } else {
+                Ok(())
+            }
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+
+    let error = Document(key)
+        .deserialize(serde_yaml::Deserializer::from_str(source))
+        .err()?;
+    if !error.to_string().starts_with(FOUND) {
+        return None;
+    }
+    error.location().map(|l| Location {
+        line: l.line(),
+        column: l.column(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locates_keys_in_block_and_flow_style() {
+        let block = "# comment\nd: 13\n  \nw0: 24\n";
+        assert_eq!(
+            locate_key(block, "w0"),
+            Some(Location { line: 4, column: 1 })
+        );
+        let flow = "{d: 13, w0: 24}";
+        assert_eq!(
+            locate_key(flow, "w0"),
+            Some(Location { line: 1, column: 9 })
+        );
+        assert_eq!(locate_key(flow, "wa"), None);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let errors = parse_spec("d: x\nw0: 24\nwm: 2.5\nfoo: 1\ng: 8\nbar: 2\n").unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["foo", "bar", "wa", "d"]);
+        assert_eq!(errors[0].location, Some(Location { line: 4, column: 1 }));
+        assert_eq!(errors[3].location, Some(Location { line: 1, column: 1 }));
+        assert!(
+            errors[3].message.contains("invalid type"),
+            "{}",
+            errors[3].message
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_position() {
+        let errors = parse_spec("d: 13\nw0: [24\n").unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].location.is_some());
+        assert!(errors[0].message.starts_with("invalid YAML"));
+    }
+}

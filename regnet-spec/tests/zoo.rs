@@ -1,0 +1,107 @@
+//! Every spec in `specs/` against the exact values of pycls and torchvision.
+
+mod zoo_data;
+
+use std::path::PathBuf;
+
+use regnet_spec::{Network, compile_file};
+use zoo_data::{Expected, PYCLS_ZOO, TORCHVISION};
+
+fn spec_path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../specs")
+        .join(format!("{file}.yaml"))
+}
+
+fn compile(file: &str) -> Network {
+    let path = spec_path(file);
+    compile_file(&path, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn check(expected: &Expected) {
+    let net = compile(expected.file);
+    let stages: Vec<[usize; 5]> = net
+        .stages
+        .iter()
+        .map(|s| {
+            [
+                s.depth,
+                s.width,
+                s.group_width,
+                s.bottleneck_width,
+                s.stride,
+            ]
+        })
+        .collect();
+    assert_eq!(stages, expected.stages, "{}: stages", expected.file);
+    let groups: Vec<usize> = net.stages.iter().map(|s| s.groups()).collect();
+    assert_eq!(groups, expected.groups, "{}: groups", expected.file);
+    if let Some(se_widths) = expected.se_widths {
+        let actual: Vec<_> = net
+            .stages
+            .iter()
+            .map(|s| (s.se_width, s.se_width_rest))
+            .collect();
+        assert_eq!(actual, se_widths, "{}: SE widths", expected.file);
+    }
+    let cx = net.complexity;
+    assert_eq!(
+        (cx.flops, cx.params, cx.acts),
+        (expected.flops, expected.params, expected.acts),
+        "{}: flops, params, acts",
+        expected.file
+    );
+}
+
+#[test]
+fn pycls_zoo_is_exact() {
+    for expected in &PYCLS_ZOO {
+        check(expected);
+    }
+}
+
+#[test]
+fn torchvision_variants_are_exact() {
+    for expected in &TORCHVISION {
+        check(expected);
+    }
+}
+
+#[test]
+fn x_and_y_without_se_differ_only_in_se() {
+    // RegNetX-200MF and RegNetY-200MF share their spec apart from SE.
+    let x = compile("regnetx_200mf");
+    let y = compile("regnety_200mf");
+    for (sx, sy) in x.stages.iter().zip(&y.stages) {
+        assert_eq!(
+            (sx.depth, sx.width, sx.group_width),
+            (sy.depth, sy.width, sy.group_width)
+        );
+        assert_eq!(sx.se_width, None);
+        assert!(sy.se_width.is_some());
+    }
+}
+
+#[test]
+fn every_spec_file_is_covered() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    let mut covered: Vec<String> = PYCLS_ZOO
+        .iter()
+        .chain(&TORCHVISION)
+        .map(|e| e.file.to_owned())
+        .collect();
+    covered.sort();
+    assert_eq!(files, covered);
+}
