@@ -1,1 +1,33 @@
-//! placeholder
+//! The code behind `regnet!`: parse the macro input, compile the spec with `regnet-spec`, emit the
+//! network type. Everything here works on `proc_macro2` tokens, so it is tested as a plain library
+//! (snapshot tests of the generated code) and the proc-macro crate stays a one-line shell.
+
+mod emit;
+mod input;
+
+use std::path::Path;
+
+use proc_macro2::TokenStream;
+
+pub use emit::generate;
+pub use input::MacroInput;
+
+/// Expands `regnet!(...)`: the tokens of the network type, or `compile_error!`s for every
+/// problem found (bad input, unreadable file, every broken rule of the spec).
+pub fn expand(tokens: TokenStream, manifest_dir: Option<&Path>) -> TokenStream {
+    match expand_checked(tokens, manifest_dir) {
+        Ok(generated) => generated,
+        Err(error) => error.to_compile_error(),
+    }
+}
+
+fn expand_checked(tokens: TokenStream, manifest_dir: Option<&Path>) -> syn::Result<TokenStream> {
+    let input: MacroInput = syn::parse2(tokens)?;
+    let resolved = input.resolve(manifest_dir)?;
+    Ok(generate(
+        &resolved.network,
+        &resolved.type_name,
+        &input.visibility,
+        Some(&resolved.tracked_path),
+    ))
+}

@@ -22,12 +22,14 @@ pub mod graph;
 mod network;
 mod quantize;
 mod spec;
+mod table;
 
-pub use architecture::{Architecture, Block, Complexity, Stage};
+pub use architecture::{Architecture, Block, Complexity, Stage, strided};
 pub use diagnostics::{Diagnostic, Location, SpecError};
 pub use network::{Network, compile_file, compile_str};
 pub use quantize::{QuantizedStage, quantize};
 pub use spec::{Compat, Spec, parse_spec};
+pub use table::{grouped, stage_table};
 
 /// Input channels of every RegNet (RGB images).
 pub const INPUT_CHANNELS: usize = 3;
