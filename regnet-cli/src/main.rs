@@ -1,1 +1,141 @@
-fn main() {}
+//! The `regnet` command: inspect a spec's stages and complexity, or print its operation graph.
+
+mod graph_json;
+mod inspect;
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use regnet_spec::{Network, SpecError, compile_file, compile_str};
+
+#[derive(Parser)]
+#[command(
+    name = "regnet",
+    version,
+    about = "Inspect RegNet specs and print their graphs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the stage table and complexity of a spec.
+    Inspect {
+        /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
+        spec: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the operation graph of a spec.
+    Graph {
+        /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
+        spec: Option<PathBuf>,
+        /// How to write the graph.
+        #[arg(long, value_enum, default_value_t = Format::Dot)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// Graphviz DOT.
+    Dot,
+    /// One JSON object with nodes and edges.
+    Json,
+}
+
+/// Why a command failed; each kind has its own exit code.
+enum Failure {
+    /// The user's input is wrong: exit 2, like clap's usage errors.
+    Spec(SpecError),
+    /// Stdout failed for a reason other than a closed pipe.
+    Output(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        Failure::Output(error)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = run(cli.command, &mut out).and_then(|()| out.flush().map_err(Failure::from));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stops early (`regnet graph x | head`) is not an error.
+        Err(Failure::Output(error)) if error.kind() == io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Output(error)) => {
+            report(&format!("error: cannot write the output: {error}"));
+            ExitCode::from(1)
+        }
+        Err(Failure::Spec(error)) => {
+            for line in error.lines() {
+                report(&format!("error: {line}"));
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
+    match command {
+        Command::Inspect { spec, json } => {
+            let (network, stem) = load(spec.as_deref())?;
+            let name = network.display_name(&stem);
+            if json {
+                inspect::write_json(out, &network, name)?;
+            } else {
+                inspect::write_table(out, &network, name)?;
+            }
+        }
+        Command::Graph { spec, format } => {
+            let (network, stem) = load(spec.as_deref())?;
+            let name = network.display_name(&stem);
+            let graph = regnet_spec::graph::build(&network.architecture(name));
+            match format {
+                Format::Dot => {
+                    out.write_all(regnet_spec::graph::to_dot(&graph, name).as_bytes())?
+                }
+                Format::Json => graph_json::write(out, &graph, name)?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The spec used when none is given, compiled into the binary so it works from anywhere.
+const DEFAULT_SPEC: (&str, &str) = (
+    "specs/regnety_1.6gf.yaml",
+    include_str!("../../specs/regnety_1.6gf.yaml"),
+);
+
+/// Compiles the spec at `path` (or the built-in default), returning it with the file stem, the
+/// name of a spec without one.
+fn load(path: Option<&Path>) -> Result<(Network, String), Failure> {
+    let Some(path) = path else {
+        let (origin, source) = DEFAULT_SPEC;
+        let network = compile_str(source, origin).map_err(Failure::Spec)?;
+        return Ok((network, "regnety_1.6gf".to_owned()));
+    };
+    let origin = path.display().to_string();
+    let network = compile_file(path, &origin).map_err(Failure::Spec)?;
+    let stem = path
+        .file_stem()
+        .map_or_else(|| origin.clone(), |s| s.to_string_lossy().into_owned());
+    Ok((network, stem))
+}
+
+/// Writes one line to stderr; `eprintln!` would panic if stderr is a closed pipe.
+fn report(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}

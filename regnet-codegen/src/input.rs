@@ -15,21 +15,22 @@ pub struct MacroInput {
 
 impl Parse for MacroInput {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let (visibility, type_name) = if input.peek(LitStr) {
-            (syn::parse_quote!(pub), None)
-        } else {
-            let visibility: Visibility = input.parse()?;
-            let name: Ident = input.parse()?;
-            input.parse::<Token![=]>()?;
-            (visibility, Some(name))
-        };
-        let path = input.parse().map_err(|error| {
+        let usage = |error: syn::Error| {
             syn::Error::new(
                 error.span(),
                 "expected the spec's path as a string literal: regnet!(\"specs/x.yaml\") or \
                  regnet!(pub Name = \"specs/x.yaml\")",
             )
-        })?;
+        };
+        let (visibility, type_name) = if input.peek(LitStr) {
+            (syn::parse_quote!(pub), None)
+        } else {
+            let visibility: Visibility = input.parse()?;
+            let name: Ident = input.parse().map_err(usage)?;
+            input.parse::<Token![=]>().map_err(usage)?;
+            (visibility, Some(name))
+        };
+        let path = input.parse().map_err(usage)?;
         input.parse::<Option<Token![,]>>()?;
         Ok(MacroInput {
             visibility,
@@ -132,7 +133,7 @@ fn derive_type_name(network: &Network, written: &str) -> Result<Ident, String> {
         Ok(Ident::new(&candidate, Span::call_site()))
     } else {
         Err(format!(
-            "{written}: cannot make a Rust type name from `{candidate}`; name the type yourself: \
+            "{written}: field `name`: cannot make a Rust type name from `{candidate}`; name the type yourself: \
              regnet!(pub MyNet = \"{written}\")"
         ))
     }

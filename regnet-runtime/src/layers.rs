@@ -87,7 +87,7 @@ impl<
                 "a block needs channels"
             );
             assert!(
-                W_B % GROUPS == 0,
+                W_B.is_multiple_of(GROUPS),
                 "the groups must divide the bottleneck width"
             );
             assert!(STRIDE == 1 || STRIDE == 2, "blocks have stride 1 or 2");
@@ -156,3 +156,20 @@ impl<const C: usize, const H: usize, const CLASSES: usize> Layer for Head<C, H, 
     type Input = Features<C, H, H>;
     type Output = Logits<CLASSES>;
 }
+
+/// Layers are built by `new()`, whose `const` checks make an inconsistent shape a build error.
+macro_rules! default_from_new {
+    ($($layer:ident<$($param:ident),*>),*) => {$(
+        impl<$(const $param: usize),*> Default for $layer<$($param),*> {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+    )*};
+}
+
+default_from_new!(
+    Stem<C, H_IN, H_OUT>,
+    Block<W_IN, W, W_B, GROUPS, SE, STRIDE, H_IN, H_OUT>,
+    Head<C, H, CLASSES>
+);

@@ -54,7 +54,9 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    pub(crate) fn new(origin: &str, diagnostics: Vec<Diagnostic>) -> Self {
+    /// Problems with a position come first, in file order, as a reader meets them.
+    pub(crate) fn new(origin: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
+        diagnostics.sort_by_key(|d| d.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
         SpecError {
             origin: origin.to_owned(),
             diagnostics,

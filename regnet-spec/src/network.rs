@@ -1,9 +1,10 @@
-use std::path::Path;
-
 use crate::architecture::{Architecture, Complexity, Stage, strided};
 use crate::diagnostics::{Diagnostic, SpecError};
 use crate::quantize::{MAX_WIDTH, bottleneck_multiplier, quantize};
-use crate::spec::{Compat, KeyLocations, Spec, parse_with_locations};
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::spec::{Compat, Spec, parse_with_locations};
 
 /// The deepest network a spec may describe. The paper samples d < 64; this bound keeps every
 /// derived count far from overflow.
@@ -52,8 +53,9 @@ pub fn compile_file(path: &Path, origin: &str) -> Result<Network, SpecError> {
 
 /// Parses, validates, quantizes and counts a spec, collecting every problem before reporting.
 pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
-    let (spec, locations) =
+    let parsed =
         parse_with_locations(source).map_err(|diagnostics| SpecError::new(origin, diagnostics))?;
+    let (spec, locations) = (parsed.spec, parsed.locations);
     let locate = |diagnostics: Vec<Diagnostic>| {
         let located = diagnostics
             .into_iter()
@@ -64,7 +66,8 @@ pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
             .collect();
         SpecError::new(origin, located)
     };
-    let problems = validate(&spec, &locations);
+    let mut problems = parsed.diagnostics;
+    problems.extend(validate(&spec, &parsed.unusable));
     if !problems.is_empty() {
         return Err(locate(problems));
     }
@@ -89,10 +92,11 @@ pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
 
 /// The rules a spec must satisfy before quantization, as pycls asserts them plus the bounds that
 /// keep every count finite.
-fn validate(spec: &Spec, locations: &KeyLocations) -> Vec<Diagnostic> {
+/// Rules on fields in `unusable` (missing or mistyped, already reported) are skipped.
+fn validate(spec: &Spec, unusable: &HashSet<&'static str>) -> Vec<Diagnostic> {
     let mut problems = Vec::new();
     let mut rule = |ok: bool, field: &str, message: String| {
-        if !ok {
+        if !ok && !unusable.contains(field) {
             problems.push(Diagnostic::field(field, message));
         }
     };
@@ -118,7 +122,7 @@ fn validate(spec: &Spec, locations: &KeyLocations) -> Vec<Diagnostic> {
     );
     rule(spec.q >= 1, "q", format!("q = {} must be positive", spec.q));
     rule(
-        spec.q == 0 || spec.w0 % spec.q == 0,
+        spec.q == 0 || unusable.contains("q") || spec.w0.is_multiple_of(spec.q),
         "w0",
         format!("w0 = {} must be a multiple of q = {}", spec.w0, spec.q),
     );
@@ -196,14 +200,6 @@ fn validate(spec: &Spec, locations: &KeyLocations) -> Vec<Diagnostic> {
             "name",
             "name must not be empty".into(),
         );
-    }
-    // Anything reported here without a field position still names the field; attach positions.
-    for problem in &mut problems {
-        let location = problem
-            .field
-            .as_ref()
-            .and_then(|f| locations.get(f).copied());
-        problem.location = problem.location.or(location);
     }
     problems
 }

@@ -145,7 +145,7 @@ fn compatible(spec: &Spec, width: usize) -> Result<(usize, usize, usize), String
         }
     };
     let bottleneck_width = (width as f64 * multiplier).round_ties_even() as usize;
-    if width == 0 || bottleneck_width == 0 || bottleneck_width % group_width != 0 {
+    if width == 0 || bottleneck_width == 0 || !bottleneck_width.is_multiple_of(group_width) {
         return Err(format!(
             "the compatibility rule gives width {width} with bottleneck width {bottleneck_width}, \
              which group width {group_width} does not divide (choose b so that 1/b is an integer \

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
@@ -79,10 +79,25 @@ const KNOWN: [&str; 14] = [
 
 /// Parses a spec, reporting every unknown key, missing field and wrongly typed value at once.
 pub fn parse_spec(source: &str) -> Result<Spec, Vec<Diagnostic>> {
-    parse_with_locations(source).map(|(spec, _)| spec)
+    let parsed = parse_with_locations(source)?;
+    if parsed.diagnostics.is_empty() {
+        Ok(parsed.spec)
+    } else {
+        Err(parsed.diagnostics)
+    }
 }
 
-pub(crate) fn parse_with_locations(source: &str) -> Result<(Spec, KeyLocations), Vec<Diagnostic>> {
+/// A spec read as far as possible: fields that are missing or of the wrong type hold
+/// placeholders and are listed in `unusable`, so the rules can still check the other fields.
+pub(crate) struct Parsed {
+    pub spec: Spec,
+    pub locations: KeyLocations,
+    pub unusable: HashSet<&'static str>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Fails only when the document is not a YAML mapping; field problems go in `Parsed`.
+pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let document: Value = serde_yaml::from_str(source).map_err(|error| {
         let location = error.location().map(|l| Location {
             line: l.line(),
@@ -125,9 +140,11 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<(Spec, KeyLocations),
             ),
         }
     }
+    let mut unusable = HashSet::new();
     for required in REQUIRED {
         if !fields.contains_key(required) {
             diagnostics.push(Diagnostic::field(required, "missing required field"));
+            unusable.insert(required);
         }
     }
 
@@ -135,6 +152,7 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<(Spec, KeyLocations),
     let mut typed = Typed {
         diagnostics: &mut diagnostics,
         locations: &locations,
+        unusable: &mut unusable,
     };
     let spec = Spec {
         name: typed.optional("name", take("name"), None),
@@ -152,11 +170,12 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<(Spec, KeyLocations),
         q: typed.optional("q", take("q"), 8),
         compat: typed.optional("compat", take("compat"), Compat::Pycls),
     };
-    if diagnostics.is_empty() {
-        Ok((spec, locations))
-    } else {
-        Err(diagnostics)
-    }
+    Ok(Parsed {
+        spec,
+        locations,
+        unusable,
+        diagnostics,
+    })
 }
 
 /// Converts field values to their types, recording a diagnostic (and a placeholder) for each
@@ -164,16 +183,21 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<(Spec, KeyLocations),
 struct Typed<'a> {
     diagnostics: &'a mut Vec<Diagnostic>,
     locations: &'a KeyLocations,
+    unusable: &'a mut HashSet<&'static str>,
 }
 
 impl Typed<'_> {
-    fn required<T: DeserializeOwned + Default>(&mut self, field: &str, value: Option<Value>) -> T {
+    fn required<T: DeserializeOwned + Default>(
+        &mut self,
+        field: &'static str,
+        value: Option<Value>,
+    ) -> T {
         self.optional(field, value, T::default())
     }
 
     fn optional<T: DeserializeOwned>(
         &mut self,
-        field: &str,
+        field: &'static str,
         value: Option<Value>,
         default: T,
     ) -> T {
@@ -181,10 +205,16 @@ impl Typed<'_> {
         match serde_yaml::from_value(value) {
             Ok(typed) => typed,
             Err(error) => {
-                self.diagnostics.push(
-                    Diagnostic::field(field, strip_location(&error))
-                        .at(self.locations.get(field).copied()),
-                );
+                self.unusable.insert(field);
+                // serde names Rust types; a spec's author thinks in numbers.
+                let message = strip_location(&error)
+                    .replace("expected f64", "expected a number")
+                    .replace(
+                        "expected u32",
+                        "expected a whole number from 0 to 4294967295",
+                    );
+                self.diagnostics
+                    .push(Diagnostic::field(field, message).at(self.locations.get(field).copied()));
                 default
             }
         }

@@ -2,105 +2,105 @@
 
 use std::fmt::Write;
 
-use crate::architecture::{Architecture, Complexity};
+use crate::architecture::{Architecture, Complexity, Stage};
+use crate::graph::Shape;
 
-const HEADERS: [&str; 9] = [
+/// Stands for "no value": no SE, or no later blocks to have one.
+const NONE: &str = "–";
+
+const HEADER: [&str; 10] = [
     "stage",
     "depth",
     "width",
-    "group w",
+    "group width",
     "groups",
-    "bottleneck",
+    "bottleneck width",
     "stride",
-    "SE first/rest",
-    "pixels in → out",
+    "SE width",
+    "input",
+    "output",
 ];
 
-/// The stages as an aligned text table, then the complexity with exact counts.
+/// The stages as an aligned table (numbers right-aligned, shapes meeting at an arrow), then the
+/// exact complexity with an abbreviated figure beside each count.
 pub fn stage_table(architecture: &Architecture<'_>, complexity: &Complexity) -> String {
-    let mut rows: Vec<[String; 9]> = Vec::with_capacity(architecture.stages.len() + 1);
-    rows.push(HEADERS.map(str::to_owned));
-    for (i, s) in architecture.stages.iter().enumerate() {
-        let se = match (s.se_width, s.se_width_rest) {
-            (Some(first), Some(rest)) => format!("{first}/{rest}"),
-            (Some(first), None) => format!("{first}/–"),
-            _ => "–".to_owned(),
-        };
-        rows.push([
-            format!("s{}", i + 1),
-            s.depth.to_string(),
-            s.width.to_string(),
-            s.group_width.to_string(),
-            s.groups().to_string(),
-            s.bottleneck_width.to_string(),
-            s.stride.to_string(),
-            se,
-            format!("{} → {}", s.in_size, s.out_size),
-        ]);
-    }
-    let widths: Vec<usize> = (0..HEADERS.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+    let rows: Vec<[String; 10]> = architecture
+        .stages
+        .iter()
+        .enumerate()
+        .map(|(i, stage)| stage_row(i + 1, stage))
         .collect();
+    let widths = rows
+        .iter()
+        .fold(HEADER.map(|h| h.chars().count()), |mut widths, row| {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+            widths
+        });
     let mut table = String::new();
+    write_row(&mut table, &widths, &HEADER.map(String::from));
     for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(c, (cell, &width))| {
-                let pad = width - cell.chars().count();
-                // Names and the size column read left to right; numbers align on the right.
-                if c == 0 || c == HEADERS.len() - 1 {
-                    format!("{cell}{}", " ".repeat(pad))
-                } else {
-                    format!("{}{cell}", " ".repeat(pad))
-                }
-            })
-            .collect();
-        let _ = writeln!(table, "{}", cells.join("  ").trim_end());
+        write_row(&mut table, &widths, row);
     }
-    let _ = writeln!(
-        table,
-        "stem {}→{} ch, {} → {} px; head {} → {} classes",
-        crate::INPUT_CHANNELS,
-        architecture.stem_width,
-        architecture.resolution,
-        architecture.stem_size(),
-        architecture.last_width(),
-        architecture.num_classes
-    );
-    let _ = writeln!(
-        table,
-        "flops  {:>16} ({:.3} GF, multiply-adds)",
-        grouped(complexity.flops),
-        complexity.flops as f64 / 1e9
-    );
-    let _ = writeln!(
-        table,
-        "params {:>16} ({:.3} M)",
-        grouped(complexity.params),
-        complexity.params as f64 / 1e6
-    );
-    let _ = writeln!(
-        table,
-        "acts   {:>16} ({:.3} M)",
-        grouped(complexity.acts),
-        complexity.acts as f64 / 1e6
-    );
+    table.push('\n');
+    let counts = [
+        ("flops", complexity.flops, 1e9, "GF"),
+        ("params", complexity.params, 1e6, "M"),
+        ("acts", complexity.acts, 1e6, "M"),
+    ]
+    // f64 rounding only touches the abbreviated figure; the exact count is printed beside it.
+    .map(|(label, count, scale, unit)| (label, grouped(count), count as f64 / scale, unit));
+    let number_width = counts.iter().map(|c| c.1.len()).max().unwrap_or(0);
+    for (label, exact, scaled, unit) in counts {
+        let _ = writeln!(
+            table,
+            "{label:<6}  {exact:>number_width$} ({scaled:.3} {unit})"
+        );
+    }
     table
 }
 
-/// 1612087326 → "1,612,087,326".
-pub fn grouped(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
+fn stage_row(number: usize, stage: &Stage) -> [String; 10] {
+    let se = match (stage.se_width, stage.se_width_rest) {
+        (Some(first), Some(rest)) => format!("{first}/{rest}"),
+        (Some(first), None) => format!("{first}/{NONE}"),
+        (None, _) => NONE.to_owned(),
+    };
+    [
+        number.to_string(),
+        stage.depth.to_string(),
+        stage.width.to_string(),
+        stage.group_width.to_string(),
+        stage.groups().to_string(),
+        stage.bottleneck_width.to_string(),
+        stage.stride.to_string(),
+        se,
+        Shape::new(stage.in_width, stage.in_size).to_string(),
+        Shape::new(stage.width, stage.out_size).to_string(),
+    ]
+}
+
+/// Right-aligns the numbers; the output shape is left-aligned so lines carry no trailing spaces.
+fn write_row(table: &mut String, widths: &[usize; 10], row: &[String; 10]) {
+    let [numbers @ .., input, output] = row;
+    for (cell, width) in numbers.iter().zip(widths) {
+        let _ = write!(table, "{cell:>width$}  ");
     }
-    out
+    let _ = writeln!(table, "{input:>width$} → {output}", width = widths[8]);
+}
+
+/// `1612087326` → `1,612,087,326`.
+pub fn grouped(count: u64) -> String {
+    let digits = count.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
 }
 
 #[cfg(test)]
@@ -108,10 +108,11 @@ mod tests {
     use super::grouped;
 
     #[test]
-    fn groups_thousands() {
+    fn groups_digits_by_thousands() {
         assert_eq!(grouped(0), "0");
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(1_612_087_326), "1,612,087,326");
+        assert_eq!(grouped(u64::MAX), "18,446,744,073,709,551,615");
     }
 }

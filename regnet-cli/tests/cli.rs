@@ -1,0 +1,230 @@
+//! Runs the built `regnet` binary as a user would.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const REGNETY_1_6GF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/regnety_1.6gf.yaml");
+const REGNETX_200MF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/regnetx_200mf.yaml");
+
+fn regnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regnet"))
+        .args(args)
+        .output()
+        .expect("the regnet binary runs")
+}
+
+fn stdout(output: &Output) -> &str {
+    assert!(
+        output.status.success(),
+        "{:?}: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::str::from_utf8(&output.stdout).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Parses stdout as exactly one JSON object on one line.
+fn json(output: &Output) -> Value {
+    let text = stdout(output);
+    let line = text.strip_suffix('\n').expect("output ends with a newline");
+    assert!(!line.contains('\n'), "more than one line: {text}");
+    serde_json::from_str(line).expect("stdout is JSON")
+}
+
+fn column(stages: &Value, key: &str) -> Vec<Value> {
+    stages
+        .as_array()
+        .expect("stages is an array")
+        .iter()
+        .map(|stage| stage[key].clone())
+        .collect()
+}
+
+/// A spec file in the temp directory, removed when dropped.
+struct TempSpec(PathBuf);
+
+impl TempSpec {
+    fn new(name: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "regnet-cli-test-{}-{name}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, contents).expect("the temp spec is written");
+        TempSpec(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("the temp path is UTF-8")
+    }
+}
+
+impl Drop for TempSpec {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn inspect_json_matches_pycls() {
+    let output = regnet(&["inspect", REGNETY_1_6GF, "--json"]);
+    let summary = json(&output);
+    assert_eq!(summary["name"], "RegNetY-1.6GF");
+    assert_eq!(summary["flops"], 1_612_087_326_u64);
+    assert_eq!(summary["params"], 11_202_430_u64);
+    assert_eq!(summary["acts"], 8_044_814_u64);
+    let stages = &summary["stages"];
+    assert_eq!(column(stages, "width"), [48, 120, 336, 888]);
+    assert_eq!(column(stages, "depth"), [2, 6, 17, 2]);
+    assert_eq!(stages[0]["se_width"], 8);
+
+    let stage_keys = [
+        "depth",
+        "width",
+        "group_width",
+        "bottleneck_width",
+        "stride",
+        "se_width",
+    ];
+    let mut expected = vec!["name", "stages"];
+    for _ in 0..4 {
+        expected.extend(stage_keys);
+    }
+    expected.extend(["flops", "params", "acts"]);
+    assert_eq!(keys_in_order(stdout(&output)), expected);
+}
+
+/// Every object key in a JSON text, in the order written; `serde_json::Value` sorts them.
+fn keys_in_order(text: &str) -> Vec<&str> {
+    // Splitting on quotes puts string contents at the odd positions; a key is followed by `:`.
+    // None of the strings checked here contains a quote.
+    let pieces: Vec<&str> = text.split('"').collect();
+    pieces
+        .iter()
+        .zip(&pieces[1..])
+        .skip(1)
+        .step_by(2)
+        .filter(|(_, after)| after.starts_with(':'))
+        .map(|(key, _)| *key)
+        .collect()
+}
+
+#[test]
+fn inspect_json_without_se_has_null_se_width() {
+    let summary = json(&regnet(&["inspect", REGNETX_200MF, "--json"]));
+    assert_eq!(column(&summary["stages"], "se_width"), vec![Value::Null; 4]);
+}
+
+#[test]
+fn inspect_table_shows_name_and_exact_flops() {
+    let output = regnet(&["inspect", REGNETY_1_6GF]);
+    let table = stdout(&output);
+    assert!(table.contains("RegNetY-1.6GF"), "{table}");
+    assert!(table.contains("1,612,087,326"), "{table}");
+    assert!(table.contains("8/12"), "{table}");
+}
+
+#[test]
+fn graph_json_and_dot_agree() {
+    let graph = json(&regnet(&["graph", REGNETY_1_6GF, "--format", "json"]));
+    assert_eq!(graph["name"], "RegNetY-1.6GF");
+    let nodes = graph["nodes"].as_array().expect("nodes is an array");
+    let dot_output = regnet(&["graph", REGNETY_1_6GF]);
+    let dot = stdout(&dot_output);
+    let dot_nodes = dot
+        .lines()
+        .filter(|line| line.trim_start().starts_with('n') && line.contains("[label="))
+        .count();
+    assert_eq!(nodes.len(), dot_nodes);
+    let dot_edges = dot.lines().filter(|line| line.contains(" -> ")).count();
+    assert_eq!(graph["edges"].as_array().map(Vec::len), Some(dot_edges));
+
+    let first = &nodes[0];
+    assert_eq!(first["op"], "input");
+    assert_eq!(first["output"], serde_json::json!([3, 224, 224]));
+    let last = &nodes[nodes.len() - 1];
+    assert_eq!(last["name"], "head.fc");
+    assert_eq!(last["output"], serde_json::json!([1000, 1, 1]));
+    let stem = &nodes[1];
+    assert_eq!(stem["op"], "conv");
+    assert_eq!(
+        (
+            &stem["kernel"],
+            &stem["stride"],
+            &stem["groups"],
+            &stem["bias"]
+        ),
+        (
+            &Value::from(3),
+            &Value::from(2),
+            &Value::from(1),
+            &Value::from(false)
+        )
+    );
+}
+
+#[test]
+fn missing_file_exits_2_naming_it() {
+    let output = regnet(&["inspect", "no/such/spec.yaml"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let message = stderr(&output);
+    assert!(message.starts_with("error: "), "{message}");
+    assert!(message.contains("no/such/spec.yaml"), "{message}");
+}
+
+#[test]
+fn bad_spec_exits_2_naming_field_and_position() {
+    let spec = TempSpec::new("bad", "w0: 24\nd: 0\nwa: 36.44\nwm: 2.49\ng: 8\n");
+    let output = regnet(&["inspect", spec.path(), "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("error: {}:2:1: field `d`", spec.path())),
+        "{message}"
+    );
+}
+
+#[test]
+fn every_spec_problem_gets_its_own_line() {
+    let spec = TempSpec::new("two-bad", "d: 0\nw0: 24\nwa: 36.44\nwm: 0.5\ng: 8\n");
+    let output = regnet(&["graph", spec.path()]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 2, "{message}");
+    assert!(lines[0].contains(":1:1: field `d`"), "{message}");
+    assert!(lines[1].contains(":4:1: field `wm`"), "{message}");
+}
+
+#[test]
+fn unsupported_format_is_a_usage_error() {
+    let output = regnet(&["graph", REGNETY_1_6GF, "--format", "svg"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    assert!(stderr(&output).contains("svg"));
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    // 200 blocks make a DOT file larger than a pipe buffer, so the write fails even if the
+    // binary gets to it before the pipe below is closed.
+    let spec = TempSpec::new("deep", "d: 200\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regnet"))
+        .args(["graph", spec.path()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the regnet binary runs");
+    // What `| head` does once it has its lines.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("regnet exits");
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_eq!(stderr(&output), "");
+}

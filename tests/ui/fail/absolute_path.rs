@@ -1,0 +1,3 @@
+regnet::regnet!("/etc/regnet/regnetx_200mf.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/b_not_positive.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/bad_name.yaml");
+
+fn main() {}

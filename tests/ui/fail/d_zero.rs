@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/d_zero.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/empty.yaml");
+
+fn main() {}

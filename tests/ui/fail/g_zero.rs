@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/g_zero.yaml");
+
+fn main() {}

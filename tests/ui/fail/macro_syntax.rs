@@ -1,0 +1,3 @@
+regnet::regnet!(42);
+
+fn main() {}

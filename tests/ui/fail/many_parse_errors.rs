@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/many_parse_errors.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/resolution_zero.yaml");
+
+fn main() {}

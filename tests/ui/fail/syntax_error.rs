@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/syntax_error.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/wrong_type.yaml");
+
+fn main() {}
