@@ -11,7 +11,11 @@ fn main() {
         params: RegNetY1_6GF::PARAMS,
         acts: RegNetY1_6GF::ACTS,
     };
-    println!("{} takes {:?} images", RegNetY1_6GF::NAME, RegNetY1_6GF::INPUT_SHAPE);
+    println!(
+        "{} takes {:?} images",
+        RegNetY1_6GF::NAME,
+        RegNetY1_6GF::INPUT_SHAPE
+    );
     print!("{}", stage_table(&RegNetY1_6GF::ARCHITECTURE, &complexity));
 
     let graph = RegNetY1_6GF::graph();

@@ -26,8 +26,9 @@ mod table;
 
 pub use architecture::{Architecture, Block, Complexity, Stage, strided};
 pub use diagnostics::{Diagnostic, Location, SpecError};
+pub use network::{MAX_DEPTH, MIN_B};
 pub use network::{Network, compile_file, compile_str};
-pub use quantize::{QuantizedStage, quantize};
+pub use quantize::{BlockWidth, MAX_WIDTH, QuantizedStage, block_widths, quantize};
 pub use spec::{Compat, Spec, parse_spec};
 pub use table::{grouped, stage_table};
 

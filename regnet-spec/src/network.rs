@@ -10,6 +10,10 @@ use crate::spec::{Compat, Spec, parse_with_locations};
 /// derived count far from overflow.
 pub const MAX_DEPTH: u32 = 1024;
 
+/// The smallest bottleneck ratio: bottlenecks up to 1024 times wider than their block keep every
+/// width and count within range (the paper's ratios are 1, 2 and 4).
+pub const MIN_B: f64 = 1.0 / 1024.0;
+
 /// A spec compiled into a network: the validated spec, its stages and its complexity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
@@ -147,6 +151,15 @@ fn validate(spec: &Spec, unusable: &HashSet<&'static str>) -> Vec<Diagnostic> {
         format!(
             "b = {} must be finite and greater than 0 (bottleneck width = width / b)",
             spec.b
+        ),
+    );
+    rule(
+        !(spec.b > 0.0 && spec.b < MIN_B),
+        "b",
+        format!(
+            "b = {} must be at least 1/{} (bottleneck width = width / b)",
+            spec.b,
+            1.0 / MIN_B
         ),
     );
     if spec.compat == Compat::Pycls && spec.b.is_finite() && spec.b > 0.0 {

@@ -145,6 +145,12 @@ fn compatible(spec: &Spec, width: usize) -> Result<(usize, usize, usize), String
         }
     };
     let bottleneck_width = (width as f64 * multiplier).round_ties_even() as usize;
+    if width as u64 > MAX_WIDTH || bottleneck_width as u64 > MAX_WIDTH {
+        return Err(format!(
+            "the compatibility rule gives width {width} with bottleneck width {bottleneck_width}; \
+             both must be at most {MAX_WIDTH} (check b)"
+        ));
+    }
     if width == 0 || bottleneck_width == 0 || !bottleneck_width.is_multiple_of(group_width) {
         return Err(format!(
             "the compatibility rule gives width {width} with bottleneck width {bottleneck_width}, \
