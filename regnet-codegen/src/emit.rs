@@ -1,15 +1,16 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
-use regnet_spec::{Network, Stage, strided};
+use regnet_spec::{Compat, Network, Stage};
 use syn::{Ident, Visibility};
 
 fn int(value: usize) -> Literal {
     Literal::usize_unsuffixed(value)
 }
 
-/// Emits the network type for a compiled spec: a struct with one field per stage, each a
-/// `Stage<first block, repeated block, repeats>` of runtime layer types whose const generics
-/// carry every shape, plus the architecture as constants.
+/// Emits the network type for a compiled spec: the architecture as constants, the statically
+/// shaped API over the runtime's `Network`, and the layer chain as types (one
+/// `Stage<first block, repeated block, repeats>` per stage, every shape a const generic) checked
+/// at compile time.
 ///
 /// `tracked_path` is the spec's absolute path; `include_bytes!` of it makes cargo rebuild when
 /// the spec changes. Tests pass `None` to keep snapshots machine-independent.
@@ -35,38 +36,34 @@ pub fn generate(
         .last()
         .map_or(architecture.stem_size(), |s| s.out_size));
 
-    let stage_fields: Vec<Ident> = (1..=network.stages.len())
-        .map(|i| format_ident!("s{i}"))
+    let stage_types: Vec<TokenStream> = network
+        .stages
+        .iter()
+        .map(|stage| stage_type(stage, &layers))
         .collect();
-    let stage_types = network
-        .stages
-        .iter()
-        .map(|stage| stage_type(stage, &layers));
-    let stage_docs = network
-        .stages
-        .iter()
-        .enumerate()
-        .map(|(i, stage)| stage_doc(i + 1, stage));
-    let stage_values = network.stages.iter().map(|_| {
-        quote! {
-            #layers::Stage {
-                first: #layers::Block::new(),
-                repeated: [const { #layers::Block::new() }; _],
-            }
-        }
-    });
     let stage_consts = network
         .stages
         .iter()
         .map(|stage| stage_const(stage, &rt_spec));
     let stage_count = int(network.stages.len());
 
-    let mut chain = vec![quote!(stem)];
-    chain.extend(stage_fields.iter().map(|f| quote!(#f)));
-    chain.push(quote!(head));
+    // The layer chain, as types: evaluating it checks every layer and every connection.
+    let mut chain = vec![(
+        quote!(Stem),
+        quote!(#layers::Stem<#stem_width, #resolution, #stem_size>),
+    )];
+    chain.extend(stage_types.into_iter().enumerate().map(|(i, ty)| {
+        let alias = format_ident!("S{}", i + 1);
+        (quote!(#alias), ty)
+    }));
+    chain.push((
+        quote!(Head),
+        quote!(#layers::Head<#last_width, #last_size, #num_classes>),
+    ));
+    let aliases = chain.iter().map(|(alias, ty)| quote!(type #alias = #ty;));
     let wiring = chain.windows(2).map(|pair| {
-        let (a, b) = (&pair[0], &pair[1]);
-        quote!(#layers::wired(&network.#a, &network.#b);)
+        let (a, b) = (&pair[0].0, &pair[1].0);
+        quote!(#layers::wired::<#a, #b>();)
     });
 
     let cx = network.complexity;
@@ -75,36 +72,31 @@ pub fn generate(
         Literal::u64_unsuffixed(cx.params),
         Literal::u64_unsuffixed(cx.acts),
     );
+    let alternative = match network.spec.compat {
+        Compat::Pycls => Compat::Torchvision,
+        Compat::Torchvision => Compat::Pycls,
+    };
+    let compat_alternative = match network.under_compat(alternative) {
+        Some(other) => {
+            let name = alternative.to_string();
+            let widths = other.stages.iter().map(|s| int(s.width));
+            quote!(::core::option::Option::Some((#name, &[#(#widths),*])))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let doc = type_doc(network, display_name);
-    let stem_doc = format!(
-        " Stem: 3×3 convolution, stride 2, 3 → {} channels, {} → {} pixels.",
-        architecture.stem_width,
-        architecture.resolution,
-        architecture.stem_size()
-    );
-    let head_doc = format!(
-        " Head: global average pool, then {} → {} linear.",
-        architecture.last_width(),
-        architecture.num_classes
-    );
     let tracking = tracked_path.map(|path| {
         quote!(
             const _: &[u8] = ::core::include_bytes!(#path);
         )
     });
+    let rt = quote!(::regnet::runtime);
 
     quote! {
         #(#[doc = #doc])*
         #[allow(non_camel_case_types)]
         #visibility struct #type_name {
-            #[doc = #stem_doc]
-            pub stem: #layers::Stem<#stem_width, #resolution, #stem_size>,
-            #(
-                #[doc = #stage_docs]
-                pub #stage_fields: #stage_types,
-            )*
-            #[doc = #head_doc]
-            pub head: #layers::Head<#last_width, #last_size, #num_classes>,
+            network: #rt::Network,
         }
 
         impl #type_name {
@@ -125,13 +117,65 @@ pub fn generate(
                 num_classes: #num_classes,
                 stages: &Self::STAGES,
             };
+            /// The other compatibility rule's name and stage widths, when they differ: a
+            /// checkpoint made with that rule is recognized in the load error.
+            pub const COMPAT_ALTERNATIVE: ::core::option::Option<(&'static str, &'static [usize])> = #compat_alternative;
+            /// Floats per image of each workspace buffer.
+            pub const WORKSPACE: #rt::workspace::WorkspaceLayout = #rt::workspace::WorkspaceLayout::of(&Self::ARCHITECTURE);
 
-            pub const fn new() -> Self {
-                Self {
-                    stem: #layers::Stem::new(),
-                    #(#stage_fields: #stage_values,)*
-                    head: #layers::Head::new(),
-                }
+            /// Loads a safetensors checkpoint in torchvision's, timm's or pycls's naming.
+            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, #rt::LoadError> {
+                #rt::Network::load(Self::ARCHITECTURE, path.as_ref(), Self::COMPAT_ALTERNATIVE).map(|network| Self { network })
+            }
+
+            /// Deterministic random weights and BatchNorm statistics, for benchmarks and demos.
+            pub fn random(seed: u64) -> Self {
+                Self { network: #rt::Network::random(Self::ARCHITECTURE, seed) }
+            }
+
+            /// Buffers and threads for batches of up to `capacity` images (default options:
+            /// all cores, the best instruction set).
+            pub fn workspace(capacity: usize) -> #rt::Workspace {
+                #rt::Workspace::new(&Self::ARCHITECTURE, capacity)
+            }
+
+            pub fn workspace_with(capacity: usize, options: #rt::Options) -> #rt::Workspace {
+                #rt::Workspace::with_options(&Self::ARCHITECTURE, capacity, options)
+            }
+
+            /// Logits of a batch of images; no heap allocation.
+            pub fn forward<'w>(
+                &self,
+                images: &[#rt::Image<#resolution, #resolution>],
+                workspace: &'w mut #rt::Workspace,
+            ) -> ::core::result::Result<&'w [[f32; #num_classes]], #rt::RunError> {
+                let input = images.as_flattened().as_flattened().as_flattened();
+                let logits = self.network.forward(input, workspace)?;
+                ::core::result::Result::Ok(logits.as_chunks::<#num_classes>().0)
+            }
+
+            /// Logits (`[batch][classes]`) of NCHW f32 images given as one slice, whose length
+            /// is checked.
+            pub fn forward_slice<'w>(
+                &self,
+                input: &[f32],
+                workspace: &'w mut #rt::Workspace,
+            ) -> ::core::result::Result<&'w [f32], #rt::RunError> {
+                self.network.forward(input, workspace)
+            }
+
+            /// Logits and the stem's and every stage's output (NCHW), as a backbone.
+            pub fn forward_features<'w>(
+                &'w self,
+                input: &[f32],
+                workspace: &'w mut #rt::Workspace,
+            ) -> ::core::result::Result<(&'w [f32], #rt::FeatureMaps<'w>), #rt::RunError> {
+                self.network.forward_features(input, workspace)
+            }
+
+            /// The backend-independent network, for other backends and tools.
+            pub fn network(&self) -> &#rt::Network {
+                &self.network
             }
 
             /// The operation graph: one node per convolution, BN, ReLU, SE, residual add, pool
@@ -141,14 +185,10 @@ pub fn generate(
             }
         }
 
-        impl ::core::default::Default for #type_name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        // Each layer consumes exactly what the previous one produces, or this does not compile.
-        const _: fn(&#type_name) = |network| {
+        // The layers as types, each carrying its shapes: this fails to compile unless each
+        // layer is consistent and consumes exactly what the previous one produces.
+        const _: () = {
+            #(#aliases)*
             #(#wiring)*
         };
 
@@ -211,25 +251,6 @@ fn stage_const(stage: &Stage, rt_spec: &TokenStream) -> TokenStream {
             se_width_rest: #se_width_rest,
         }
     }
-}
-
-fn stage_doc(index: usize, stage: &Stage) -> String {
-    let se = match (stage.se_width, stage.se_width_rest) {
-        (Some(first), Some(rest)) => format!(", SE {first} then {rest}"),
-        (Some(first), None) => format!(", SE {first}"),
-        _ => String::new(),
-    };
-    format!(
-        " Stage {index}: {} block{}, {} → {} channels, {} groups of {}{se}, {} → {} pixels.",
-        stage.depth,
-        if stage.depth == 1 { "" } else { "s" },
-        stage.in_width,
-        stage.width,
-        stage.groups(),
-        stage.group_width,
-        stage.in_size,
-        strided(stage.in_size, stage.stride),
-    )
 }
 
 /// The type's rustdoc: the spec and a stage table, as `cargo doc` and hovers show it.

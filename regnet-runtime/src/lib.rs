@@ -5,7 +5,20 @@
 //! of mismatched shapes cannot be wired together. The architecture itself (stages, complexity,
 //! graph) is described with the types of [`spec`], the crate that holds the design-space math.
 
+pub mod cpu;
+pub mod kernels;
 pub mod layers;
+mod network;
+pub mod weights;
+pub mod workspace;
+
+pub use kernels::Isa;
+pub use network::{FeatureMaps, Network, RunError};
+pub use weights::{LoadError, NetworkWeights, Scheme};
+pub use workspace::{Options, Workspace};
+
+/// One input image, as PyTorch takes it: 3 channels (RGB) of `H`×`W` pixels, f32.
+pub type Image<const H: usize, const W: usize> = [[[f32; W]; H]; regnet_spec::INPUT_CHANNELS];
 
 /// The design-space crate (`regnet-spec`), re-exported so generated code and users name one path.
 pub use regnet_spec as spec;

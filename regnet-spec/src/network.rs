@@ -75,8 +75,27 @@ pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
     if !problems.is_empty() {
         return Err(locate(problems));
     }
-    let quantized = quantize(&spec).map_err(locate)?;
-    let stages = place(&spec, &quantized).map_err(locate)?;
+    build(spec).map_err(locate)
+}
+
+impl Network {
+    /// The same spec under a different compatibility rule: `Some` with that network when its
+    /// stage widths differ (a checkpoint of the other library then does not fit this one).
+    pub fn under_compat(&self, compat: Compat) -> Option<Network> {
+        let spec = Spec {
+            compat,
+            ..self.spec.clone()
+        };
+        let other = build(spec).ok()?;
+        let widths = |n: &Network| n.stages.iter().map(|s| s.width).collect::<Vec<_>>();
+        (widths(&other) != widths(self)).then_some(other)
+    }
+}
+
+/// Quantizes, places and counts a validated spec.
+fn build(spec: Spec) -> Result<Network, Vec<Diagnostic>> {
+    let quantized = quantize(&spec)?;
+    let stages = place(&spec, &quantized)?;
     let network = Network {
         name: spec.name.clone(),
         spec,
@@ -84,9 +103,9 @@ pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
         complexity: Complexity::default(),
     };
     let complexity = network.architecture("").complexity().ok_or_else(|| {
-        locate(vec![Diagnostic::general(
+        vec![Diagnostic::general(
             "the network's flops, params or acts do not fit in 64 bits (check resolution and widths)",
-        )])
+        )]
     })?;
     Ok(Network {
         complexity,

@@ -1,0 +1,411 @@
+//! The CPU backend: weights folded and packed once, then forward passes over a workspace.
+
+use regnet_spec::{Architecture, Block, INPUT_CHANNELS};
+
+use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
+use crate::kernels::gemm::{Gemm, PackedLinear};
+use crate::kernels::stem::{PackedStem, Stem};
+use crate::kernels::{Isa, Pixels};
+use crate::weights::{BlockWeights, ConvBn, Linear, NetworkWeights};
+use crate::workspace::Workspace;
+
+/// PyTorch's BatchNorm epsilon in pycls, torchvision and timm.
+const BN_EPS: f64 = 1e-5;
+
+/// Folds eval-mode BatchNorm into the preceding convolution: per output channel,
+/// w' = w·γ/√(σ² + ε) and b' = β − μ·γ/√(σ² + ε), computed in f64.
+fn fold(conv: &ConvBn) -> (Vec<f32>, Vec<f32>) {
+    let bn = &conv.bn;
+    let outputs = bn.weight.len();
+    let per_output = conv.weight.len() / outputs;
+    let mut weight = Vec::with_capacity(conv.weight.len());
+    let mut bias = Vec::with_capacity(outputs);
+    for o in 0..outputs {
+        let scale = f64::from(bn.weight[o]) / (f64::from(bn.running_var[o]) + BN_EPS).sqrt();
+        weight.extend(
+            conv.weight[o * per_output..(o + 1) * per_output]
+                .iter()
+                .map(|&w| (f64::from(w) * scale) as f32),
+        );
+        bias.push((f64::from(bn.bias[o]) - f64::from(bn.running_mean[o]) * scale) as f32);
+    }
+    (weight, bias)
+}
+
+fn pointwise(conv: &ConvBn, inputs: usize, outputs: usize) -> PackedLinear {
+    let (weight, bias) = fold(conv);
+    PackedLinear::new(&weight, &bias, inputs, outputs)
+}
+
+struct SqueezeExcite {
+    width: usize,
+    reduce: Linear,
+    expand: Linear,
+}
+
+struct CpuBlock {
+    geometry: Block,
+    proj: Option<PackedLinear>,
+    a: PackedLinear,
+    b: PackedConv3x3,
+    se: Option<SqueezeExcite>,
+    c: PackedLinear,
+}
+
+impl CpuBlock {
+    fn new(geometry: Block, weights: &BlockWeights) -> Self {
+        let (w_in, w, w_b) = (geometry.in_width, geometry.width, geometry.bottleneck_width);
+        let (b_weight, b_bias) = fold(&weights.b);
+        CpuBlock {
+            geometry,
+            proj: weights.proj.as_ref().map(|proj| pointwise(proj, w_in, w)),
+            a: pointwise(&weights.a, w_in, w_b),
+            b: PackedConv3x3::new(
+                &b_weight,
+                &b_bias,
+                w_b,
+                w_b / geometry.groups,
+                geometry.stride,
+            ),
+            se: weights
+                .se
+                .as_ref()
+                .zip(geometry.se_width)
+                .map(|(se, width)| SqueezeExcite {
+                    width,
+                    reduce: se.reduce.clone(),
+                    expand: se.expand.clone(),
+                }),
+            c: pointwise(&weights.c, w_b, w),
+        }
+    }
+}
+
+/// A network's weights ready for the CPU kernels.
+pub struct CpuNetwork {
+    architecture: Architecture<'static>,
+    stem: PackedStem,
+    blocks: Vec<CpuBlock>,
+    head: PackedLinear,
+}
+
+/// Where the stem's and each stage's outputs go (NCHW), when asked for.
+struct FeatureSink<'a> {
+    buffer: &'a mut [f32],
+    filled: usize,
+}
+
+impl FeatureSink<'_> {
+    /// Appends an NHWC batch as NCHW.
+    fn push(&mut self, nhwc: &[f32], batch: usize, size: usize, channels: usize) {
+        let pixels = size * size;
+        let out = &mut self.buffer[self.filled..self.filled + batch * channels * pixels];
+        for n in 0..batch {
+            for p in 0..pixels {
+                for c in 0..channels {
+                    out[(n * channels + c) * pixels + p] = nhwc[(n * pixels + p) * channels + c];
+                }
+            }
+        }
+        self.filled += batch * channels * pixels;
+    }
+}
+
+impl CpuNetwork {
+    /// Folds BatchNorm and packs every layer. `weights` must match `architecture` (as the
+    /// loader guarantees).
+    pub fn new(architecture: Architecture<'static>, weights: &NetworkWeights) -> Self {
+        let (stem_weight, stem_bias) = fold(&weights.stem);
+        let blocks = architecture
+            .blocks()
+            .zip(&weights.blocks)
+            .map(|(geometry, weights)| CpuBlock::new(geometry, weights))
+            .collect();
+        CpuNetwork {
+            stem: PackedStem::new(
+                &stem_weight,
+                &stem_bias,
+                INPUT_CHANNELS,
+                architecture.stem_width,
+            ),
+            blocks,
+            head: PackedLinear::new(
+                &weights.fc.weight,
+                &weights.fc.bias,
+                architecture.last_width(),
+                architecture.num_classes,
+            ),
+            architecture,
+        }
+    }
+
+    pub fn architecture(&self) -> &Architecture<'static> {
+        &self.architecture
+    }
+
+    /// Runs `batch` NCHW images (`input.len() == batch × 3 × r × r`, `batch ≤ capacity`,
+    /// checked by the caller), leaving the logits, `[batch][classes]`, in the workspace. With
+    /// `features`, the stem's and every stage's outputs are kept too (NCHW, one after another).
+    pub(crate) fn run(
+        &self,
+        input: &[f32],
+        batch: usize,
+        workspace: &mut Workspace,
+        features: bool,
+    ) {
+        let Workspace {
+            options,
+            pool,
+            image,
+            activations,
+            shortcut,
+            bottleneck_padded,
+            bottleneck,
+            vectors,
+            logits,
+            features: feature_buffer,
+            ..
+        } = workspace;
+        let mut sink = features.then(|| FeatureSink {
+            buffer: feature_buffer,
+            filled: 0,
+        });
+        let mut run = || {
+            let (isa, threads) = (options.isa, options.threads);
+            let r = self.architecture.resolution;
+            pad_images(input, batch, r, image);
+            let stem = Stem {
+                weights: &self.stem,
+                batch,
+                height: r,
+                width: r,
+                input: image,
+            };
+            let [mut x, mut y] = activations.each_mut().map(|a| a.as_mut_slice());
+            stem.run(isa, threads, x);
+            let stem_size = self.architecture.stem_size();
+            if let Some(sink) = sink.as_mut() {
+                sink.push(x, batch, stem_size, self.architecture.stem_width);
+            }
+            for block in &self.blocks {
+                let buffers = BlockBuffers {
+                    shortcut,
+                    padded: bottleneck_padded,
+                    bottleneck,
+                    vectors,
+                };
+                block.run(isa, threads, batch, x, y, buffers);
+                std::mem::swap(&mut x, &mut y);
+                let g = block.geometry;
+                let last_of_stage = g.index == self.architecture.stages[g.stage - 1].depth;
+                if let (true, Some(sink)) = (last_of_stage, sink.as_mut()) {
+                    sink.push(x, batch, g.out_size, g.width);
+                }
+            }
+            self.head(isa, threads, batch, x, vectors, logits);
+        };
+        match pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    }
+
+    fn head(
+        &self,
+        isa: Isa,
+        threads: usize,
+        batch: usize,
+        x: &[f32],
+        vectors: &mut [f32],
+        logits: &mut [f32],
+    ) {
+        let channels = self.architecture.last_width();
+        let size = self
+            .blocks
+            .last()
+            .map_or(self.architecture.stem_size(), |b| b.geometry.out_size);
+        let pooled = &mut vectors[..batch * channels];
+        average_pool(x, batch, size * size, channels, pooled);
+        Gemm {
+            weights: &self.head,
+            rows: batch,
+            input: pooled,
+            input_pixels: Pixels::Dense,
+            residual: None,
+            relu: false,
+            output_pixels: Pixels::Dense,
+        }
+        .run(isa, threads, logits);
+    }
+}
+
+struct BlockBuffers<'a> {
+    shortcut: &'a mut [f32],
+    padded: &'a mut [f32],
+    bottleneck: &'a mut [f32],
+    vectors: &'a mut [f32],
+}
+
+impl CpuBlock {
+    fn run(
+        &self,
+        isa: Isa,
+        threads: usize,
+        batch: usize,
+        input: &[f32],
+        output: &mut [f32],
+        buffers: BlockBuffers<'_>,
+    ) {
+        let g = self.geometry;
+        let (h_in, h_out) = (g.in_size, g.out_size);
+        let rows_in = batch * h_in * h_in;
+        let rows_out = batch * h_out * h_out;
+        if let Some(proj) = &self.proj {
+            let input_pixels = if g.stride == 1 {
+                Pixels::Dense
+            } else {
+                Pixels::Strided {
+                    h: h_out,
+                    w: h_out,
+                    stride: g.stride,
+                    in_h: h_in,
+                    in_w: h_in,
+                }
+            };
+            Gemm {
+                weights: proj,
+                rows: rows_out,
+                input,
+                input_pixels,
+                residual: None,
+                relu: false,
+                output_pixels: Pixels::Dense,
+            }
+            .run(isa, threads, buffers.shortcut);
+        }
+        let w_b = g.bottleneck_width;
+        let padded = &mut buffers.padded[..batch * (h_in + 2) * (h_in + 2) * w_b];
+        zero_border(padded, h_in, w_b);
+        Gemm {
+            weights: &self.a,
+            rows: rows_in,
+            input,
+            input_pixels: Pixels::Dense,
+            residual: None,
+            relu: true,
+            output_pixels: Pixels::Padded { h: h_in, w: h_in },
+        }
+        .run(isa, threads, padded);
+        let bottleneck = &mut buffers.bottleneck[..rows_out * w_b];
+        Conv3x3 {
+            weights: &self.b,
+            batch,
+            height: h_in,
+            width: h_in,
+            input: padded,
+        }
+        .run(isa, threads, bottleneck);
+        if let Some(se) = &self.se {
+            se.run(batch, h_out * h_out, w_b, bottleneck, buffers.vectors);
+        }
+        let residual: &[f32] = if self.proj.is_some() {
+            buffers.shortcut
+        } else {
+            input
+        };
+        Gemm {
+            weights: &self.c,
+            rows: rows_out,
+            input: bottleneck,
+            input_pixels: Pixels::Dense,
+            residual: Some(residual),
+            relu: true,
+            output_pixels: Pixels::Dense,
+        }
+        .run(isa, threads, output);
+    }
+}
+
+impl SqueezeExcite {
+    /// Scales each channel of `x` (`[batch][pixels][channels]`) by its gate: the sigmoid of
+    /// expand(ReLU(reduce(mean over pixels))).
+    fn run(
+        &self,
+        batch: usize,
+        pixels: usize,
+        channels: usize,
+        x: &mut [f32],
+        vectors: &mut [f32],
+    ) {
+        let (pooled, rest) = vectors.split_at_mut(channels);
+        let (hidden, rest) = rest.split_at_mut(self.width);
+        let gate = &mut rest[..channels];
+        for n in 0..batch {
+            let image = &mut x[n * pixels * channels..(n + 1) * pixels * channels];
+            average_pool(image, 1, pixels, channels, pooled);
+            matvec(&self.reduce, pooled, hidden);
+            hidden.iter_mut().for_each(|h| *h = h.max(0.0));
+            matvec(&self.expand, hidden, gate);
+            gate.iter_mut().for_each(|g| *g = 1.0 / (1.0 + (-*g).exp()));
+            for pixel in image.chunks_exact_mut(channels) {
+                for (v, g) in pixel.iter_mut().zip(gate.iter()) {
+                    *v *= g;
+                }
+            }
+        }
+    }
+}
+
+/// `out = weight · x + bias` for a small `[out][in]` layer.
+fn matvec(layer: &Linear, x: &[f32], out: &mut [f32]) {
+    for (o, (row, bias)) in out
+        .iter_mut()
+        .zip(layer.weight.chunks_exact(x.len()).zip(&layer.bias))
+    {
+        *o = row.iter().zip(x).map(|(w, x)| w * x).sum::<f32>() + bias;
+    }
+}
+
+/// Mean over pixels of `[batch][pixels][channels]` into `[batch][channels]`.
+fn average_pool(x: &[f32], batch: usize, pixels: usize, channels: usize, out: &mut [f32]) {
+    for n in 0..batch {
+        let sums = &mut out[n * channels..(n + 1) * channels];
+        sums.fill(0.0);
+        for pixel in x[n * pixels * channels..(n + 1) * pixels * channels].chunks_exact(channels) {
+            for (s, v) in sums.iter_mut().zip(pixel) {
+                *s += v;
+            }
+        }
+        let scale = 1.0 / pixels as f32;
+        sums.iter_mut().for_each(|s| *s *= scale);
+    }
+}
+
+/// Copies NCHW images into a buffer with a one-pixel zero border.
+fn pad_images(input: &[f32], batch: usize, size: usize, padded: &mut [f32]) {
+    let p = size + 2;
+    let padded = &mut padded[..batch * INPUT_CHANNELS * p * p];
+    padded.fill(0.0);
+    for (plane, source) in padded
+        .chunks_exact_mut(p * p)
+        .zip(input.chunks_exact(size * size))
+    {
+        for (y, row) in source.chunks_exact(size).enumerate() {
+            plane[(y + 1) * p + 1..(y + 1) * p + 1 + size].copy_from_slice(row);
+        }
+    }
+}
+
+/// Zeroes the one-pixel border of `[batch][size + 2][size + 2][channels]`: the buffer is shared
+/// by blocks of different shapes, so last block's values may sit where this one's border is.
+fn zero_border(padded: &mut [f32], size: usize, channels: usize) {
+    let p = size + 2;
+    for image in padded.chunks_exact_mut(p * p * channels) {
+        image[..p * channels].fill(0.0);
+        image[(p - 1) * p * channels..].fill(0.0);
+        for y in 1..p - 1 {
+            image[y * p * channels..(y * p + 1) * channels].fill(0.0);
+            image[((y + 1) * p - 1) * channels..(y + 1) * p * channels].fill(0.0);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The CPU kernels: the only place with `unsafe` code.
+//!
+//! Activations are NHWC (`[batch][height][width][channels]`, f32): a 1×1 convolution is then a
+//! GEMM over pixels × channels with no layout change, and the grouped 3×3 convolution reads each
+//! group's input channels as one contiguous run. Every kernel has a portable scalar version that
+//! always builds and serves as the reference in the property tests, and an AVX2+FMA version chosen
+//! at run time.
+
+pub mod conv3x3;
+pub mod gemm;
+pub mod parallel;
+pub mod stem;
+
+/// The instruction set the kernels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust, any CPU.
+    Scalar,
+    /// x86-64 AVX2 with FMA.
+    Avx2Fma,
+}
+
+impl Isa {
+    /// The best instruction set this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2Fma;
+            }
+        }
+        Isa::Scalar
+    }
+
+    /// `preferred` if this CPU supports it, else the scalar path.
+    pub fn supported(preferred: Isa) -> Isa {
+        match preferred {
+            Isa::Scalar => Isa::Scalar,
+            Isa::Avx2Fma => Isa::detect(),
+        }
+    }
+}
+
+/// How a GEMM row (one pixel) maps to its place in a feature-map buffer, in units of pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pixels {
+    /// Row p is pixel p.
+    Dense,
+    /// Row p is pixel (n, y, x) of an `h`×`w` grid, read at (n, stride·y, stride·x) of a grid of
+    /// `in_h`×`in_w` (the input of a strided 1×1 convolution).
+    Strided {
+        h: usize,
+        w: usize,
+        stride: usize,
+        in_h: usize,
+        in_w: usize,
+    },
+    /// Row p is pixel (n, y, x) of an `h`×`w` grid, stored at (n, y + 1, x + 1) of an
+    /// (`h` + 2)×(`w` + 2) grid whose border stays zero (the input of a 3×3 convolution).
+    Padded { h: usize, w: usize },
+}
+
+impl Pixels {
+    #[inline]
+    pub fn index(self, p: usize) -> usize {
+        match self {
+            Pixels::Dense => p,
+            Pixels::Strided {
+                h,
+                w,
+                stride,
+                in_h,
+                in_w,
+            } => {
+                let (n, rest) = (p / (h * w), p % (h * w));
+                let (y, x) = (rest / w, rest % w);
+                (n * in_h + y * stride) * in_w + x * stride
+            }
+            Pixels::Padded { h, w } => {
+                let (n, rest) = (p / (h * w), p % (h * w));
+                let (y, x) = (rest / w, rest % w);
+                (n * (h + 2) + y + 1) * (w + 2) + x + 1
+            }
+        }
+    }
+
+    /// Pixels the buffer must hold for `rows` rows.
+    pub fn extent(self, rows: usize) -> usize {
+        match self {
+            Pixels::Dense => rows,
+            Pixels::Strided {
+                h, w, in_h, in_w, ..
+            } => rows / (h * w) * in_h * in_w,
+            Pixels::Padded { h, w } => rows / (h * w) * (h + 2) * (w + 2),
+        }
+    }
+}
+
+/// A pointer that may cross to another thread. Kernels split their output into disjoint parts,
+/// one per task, and write through this.
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+
+// SAFETY: the pointer is only dereferenced by tasks writing disjoint elements of a buffer that
+// outlives the parallel loop (it is borrowed mutably for the loop's whole duration).
+unsafe impl Send for SendPtr {}
+// SAFETY: as above; shared access never writes the same element from two tasks.
+unsafe impl Sync for SendPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::Pixels;
+
+    #[test]
+    fn pixel_maps() {
+        let strided = Pixels::Strided {
+            h: 2,
+            w: 3,
+            stride: 2,
+            in_h: 4,
+            in_w: 5,
+        };
+        // Row 4 is (n=0, y=1, x=1), read at (2, 2) of the 4×5 input.
+        assert_eq!(strided.index(4), 2 * 5 + 2);
+        // Row 6 starts the second image.
+        assert_eq!(strided.index(6), 20);
+        let padded = Pixels::Padded { h: 2, w: 3 };
+        assert_eq!(padded.index(0), 5 + 1);
+        assert_eq!(padded.index(5), 2 * 5 + 3);
+        assert_eq!(padded.index(6), 4 * 5 + 5 + 1);
+        assert_eq!(padded.extent(12), 40);
+    }
+}

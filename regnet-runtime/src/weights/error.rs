@@ -1,0 +1,124 @@
+//! Why a checkpoint could not be loaded, worded so the reader knows what to do next.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::Scheme;
+
+/// A checkpoint that cannot become [`super::NetworkWeights`] for the requested network.
+///
+/// Paths are `Box<Path>` rather than `PathBuf` to keep the error under the 128 bytes at which
+/// Clippy's `result_large_err` would flag every function that returns it.
+#[derive(thiserror::Error, Debug)]
+pub enum LoadError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        path: Box<Path>,
+        source: std::io::Error,
+    },
+
+    #[error(
+        "{} is not a safetensors file: {reason}. PyTorch checkpoints (.pth, .pyth) must be \
+         converted with `python3 tools/convert.py` first",
+        .path.display()
+    )]
+    NotSafetensors { path: Box<Path>, reason: String },
+
+    #[error(
+        "{}: cannot tell which library saved this checkpoint: {}. Recognized are torchvision \
+         (`trunk_output.block1.block1-0.f.a.0.weight`), timm (`s1.b1.conv1.conv.weight`) and \
+         pycls (`s1.b1.f.a.weight`) state dicts; if the keys carry an extra prefix such as \
+         `module.` or `model.`, strip it when converting",
+        .path.display(),
+        contents(*.tensors, .sample)
+    )]
+    UnknownScheme {
+        path: Box<Path>,
+        /// How many tensors the file holds.
+        tensors: usize,
+        /// A few of its keys, to show what it does hold.
+        sample: Vec<String>,
+    },
+
+    #[error("{}", mismatch_message(self))]
+    Mismatch {
+        path: Box<Path>,
+        scheme: Scheme,
+        /// Expected tensors the file lacks, with the shape they should have.
+        missing: Vec<(String, Vec<usize>)>,
+        /// Tensors in the file this network has no place for.
+        unexpected: Vec<String>,
+        /// (key, expected shape, shape in the file).
+        wrong_shape: Vec<(String, Vec<usize>, Vec<usize>)>,
+        /// What the checkpoint's own shapes say about the network it was saved from.
+        hint: Option<String>,
+    },
+
+    #[error(
+        "{}: tensor `{key}` is stored as {dtype}; only F32, F16 and BF16 tensors are accepted \
+         (convert the checkpoint to one of those)",
+        .path.display()
+    )]
+    UnsupportedDtype {
+        path: Box<Path>,
+        key: String,
+        dtype: String,
+    },
+}
+
+fn contents(tensors: usize, sample: &[String]) -> String {
+    if tensors == 0 {
+        return "it holds no tensors".to_owned();
+    }
+    let keys: Vec<String> = sample.iter().map(|k| format!("`{k}`")).collect();
+    let more = if tensors > sample.len() { ", ..." } else { "" };
+    format!(
+        "its tensor names ({}{more}; {tensors} in all) are not those of one known RegNet state \
+         dict",
+        keys.join(", ")
+    )
+}
+
+fn mismatch_message(error: &LoadError) -> String {
+    let LoadError::Mismatch {
+        path,
+        scheme,
+        missing,
+        unexpected,
+        wrong_shape,
+        hint,
+    } = error
+    else {
+        return String::new();
+    };
+    let mut text = format!(
+        "{} does not fit this network (read with {scheme} key names): {} missing, {} \
+         unexpected, {} with the wrong shape",
+        path.display(),
+        missing.len(),
+        unexpected.len(),
+        wrong_shape.len(),
+    );
+    for (key, shape) in missing {
+        let _ = write!(text, "\n  missing: {key} {shape:?}");
+    }
+    for key in unexpected {
+        let _ = write!(text, "\n  unexpected: {key}");
+    }
+    for (key, expected, found) in wrong_shape {
+        let _ = write!(
+            text,
+            "\n  wrong shape: {key}: expected {expected:?}, found {found:?}"
+        );
+    }
+    match hint {
+        Some(hint) => {
+            let _ = write!(text, "\nhint: {hint}");
+        }
+        None => text.push_str(
+            "\nhint: the spec must describe the network the checkpoint was trained as (its \
+             widths, depths, group width, `se` and `num_classes`)",
+        ),
+    }
+    text
+}

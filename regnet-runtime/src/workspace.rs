@@ -1,0 +1,179 @@
+//! Everything a forward pass writes, allocated once: after `Workspace::new`, a forward pass makes
+//! no heap allocation. Sizes per image are computed by a `const fn` from the architecture, so for
+//! a generated network they are compile-time constants.
+
+use regnet_spec::{Architecture, INPUT_CHANNELS, strided};
+
+use crate::kernels::Isa;
+
+/// Floats per image of each buffer a forward pass uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkspaceLayout {
+    /// The input images with a zero border (NCHW).
+    pub image: usize,
+    /// Each of the two buffers that block inputs and outputs alternate between (NHWC).
+    pub activation: usize,
+    /// The 1×1 projection of the shortcut.
+    pub shortcut: usize,
+    /// The bottleneck after the first 1×1 convolution, with a zero border for the 3×3.
+    pub bottleneck_padded: usize,
+    /// The bottleneck after the 3×3.
+    pub bottleneck: usize,
+    /// Squeeze-and-excitation vectors (pooled, hidden, gate), and the head's pooled features.
+    pub vector: usize,
+    pub logits: usize,
+    /// The stem's and every stage's output in NCHW (only with features).
+    pub features: usize,
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+impl WorkspaceLayout {
+    pub const fn of(architecture: &Architecture<'_>) -> Self {
+        let r = architecture.resolution;
+        let stem = architecture.stem_size();
+        let mut layout = WorkspaceLayout {
+            image: INPUT_CHANNELS * (r + 2) * (r + 2),
+            activation: architecture.stem_width * stem * stem,
+            shortcut: 0,
+            bottleneck_padded: 0,
+            bottleneck: 0,
+            vector: 0,
+            logits: architecture.num_classes,
+            features: architecture.stem_width * stem * stem,
+        };
+        let mut s = 0;
+        let mut last_width = architecture.stem_width;
+        while s < architecture.stages.len() {
+            let stage = &architecture.stages[s];
+            let (h_in, h_out, w_b) = (stage.in_size, stage.out_size, stage.bottleneck_width);
+            // The first block reads at h_in; later blocks at h_out, never larger.
+            layout.activation = max(layout.activation, stage.width * h_out * h_out);
+            layout.shortcut = max(layout.shortcut, stage.width * h_out * h_out);
+            layout.bottleneck_padded = max(layout.bottleneck_padded, w_b * (h_in + 2) * (h_in + 2));
+            layout.bottleneck = max(
+                layout.bottleneck,
+                w_b * strided(h_in, stage.stride) * strided(h_in, stage.stride),
+            );
+            layout.vector = max(layout.vector, 3 * w_b);
+            layout.features += stage.width * h_out * h_out;
+            last_width = stage.width;
+            s += 1;
+        }
+        layout.vector = max(layout.vector, last_width);
+        layout
+    }
+
+    pub const fn floats_without_features(&self) -> usize {
+        self.image
+            + 2 * self.activation
+            + self.shortcut
+            + self.bottleneck_padded
+            + self.bottleneck
+            + self.vector
+            + self.logits
+    }
+}
+
+/// How a forward pass runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Threads working on each layer (default: the available cores).
+    pub threads: usize,
+    /// The kernels' instruction set (default: the best this CPU has).
+    pub isa: Isa,
+    /// Keep room for the stem's and every stage's output (`forward_features`).
+    pub features: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            isa: Isa::detect(),
+            features: false,
+        }
+    }
+}
+
+/// The buffers and threads of forward passes of up to `capacity` images. Each thread running
+/// the (shared, `Sync`) network brings its own workspace.
+pub struct Workspace {
+    pub(crate) layout: WorkspaceLayout,
+    pub(crate) capacity: usize,
+    pub(crate) options: Options,
+    pub(crate) pool: Option<rayon::ThreadPool>,
+    pub(crate) image: Vec<f32>,
+    pub(crate) activations: [Vec<f32>; 2],
+    pub(crate) shortcut: Vec<f32>,
+    pub(crate) bottleneck_padded: Vec<f32>,
+    pub(crate) bottleneck: Vec<f32>,
+    pub(crate) vectors: Vec<f32>,
+    pub(crate) logits: Vec<f32>,
+    pub(crate) features: Vec<f32>,
+}
+
+impl Workspace {
+    /// A workspace for batches of up to `capacity` images with default options.
+    pub fn new(architecture: &Architecture<'_>, capacity: usize) -> Self {
+        Self::with_options(architecture, capacity, Options::default())
+    }
+
+    pub fn with_options(
+        architecture: &Architecture<'_>,
+        capacity: usize,
+        options: Options,
+    ) -> Self {
+        let layout = WorkspaceLayout::of(architecture);
+        // One persistent pool per workspace: threads start once, not per layer or per pass. If
+        // the system refuses threads, the workspace runs on the caller's thread.
+        let pool = (options.threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(options.threads)
+                    .thread_name(|i| format!("regnet-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        let options = Options {
+            threads: if pool.is_some() { options.threads } else { 1 },
+            isa: Isa::supported(options.isa),
+            features: options.features,
+        };
+        let buffer = |floats: usize| vec![0.0f32; floats * capacity];
+        Workspace {
+            layout,
+            capacity,
+            options,
+            pool,
+            image: buffer(layout.image),
+            activations: [buffer(layout.activation), buffer(layout.activation)],
+            shortcut: buffer(layout.shortcut),
+            bottleneck_padded: buffer(layout.bottleneck_padded),
+            bottleneck: buffer(layout.bottleneck),
+            vectors: buffer(layout.vector),
+            logits: buffer(layout.logits),
+            features: if options.features {
+                buffer(layout.features)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The largest batch this workspace runs.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    pub fn layout(&self) -> WorkspaceLayout {
+        self.layout
+    }
+}

@@ -1,0 +1,223 @@
+//! Every kernel, on both instruction sets and with one and two threads, against a plain
+//! reference written from PyTorch's definitions, on random shapes including odd sizes, tails
+//! shorter than a register tile and 1-pixel images.
+
+use proptest::prelude::*;
+use regnet_runtime::kernels::conv3x3::{Conv3x3, PackedConv3x3};
+use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
+use regnet_runtime::kernels::stem::{PackedStem, Stem};
+use regnet_runtime::kernels::{Isa, Pixels};
+
+const ISAS: [Isa; 2] = [Isa::Scalar, Isa::Avx2Fma];
+
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    // A small LCG: deterministic inputs that proptest's shrinking does not need to see.
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn assert_close(actual: &[f32], expected: &[f32], terms: usize) {
+    assert_eq!(actual.len(), expected.len());
+    // Sums of `terms` products of values in [-1, 1] differ by rounding order only.
+    let tolerance = 2e-6 * terms as f32;
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!((a - e).abs() <= tolerance, "element {i}: {a} vs {e}");
+    }
+}
+
+/// Pads NHWC `[n][h][w][c]` with a zero border of one pixel.
+fn pad_nhwc(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
+    let mut padded = vec![0.0; n * (h + 2) * (w + 2) * c];
+    for b in 0..n {
+        for y in 0..h {
+            for xx in 0..w {
+                let src = ((b * h + y) * w + xx) * c;
+                let dst = ((b * (h + 2) + y + 1) * (w + 2) + xx + 1) * c;
+                padded[dst..dst + c].copy_from_slice(&x[src..src + c]);
+            }
+        }
+    }
+    padded
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// 1×1 convolution with every fusion, dense and strided input rows, dense and padded output
+    /// rows.
+    #[test]
+    fn gemm_matches_reference(
+        n in 1usize..3, h in 1usize..9, w in 1usize..9, k in 1usize..40, j in 1usize..40,
+        strided in any::<bool>(), padded in any::<bool>(), residual in any::<bool>(),
+        relu in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let stride = if strided { 2 } else { 1 };
+        let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+        let rows = n * oh * ow;
+        let input = values(n * h * w * k, seed);
+        let weight = values(j * k, seed ^ 1);
+        let bias = values(j, seed ^ 2);
+        let res = values(rows * j, seed ^ 3);
+        let mut expected = vec![0.0; rows * j];
+        for b in 0..n {
+            for y in 0..oh {
+                for x in 0..ow {
+                    let p = (b * oh + y) * ow + x;
+                    let src = ((b * h + y * stride) * w + x * stride) * k;
+                    for o in 0..j {
+                        let mut v = bias[o];
+                        for i in 0..k {
+                            v += input[src + i] * weight[o * k + i];
+                        }
+                        if residual { v += res[p * j + o]; }
+                        if relu { v = v.max(0.0); }
+                        expected[p * j + o] = v;
+                    }
+                }
+            }
+        }
+        let packed = PackedLinear::new(&weight, &bias, k, j);
+        let input_pixels = if strided {
+            Pixels::Strided { h: oh, w: ow, stride, in_h: h, in_w: w }
+        } else {
+            Pixels::Dense
+        };
+        let output_pixels = if padded { Pixels::Padded { h: oh, w: ow } } else { Pixels::Dense };
+        let written: Vec<usize> = (0..rows).map(|p| output_pixels.index(p)).collect();
+        for isa in ISAS {
+            for threads in [1, 2] {
+                let gemm = Gemm {
+                    weights: &packed,
+                    rows,
+                    input: &input,
+                    input_pixels,
+                    residual: residual.then_some(&res[..]),
+                    relu,
+                    output_pixels,
+                };
+                let mut output = vec![f32::NAN; output_pixels.extent(rows) * j];
+                pool(threads).install(|| gemm.run(Isa::supported(isa), threads, &mut output));
+                // A padded output's border must stay untouched (NaN here).
+                for (pixel, values) in output.chunks(j).enumerate() {
+                    if !written.contains(&pixel) {
+                        prop_assert!(values.iter().all(|v| v.is_nan()), "border pixel {} written", pixel);
+                    }
+                }
+                let actual: Vec<f32> = written.iter().flat_map(|&at| output[at * j..(at + 1) * j].to_vec()).collect();
+                assert_close(&actual, &expected, k + 2);
+            }
+        }
+    }
+
+    /// Grouped 3×3 convolution for group widths from 1 (depthwise) to dense, stride 1 and 2.
+    #[test]
+    fn conv3x3_matches_reference(
+        n in 1usize..3, h in 1usize..11, w in 1usize..15,
+        group_width in prop::sample::select(vec![1usize, 3, 8, 16, 24, 40]),
+        groups in 1usize..4, strided in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let c = group_width * groups;
+        let stride = if strided { 2 } else { 1 };
+        let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+        let input = values(n * h * w * c, seed);
+        let weight = values(c * group_width * 9, seed ^ 1);
+        let bias = values(c, seed ^ 2);
+        let mut expected = vec![0.0; n * oh * ow * c];
+        for b in 0..n {
+            for y in 0..oh {
+                for x in 0..ow {
+                    for o in 0..c {
+                        let g = o / group_width;
+                        let mut v = bias[o];
+                        for i in 0..group_width {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (iy, ix) = ((y * stride + ky) as isize - 1, (x * stride + kx) as isize - 1);
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize { continue; }
+                                    let at = ((b * h + iy as usize) * w + ix as usize) * c + g * group_width + i;
+                                    v += input[at] * weight[(o * group_width + i) * 9 + ky * 3 + kx];
+                                }
+                            }
+                        }
+                        expected[((b * oh + y) * ow + x) * c + o] = v.max(0.0);
+                    }
+                }
+            }
+        }
+        let packed = PackedConv3x3::new(&weight, &bias, c, group_width, stride);
+        let padded = pad_nhwc(&input, n, h, w, c);
+        for isa in ISAS {
+            for threads in [1, 2] {
+                let conv = Conv3x3 { weights: &packed, batch: n, height: h, width: w, input: &padded };
+                let mut output = vec![f32::NAN; n * oh * ow * c];
+                pool(threads).install(|| conv.run(Isa::supported(isa), threads, &mut output));
+                assert_close(&output, &expected, group_width * 9 + 1);
+            }
+        }
+    }
+
+    /// The stem from NCHW images, any output width (multiples of 8 take the AVX2 path).
+    #[test]
+    fn stem_matches_reference(
+        n in 1usize..3, h in 1usize..20, w in 1usize..20, outputs in 1usize..40, seed in any::<u64>(),
+    ) {
+        let inputs = 3;
+        let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+        let image = values(n * inputs * h * w, seed);
+        let weight = values(outputs * inputs * 9, seed ^ 1);
+        let bias = values(outputs, seed ^ 2);
+        let mut expected = vec![0.0; n * oh * ow * outputs];
+        let mut padded = vec![0.0; n * inputs * (h + 2) * (w + 2)];
+        for b in 0..n {
+            for i in 0..inputs {
+                for y in 0..h {
+                    for x in 0..w {
+                        padded[((b * inputs + i) * (h + 2) + y + 1) * (w + 2) + x + 1] = image[((b * inputs + i) * h + y) * w + x];
+                    }
+                }
+            }
+            for y in 0..oh {
+                for x in 0..ow {
+                    for o in 0..outputs {
+                        let mut v = bias[o];
+                        for i in 0..inputs {
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    let (iy, ix) = ((y * 2 + ky) as isize - 1, (x * 2 + kx) as isize - 1);
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize { continue; }
+                                    v += image[((b * inputs + i) * h + iy as usize) * w + ix as usize] * weight[((o * inputs + i) * 3 + ky) * 3 + kx];
+                                }
+                            }
+                        }
+                        expected[((b * oh + y) * ow + x) * outputs + o] = v.max(0.0);
+                    }
+                }
+            }
+        }
+        let packed = PackedStem::new(&weight, &bias, inputs, outputs);
+        for isa in ISAS {
+            for threads in [1, 2] {
+                let stem = Stem { weights: &packed, batch: n, height: h, width: w, input: &padded };
+                let mut output = vec![f32::NAN; n * oh * ow * outputs];
+                pool(threads).install(|| stem.run(Isa::supported(isa), threads, &mut output));
+                assert_close(&output, &expected, 28);
+            }
+        }
+    }
+}
