@@ -1,7 +1,10 @@
-//! The `regnet` command: inspect a spec's stages and complexity, or print its operation graph.
+//! The `regnet` command: run, benchmark and inspect RegNets.
 
+mod execute;
 mod graph_json;
 mod inspect;
+mod tensors;
+mod zoo;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -14,7 +17,7 @@ use regnet_spec::{Network, SpecError, compile_file, compile_str};
 #[command(
     name = "regnet",
     version,
-    about = "Inspect RegNet specs and print their graphs"
+    about = "Run, benchmark and inspect RegNets compiled from design-space specs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,6 +26,53 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run one model end to end on built-in random weights: stage table, top-5, time.
+    Demo {
+        /// A spec's file stem, e.g. regnety_1.6gf or regnetx_400mf_tv.
+        #[arg(default_value = "regnety_1.6gf")]
+        model: String,
+        /// Threads per layer [default: the available cores].
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Run a model on a batch of images from a safetensors file.
+    Run {
+        /// A spec's file stem, e.g. regnety_1.6gf or regnetx_400mf_tv.
+        model: String,
+        /// The checkpoint (safetensors; torchvision, timm or pycls names).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Safetensors file holding the NCHW f32 batch.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write `logits` (and `stem`, `s1`.. with --features).
+        #[arg(long)]
+        output: PathBuf,
+        /// The input tensor's name.
+        #[arg(long, default_value = "input")]
+        key: String,
+        /// Threads per layer [default: the available cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also write the stem's and every stage's output.
+        #[arg(long)]
+        features: bool,
+    },
+    /// Time forward passes on random weights and inputs.
+    Bench {
+        /// A spec's file stem, e.g. regnety_1.6gf.
+        model: String,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Threads per layer [default: the available cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        /// Print one JSON line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the stage table and complexity of a spec.
     Inspect {
         /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
@@ -53,6 +103,8 @@ enum Format {
 enum Failure {
     /// The user's input is wrong: exit 2, like clap's usage errors.
     Spec(SpecError),
+    /// A model, weight file or input is wrong: exit 2.
+    Input(String),
     /// Stdout failed for a reason other than a closed pipe.
     Output(io::Error),
 }
@@ -78,6 +130,12 @@ fn main() -> ExitCode {
             report(&format!("error: cannot write the output: {error}"));
             ExitCode::from(1)
         }
+        Err(Failure::Input(message)) => {
+            for line in message.lines() {
+                report(&format!("error: {line}"));
+            }
+            ExitCode::from(2)
+        }
         Err(Failure::Spec(error)) => {
             for line in error.lines() {
                 report(&format!("error: {line}"));
@@ -89,6 +147,44 @@ fn main() -> ExitCode {
 
 fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
     match command {
+        Command::Demo { model, threads } => execute::demo(out, &model, threads)?.map_err(Failure::Input)?,
+        Command::Run {
+            model,
+            weights,
+            input,
+            output,
+            key,
+            threads,
+            features,
+        } => execute::run(&execute::Run {
+            model: &model,
+            weights: &weights,
+            input: &input,
+            output: &output,
+            key: &key,
+            threads,
+            features,
+        })
+        .map_err(Failure::Input)?,
+        Command::Bench {
+            model,
+            batch,
+            threads,
+            iters,
+            json,
+        } => {
+            let result = execute::bench(&model, batch, threads, iters).map_err(Failure::Input)?;
+            if json {
+                serde_json::to_writer(&mut *out, &result).map_err(io::Error::from)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{} batch {} threads {}: median {:.2} ms, min {:.2} ms, {:.1} images/s",
+                    result.model, result.batch, result.threads, result.median_ms, result.min_ms, result.images_per_s
+                )?;
+            }
+        }
         Command::Inspect { spec, json } => {
             let (network, stem) = load(spec.as_deref())?;
             let name = network.display_name(&stem);

@@ -181,7 +181,7 @@ impl CpuNetwork {
                 width: r,
                 input: image,
             };
-            let [mut x, mut y] = activations.each_mut().map(|a| a.as_mut_slice());
+            let [mut x, mut y] = activations.each_mut().map(|a| &mut a[..]);
             stem.run(isa, threads, x);
             let stem_size = self.architecture.stem_size();
             if let Some(sink) = sink.as_mut() {

@@ -5,6 +5,7 @@
 use regnet_spec::{Architecture, INPUT_CHANNELS, strided};
 
 use crate::kernels::Isa;
+use crate::kernels::aligned::AlignedBuffer;
 
 /// Floats per image of each buffer a forward pass uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,14 +106,14 @@ pub struct Workspace {
     pub(crate) capacity: usize,
     pub(crate) options: Options,
     pub(crate) pool: Option<rayon::ThreadPool>,
-    pub(crate) image: Vec<f32>,
-    pub(crate) activations: [Vec<f32>; 2],
-    pub(crate) shortcut: Vec<f32>,
-    pub(crate) bottleneck_padded: Vec<f32>,
-    pub(crate) bottleneck: Vec<f32>,
-    pub(crate) vectors: Vec<f32>,
-    pub(crate) logits: Vec<f32>,
-    pub(crate) features: Vec<f32>,
+    pub(crate) image: AlignedBuffer,
+    pub(crate) activations: [AlignedBuffer; 2],
+    pub(crate) shortcut: AlignedBuffer,
+    pub(crate) bottleneck_padded: AlignedBuffer,
+    pub(crate) bottleneck: AlignedBuffer,
+    pub(crate) vectors: AlignedBuffer,
+    pub(crate) logits: AlignedBuffer,
+    pub(crate) features: AlignedBuffer,
 }
 
 impl Workspace {
@@ -143,7 +144,7 @@ impl Workspace {
             isa: Isa::supported(options.isa),
             features: options.features,
         };
-        let buffer = |floats: usize| vec![0.0f32; floats * capacity];
+        let buffer = |floats: usize| AlignedBuffer::zeroed(floats * capacity);
         Workspace {
             layout,
             capacity,
@@ -158,9 +159,7 @@ impl Workspace {
             logits: buffer(layout.logits),
             features: if options.features {
                 buffer(layout.features)
-            } else {
-                Vec::new()
-            },
+            } else { AlignedBuffer::default() },
         }
     }
 

@@ -3,6 +3,7 @@
 //! multiples of 8 (all published RegNets) run the register-blocked AVX2 kernel.
 
 use super::parallel::{chunk, for_each_task};
+use super::aligned::AlignedBuffer;
 use super::{Isa, SendPtr};
 
 const LANES: usize = 8;
@@ -18,7 +19,7 @@ pub struct PackedConv3x3 {
     weight: Vec<f32>,
     /// `[group][block of 8 outputs][tap][input channel][8]`, when the group width is a multiple
     /// of 8: each tap and input channel gives one 8-wide weight vector.
-    blocked: Option<Vec<f32>>,
+    blocked: Option<AlignedBuffer>,
     bias: Vec<f32>,
 }
 
@@ -39,7 +40,7 @@ impl PackedConv3x3 {
         assert_eq!(bias.len(), channels, "bias shape");
         assert!(stride == 1 || stride == 2, "stride 1 or 2");
         let blocked = group_width.is_multiple_of(LANES).then(|| {
-            let mut packed = vec![0.0; weight.len()];
+            let mut packed = AlignedBuffer::zeroed(weight.len());
             for (o, out_weights) in weight.chunks_exact(group_width * TAPS).enumerate() {
                 // Output channel o sits in block o / 8 (blocks of a group are consecutive).
                 let (block, lane) = (o / LANES, o % LANES);
@@ -259,9 +260,10 @@ mod avx2 {
     }
 
     /// `P` output pixels × `V` blocks of 8 channels, accumulated over 9 taps × the group's input
-    /// channels, then bias and ReLU.
+    /// channels, then bias and ReLU. Kept out of line so that each instance keeps its P × V
+    /// accumulators in registers with the pixel loop innermost.
     #[target_feature(enable = "avx2,fma")]
-    #[inline]
+    #[inline(never)]
     unsafe fn tile<const V: usize, const P: usize>(site: Site) {
         let gw = site.group_width;
         let mut acc = [[_mm256_setzero_ps(); V]; P];
@@ -269,20 +271,21 @@ mod avx2 {
             for kx in 0..3 {
                 let tap = ky * 3 + kx;
                 // SAFETY: tap (ky, kx) of every pixel of the tile is inside the padded input.
-                let input = unsafe { site.input.add(ky * site.input_row + kx * site.channels) };
+                let pixels: [*const f32; P] = std::array::from_fn(|p| unsafe {
+                    site.input.add(ky * site.input_row + kx * site.channels + p * site.input_step)
+                });
+                // SAFETY: block v of this tile has TAPS × gw weight vectors.
+                let weights: [*const f32; V] =
+                    std::array::from_fn(|v| unsafe { site.weights.add((v * TAPS + tap) * gw * LANES) });
                 for i in 0..gw {
-                    let w: [__m256; V] = std::array::from_fn(|v| {
-                        // SAFETY: block v of this tile has TAPS × gw weight vectors.
-                        unsafe {
-                            _mm256_loadu_ps(site.weights.add(((v * TAPS + tap) * gw + i) * LANES))
-                        }
-                    });
-                    for (p, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: weight vector i of this tap, within the block's TAPS × gw vectors.
+                    let w: [__m256; V] =
+                        std::array::from_fn(|v| unsafe { _mm256_loadu_ps(weights[v].add(i * LANES)) });
+                    for p in 0..P {
                         // SAFETY: input channel i of pixel p's tap is inside the padded input.
-                        let x =
-                            unsafe { _mm256_broadcast_ss(&*input.add(p * site.input_step + i)) };
+                        let x = unsafe { _mm256_broadcast_ss(&*pixels[p].add(i)) };
                         for v in 0..V {
-                            acc[v] = _mm256_fmadd_ps(x, w[v], acc[v]);
+                            acc[p][v] = _mm256_fmadd_ps(x, w[v], acc[p][v]);
                         }
                     }
                 }

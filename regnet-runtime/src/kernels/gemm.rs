@@ -3,6 +3,9 @@
 //! registers. Weights are packed once at load into panels of 16 output channels.
 
 use super::parallel::{chunk, for_each_task};
+use std::ops::Range;
+
+use super::aligned::AlignedBuffer;
 use super::{Isa, Pixels, SendPtr};
 
 /// Output channels per packed panel: two AVX registers.
@@ -12,6 +15,8 @@ pub const PANEL: usize = 16;
 pub const TILE_ROWS: usize = 6;
 /// Input bytes a task keeps hot across panels (within L2 with the panel beside it).
 const ROW_BLOCK_BYTES: usize = 96 * 1024;
+/// Inputs per pass over a panel: KC × 16 weights (16 KiB) stay in L1.
+const KC: usize = 256;
 
 /// A 1×1 convolution or linear layer, BN folded, packed for the kernels.
 #[derive(Clone, Debug)]
@@ -19,7 +24,7 @@ pub struct PackedLinear {
     inputs: usize,
     outputs: usize,
     /// `[panel][k][PANEL]`, output channels past `outputs` zero.
-    panels: Vec<f32>,
+    panels: AlignedBuffer,
     /// Padded to a whole number of panels.
     bias: Vec<f32>,
 }
@@ -30,7 +35,7 @@ impl PackedLinear {
         assert_eq!(weight.len(), inputs * outputs, "weight shape");
         assert_eq!(bias.len(), outputs, "bias shape");
         let panels = outputs.div_ceil(PANEL);
-        let mut packed = vec![0.0; panels * inputs * PANEL];
+        let mut packed = AlignedBuffer::zeroed(panels * inputs * PANEL);
         for j in 0..outputs {
             let (panel, lane) = (j / PANEL, j % PANEL);
             for k in 0..inputs {
@@ -93,7 +98,10 @@ impl Gemm<'_> {
         let target = if threads <= 1 { 1 } else { threads * 4 };
         let panel_parts = (target / tiles).clamp(1, panels);
         let row_parts = target.div_ceil(panel_parts).min(tiles);
-        let block_tiles = (ROW_BLOCK_BYTES / (TILE_ROWS * k.max(1) * 4)).max(1);
+        // A K-block of a panel (KC × 16 floats) stays in L1 while the task's rows stream by; a
+        // block of rows stays in L2 across the panels.
+        let k_blocks = k.div_ceil(KC).max(1);
+        let block_tiles = (ROW_BLOCK_BYTES / (TILE_ROWS * k.clamp(1, KC) * 4)).max(1);
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * panel_parts, |task| {
             let tile_range = chunk(tiles, row_parts, task / panel_parts);
@@ -101,9 +109,14 @@ impl Gemm<'_> {
             let mut block = tile_range.start;
             while block < tile_range.end {
                 let block_end = (block + block_tiles).min(tile_range.end);
-                for panel in panel_range.clone() {
-                    for tile in block..block_end {
-                        self.tile(isa, tile, panel, out);
+                for kb in 0..k_blocks {
+                    let pass = Pass {
+                        ks: chunk(k, k_blocks, kb),
+                        first: kb == 0,
+                        last: kb + 1 == k_blocks,
+                    };
+                    for panel in panel_range.clone() {
+                        self.panel_tiles(isa, panel, block..block_end, &pass, out);
                     }
                 }
                 block = block_end;
@@ -111,70 +124,84 @@ impl Gemm<'_> {
         });
     }
 
-    fn tile(&self, isa: Isa, tile: usize, panel: usize, out: SendPtr) {
-        let (k, n) = (self.weights.inputs, self.weights.outputs);
-        let first = tile * TILE_ROWS;
-        let rows = TILE_ROWS.min(self.rows - first);
-        let cols = PANEL.min(n - panel * PANEL);
-        let rows_of = |f: &dyn Fn(usize) -> usize| -> [usize; TILE_ROWS] {
-            std::array::from_fn(|r| f(first + r.min(rows - 1)))
-        };
-        let tile = Tile {
-            a: rows_of(&|p| self.input_pixels.index(p) * k),
-            c: rows_of(&|p| self.output_pixels.index(p) * n),
-            residual: rows_of(&|p| p * n),
-            rows,
-            cols,
-            panel_offset: panel * PANEL,
-        };
-        let weights = &self.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL];
-        let bias = &self.weights.bias[panel * PANEL..(panel + 1) * PANEL];
+    fn panel_tiles(&self, isa: Isa, panel: usize, tiles: Range<usize>, pass: &Pass, out: SendPtr) {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => {
-                // SAFETY: `run` checked that every input row, output row and residual row of
-                // this tile lies inside its slice, `Isa::Avx2Fma` is only used after run-time
-                // detection, and tasks write disjoint (row, panel) tiles of the output.
-                unsafe { avx2::tile(self, &tile, weights, bias, out) }
+                // SAFETY: `run` checked that every input row, output row and residual row lies
+                // inside its slice, `Isa::Avx2Fma` is only used after run-time detection, and
+                // tasks write disjoint (rows, panel) parts of the output.
+                unsafe { avx2::panel_tiles(self, panel, tiles, pass, out) }
             }
-            _ => scalar_tile(self, &tile, weights, bias, out),
+            _ => scalar_panel_tiles(self, panel, tiles, pass, out),
+        }
+    }
+
+    /// Element offsets of the rows of register tile `tile`. Rows past the end repeat the last
+    /// row: the kernels compute them and store nothing.
+    #[inline(always)]
+    fn rows_of(&self, tile: usize) -> TileRows {
+        let (k, n) = (self.weights.inputs, self.weights.outputs);
+        let first = tile * TILE_ROWS;
+        let rows = TILE_ROWS.min(self.rows - first);
+        let row = |r: usize| first + r.min(rows - 1);
+        TileRows {
+            a: std::array::from_fn(|r| self.input_pixels.index(row(r)) * k),
+            c: std::array::from_fn(|r| self.output_pixels.index(row(r)) * n),
+            residual: std::array::from_fn(|r| row(r) * n),
+            rows,
         }
     }
 }
 
-/// Element offsets of one register tile's rows (rows past `rows` repeat the last row, so the
-/// kernels can always read TILE_ROWS rows and simply not store the extra ones).
-struct Tile {
+/// Which part of K a pass over the tiles covers: the first pass starts from zero instead of
+/// the partial sums stored in the output, the last one applies the epilogue.
+struct Pass {
+    ks: Range<usize>,
+    first: bool,
+    last: bool,
+}
+
+struct TileRows {
     a: [usize; TILE_ROWS],
     c: [usize; TILE_ROWS],
     residual: [usize; TILE_ROWS],
     rows: usize,
-    cols: usize,
-    panel_offset: usize,
 }
 
-fn scalar_tile(gemm: &Gemm<'_>, tile: &Tile, weights: &[f32], bias: &[f32], out: SendPtr) {
-    let k = gemm.weights.inputs;
-    for r in 0..tile.rows {
-        let a = &gemm.input[tile.a[r]..tile.a[r] + k];
-        let mut acc = [0.0f32; PANEL];
-        for (i, &x) in a.iter().enumerate() {
-            let w = &weights[i * PANEL..(i + 1) * PANEL];
-            for (acc, &w) in acc.iter_mut().zip(w) {
-                *acc += x * w;
+fn scalar_panel_tiles(gemm: &Gemm<'_>, panel: usize, tiles: Range<usize>, pass: &Pass, out: SendPtr) {
+    let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
+    let weights = &gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL];
+    let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
+    let (offset, cols) = (panel * PANEL, PANEL.min(n - panel * PANEL));
+    for tile in tiles {
+        let rows = gemm.rows_of(tile);
+        for r in 0..rows.rows {
+            let mut acc = [0.0f32; PANEL];
+            for i in pass.ks.clone() {
+                let x = gemm.input[rows.a[r] + i];
+                for (acc, &w) in acc.iter_mut().zip(&weights[i * PANEL..(i + 1) * PANEL]) {
+                    *acc += x * w;
+                }
             }
-        }
-        for j in 0..tile.cols {
-            let mut v = acc[j] + bias[j];
-            if let Some(residual) = gemm.residual {
-                v += residual[tile.residual[r] + tile.panel_offset + j];
+            for (j, &acc) in acc.iter().enumerate().take(cols) {
+                // SAFETY: `run` checked the output row lies in the output slice; this task
+                // owns this (row, panel) part.
+                let dst = unsafe { out.0.add(rows.c[r] + offset + j) };
+                // SAFETY: as above; earlier passes wrote this element.
+                let mut v = if pass.first { acc } else { acc + unsafe { *dst } };
+                if pass.last {
+                    v += bias[j];
+                    if let Some(residual) = gemm.residual {
+                        v += residual[rows.residual[r] + offset + j];
+                    }
+                    if gemm.relu {
+                        v = v.max(0.0);
+                    }
+                }
+                // SAFETY: as above.
+                unsafe { *dst = v };
             }
-            if gemm.relu {
-                v = v.max(0.0);
-            }
-            // SAFETY: `run` checked the output row lies in the output slice; this task owns
-            // this (row, panel) tile.
-            unsafe { *out.0.add(tile.c[r] + tile.panel_offset + j) = v };
         }
     }
 }
@@ -182,73 +209,85 @@ fn scalar_tile(gemm: &Gemm<'_>, tile: &Tile, weights: &[f32], bias: &[f32], out:
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
-    use super::{Gemm, PANEL, SendPtr, TILE_ROWS, Tile};
+    use super::{Gemm, PANEL, Pass, SendPtr, TILE_ROWS};
 
+    /// Register tiles `tiles` of one panel over the pass's part of K.
+    ///
     /// # Safety
-    /// The CPU supports AVX2 and FMA; every row offset in `tile` plus `k` (input) or the panel
-    /// (output, residual) lies inside its buffer; `weights` holds `k × PANEL` values.
+    /// The CPU supports AVX2 and FMA; every row `rows_of` gives lies inside its buffer (checked
+    /// in `run`); no other task writes this panel of these rows.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile(gemm: &Gemm<'_>, tile: &Tile, weights: &[f32], bias: &[f32], out: SendPtr) {
-        let k = gemm.weights.inputs;
-        let a: [*const f32; TILE_ROWS] = std::array::from_fn(|r| gemm.input[tile.a[r]..].as_ptr());
-        let w = weights.as_ptr();
-        let mut lo = [_mm256_setzero_ps(); TILE_ROWS];
-        let mut hi = [_mm256_setzero_ps(); TILE_ROWS];
-        for i in 0..k {
-            // SAFETY: i < k and `weights` holds k panels rows of PANEL values.
-            let (w0, w1) = unsafe {
-                (
-                    _mm256_loadu_ps(w.add(i * PANEL)),
-                    _mm256_loadu_ps(w.add(i * PANEL + 8)),
-                )
-            };
-            for r in 0..TILE_ROWS {
-                // SAFETY: each row pointer has k readable values (checked in `run`).
-                let x = unsafe { _mm256_broadcast_ss(&*a[r].add(i)) };
-                lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
-                hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
-            }
-        }
+    pub unsafe fn panel_tiles(gemm: &Gemm<'_>, panel: usize, tiles: Range<usize>, pass: &Pass, out: SendPtr) {
+        let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
+        let weights = gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL].as_ptr();
+        let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
+        let offset = panel * PANEL;
+        let cols = PANEL.min(n - offset);
         // SAFETY: `bias` holds PANEL values.
-        let (b0, b1) = unsafe {
-            (
-                _mm256_loadu_ps(bias.as_ptr()),
-                _mm256_loadu_ps(bias.as_ptr().add(8)),
-            )
-        };
+        let (b0, b1) = unsafe { (_mm256_loadu_ps(bias.as_ptr()), _mm256_loadu_ps(bias.as_ptr().add(8))) };
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let cols = _mm256_set1_epi32(tile.cols as i32);
-        let mask0 = _mm256_cmpgt_epi32(cols, lanes);
-        let mask1 = _mm256_cmpgt_epi32(cols, _mm256_add_epi32(lanes, _mm256_set1_epi32(8)));
-        let full = tile.cols == PANEL;
+        let limit = _mm256_set1_epi32(cols as i32);
+        let mask0 = _mm256_cmpgt_epi32(limit, lanes);
+        let mask1 = _mm256_cmpgt_epi32(limit, _mm256_add_epi32(lanes, _mm256_set1_epi32(8)));
         let zero = _mm256_setzero_ps();
-        for r in 0..tile.rows {
-            let mut v0 = _mm256_add_ps(lo[r], b0);
-            let mut v1 = _mm256_add_ps(hi[r], b1);
-            if let Some(residual) = gemm.residual {
-                let res = residual[tile.residual[r] + tile.panel_offset..].as_ptr();
-                // SAFETY: the residual row has `cols` values from the panel's offset (checked
-                // in `run`); masked loads touch no others.
-                unsafe {
-                    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, mask0));
-                    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res.add(8), mask1));
+        for tile in tiles {
+            let rows = gemm.rows_of(tile);
+            let a: [*const f32; TILE_ROWS] = std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
+            // SAFETY: the output rows hold `cols` values from the panel's offset (checked in
+            // `run`); masked accesses touch no others.
+            let c: [*mut f32; TILE_ROWS] = std::array::from_fn(|r| unsafe { out.0.add(rows.c[r] + offset) });
+            let mut lo = [zero; TILE_ROWS];
+            let mut hi = [zero; TILE_ROWS];
+            if !pass.first {
+                for r in 0..TILE_ROWS {
+                    // SAFETY: as above; an earlier pass stored these partial sums.
+                    unsafe {
+                        lo[r] = _mm256_maskload_ps(c[r], mask0);
+                        hi[r] = _mm256_maskload_ps(c[r].add(8), mask1);
+                    }
                 }
             }
-            if gemm.relu {
-                v0 = _mm256_max_ps(v0, zero);
-                v1 = _mm256_max_ps(v1, zero);
+            for i in pass.ks.clone() {
+                // SAFETY: i < k and the panel holds k rows of PANEL weights.
+                let (w0, w1) =
+                    unsafe { (_mm256_load_ps(weights.add(i * PANEL)), _mm256_load_ps(weights.add(i * PANEL + 8))) };
+                for r in 0..TILE_ROWS {
+                    // SAFETY: each input row has k values (checked in `run`).
+                    let x = unsafe { _mm256_broadcast_ss(&*a[r].add(i)) };
+                    lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
+                    hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
+                }
             }
-            // SAFETY: the output row has `cols` values from the panel's offset, this task owns
-            // them, and masked stores write no others.
-            unsafe {
-                let dst = out.0.add(tile.c[r] + tile.panel_offset);
-                if full {
-                    _mm256_storeu_ps(dst, v0);
-                    _mm256_storeu_ps(dst.add(8), v1);
-                } else {
-                    _mm256_maskstore_ps(dst, mask0, v0);
-                    _mm256_maskstore_ps(dst.add(8), mask1, v1);
+            for r in 0..rows.rows {
+                let (mut v0, mut v1) = (lo[r], hi[r]);
+                if pass.last {
+                    v0 = _mm256_add_ps(v0, b0);
+                    v1 = _mm256_add_ps(v1, b1);
+                    if let Some(residual) = gemm.residual {
+                        let res = residual[rows.residual[r] + offset..].as_ptr();
+                        // SAFETY: the residual row has `cols` values from the panel's offset
+                        // (checked in `run`); masked loads touch no others.
+                        unsafe {
+                            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, mask0));
+                            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res.add(8), mask1));
+                        }
+                    }
+                    if gemm.relu {
+                        v0 = _mm256_max_ps(v0, zero);
+                        v1 = _mm256_max_ps(v1, zero);
+                    }
+                }
+                // SAFETY: as for the loads of partial sums above.
+                unsafe {
+                    if cols == PANEL {
+                        _mm256_storeu_ps(c[r], v0);
+                        _mm256_storeu_ps(c[r].add(8), v1);
+                    } else {
+                        _mm256_maskstore_ps(c[r], mask0, v0);
+                        _mm256_maskstore_ps(c[r].add(8), mask1, v1);
+                    }
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! always builds and serves as the reference in the property tests, and an AVX2+FMA version chosen
 //! at run time.
 
+pub mod aligned;
 pub mod conv3x3;
 pub mod gemm;
 pub mod parallel;
@@ -61,7 +62,7 @@ pub enum Pixels {
 }
 
 impl Pixels {
-    #[inline]
+    #[inline(always)]
     pub fn index(self, p: usize) -> usize {
         match self {
             Pixels::Dense => p,

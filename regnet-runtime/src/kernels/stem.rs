@@ -4,6 +4,7 @@
 //! several output pixels in registers.
 
 use super::parallel::for_each_task;
+use super::aligned::AlignedBuffer;
 use super::{Isa, SendPtr};
 
 const LANES: usize = 8;
@@ -16,7 +17,7 @@ pub struct PackedStem {
     inputs: usize,
     outputs: usize,
     /// `[input channel][tap][output]`: each tap gives a contiguous run of output weights.
-    weight: Vec<f32>,
+    weight: AlignedBuffer,
     bias: Vec<f32>,
 }
 
@@ -25,7 +26,7 @@ impl PackedStem {
     pub fn new(weight: &[f32], bias: &[f32], inputs: usize, outputs: usize) -> Self {
         assert_eq!(weight.len(), outputs * inputs * TAPS, "weight shape");
         assert_eq!(bias.len(), outputs, "bias shape");
-        let mut packed = vec![0.0; weight.len()];
+        let mut packed = AlignedBuffer::zeroed(weight.len());
         for o in 0..outputs {
             for i in 0..inputs {
                 for tap in 0..TAPS {
@@ -95,23 +96,18 @@ impl Stem<'_> {
         let (n, y) = (row / out_h, row % out_h);
         let (ph, pw) = (self.height + 2, self.width + 2);
         for x in 0..out_w {
-            let mut acc = self.weights.bias.clone();
-            for i in 0..inputs {
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        let v = self.input
-                            [((n * inputs + i) * ph + y * STRIDE + ky) * pw + x * STRIDE + kx];
-                        let w =
-                            &self.weights.weight[(i * TAPS + ky * 3 + kx) * outputs..][..outputs];
-                        for (acc, &w) in acc.iter_mut().zip(w) {
-                            *acc += v * w;
+            for o in 0..outputs {
+                let mut acc = self.weights.bias[o];
+                for i in 0..inputs {
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let v = self.input[((n * inputs + i) * ph + y * STRIDE + ky) * pw + x * STRIDE + kx];
+                            acc += v * self.weights.weight[(i * TAPS + ky * 3 + kx) * outputs + o];
                         }
                     }
                 }
-            }
-            for (o, &v) in acc.iter().enumerate() {
                 // SAFETY: extents checked in `run`; this task owns this output row.
-                unsafe { *out.0.add(((n * out_h + y) * out_w + x) * outputs + o) = v.max(0.0) };
+                unsafe { *out.0.add(((n * out_h + y) * out_w + x) * outputs + o) = acc.max(0.0) };
             }
         }
     }

@@ -1,0 +1,169 @@
+//! `regnet run`, `regnet bench` and `regnet demo`: forward passes of the compiled models.
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use regnet::runtime::spec::{INPUT_CHANNELS, stage_table};
+use regnet::runtime::{Network, Options, Workspace};
+use serde::Serialize;
+
+use crate::tensors;
+use crate::zoo::{self, Model};
+
+/// The model named by a spec file stem, or a message listing the names.
+pub fn model(name: &str) -> Result<&'static Model, String> {
+    zoo::find(name).ok_or_else(|| format!("no model `{name}`; the models are the specs' file stems: {}", zoo::names()))
+}
+
+fn options(threads: Option<usize>, features: bool) -> Options {
+    let defaults = Options::default();
+    Options {
+        threads: threads.unwrap_or(defaults.threads),
+        features,
+        ..defaults
+    }
+}
+
+pub struct Run<'a> {
+    pub model: &'a str,
+    pub weights: &'a Path,
+    pub input: &'a Path,
+    pub output: &'a Path,
+    pub key: &'a str,
+    pub threads: Option<usize>,
+    pub features: bool,
+}
+
+/// Loads the weights, runs the batch and writes `logits` (and the stage outputs).
+pub fn run(args: &Run<'_>) -> Result<(), String> {
+    let model = model(args.model)?;
+    let architecture = model.architecture;
+    let network = Network::load(architecture, args.weights, model.compat_alternative).map_err(|e| e.to_string())?;
+    let input = tensors::read(args.input, args.key)?;
+    let r = architecture.resolution;
+    if input.shape.len() != 4 || input.shape[1..] != [INPUT_CHANNELS, r, r] || input.shape[0] == 0 {
+        return Err(format!(
+            "input `{}` has shape {:?}; {} takes NCHW images [N, {INPUT_CHANNELS}, {r}, {r}] with N ≥ 1",
+            args.key, input.shape, args.model
+        ));
+    }
+    let batch = input.shape[0];
+    let mut workspace = Workspace::with_options(&architecture, batch, options(args.threads, args.features));
+    let mut outputs: Vec<(String, &[f32], Vec<usize>)> = Vec::new();
+    if args.features {
+        let (logits, features) = network.forward_features(&input.data, &mut workspace).map_err(|e| e.to_string())?;
+        outputs.push(("logits".into(), logits, vec![batch, architecture.num_classes]));
+        let (stem, shape) = features.stem();
+        outputs.push(("stem".into(), stem, shape.to_vec()));
+        for stage in 1..=features.stages() {
+            if let Some((data, shape)) = features.stage(stage) {
+                outputs.push((format!("s{stage}"), data, shape.to_vec()));
+            }
+        }
+        tensors::write(args.output, &outputs)
+    } else {
+        let logits = network.forward(&input.data, &mut workspace).map_err(|e| e.to_string())?;
+        outputs.push(("logits".into(), logits, vec![batch, architecture.num_classes]));
+        tensors::write(args.output, &outputs)
+    }
+}
+
+#[derive(Serialize)]
+pub struct BenchResult {
+    pub model: String,
+    pub batch: usize,
+    pub threads: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub images_per_s: f64,
+}
+
+/// A deterministic image batch in [-1, 1): benchmarks and demos need no data.
+fn synthetic_input(len: usize) -> Vec<f32> {
+    (0..len).map(|i| ((i.wrapping_mul(2_654_435_761) % 2000) as f32 / 1000.0) - 1.0).collect()
+}
+
+/// Times forward passes on random weights after a warm-up.
+pub fn bench(name: &str, batch: usize, threads: Option<usize>, iters: usize) -> Result<BenchResult, String> {
+    if batch == 0 || iters == 0 {
+        return Err("--batch and --iters must be at least 1".into());
+    }
+    let model = model(name)?;
+    let architecture = model.architecture;
+    let network = Network::random(architecture, 0);
+    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false));
+    let input = synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
+    let times = time(&network, &input, &mut workspace, iters)?;
+    let median = times[times.len() / 2].as_secs_f64() * 1e3;
+    Ok(BenchResult {
+        model: name.to_owned(),
+        batch,
+        threads: workspace.options().threads,
+        median_ms: median,
+        min_ms: times[0].as_secs_f64() * 1e3,
+        images_per_s: batch as f64 * 1e3 / median,
+    })
+}
+
+/// Sorted durations of `iters` passes after `iters / 5 + 2` warm-up passes.
+fn time(network: &Network, input: &[f32], workspace: &mut Workspace, iters: usize) -> Result<Vec<Duration>, String> {
+    for _ in 0..iters / 5 + 2 {
+        network.forward(input, workspace).map_err(|e| e.to_string())?;
+    }
+    let mut times = (0..iters)
+        .map(|_| {
+            let start = Instant::now();
+            network.forward(input, workspace).map(|_| start.elapsed())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    times.sort();
+    Ok(times)
+}
+
+/// The main job: one model end to end on built-in random weights and a synthetic image.
+pub fn demo(out: &mut impl Write, name: &str, threads: Option<usize>) -> io::Result<Result<(), String>> {
+    let model = match model(name) {
+        Ok(model) => model,
+        Err(message) => return Ok(Err(message)),
+    };
+    let architecture = model.architecture;
+    let start = Instant::now();
+    let network = Network::random(architecture, 0);
+    let load = start.elapsed();
+    let mut workspace = Workspace::with_options(&architecture, 1, options(threads, false));
+    let input = synthetic_input(INPUT_CHANNELS * architecture.resolution * architecture.resolution);
+    let times = match time(&network, &input, &mut workspace, 10) {
+        Ok(times) => times,
+        Err(message) => return Ok(Err(message)),
+    };
+    let logits = match network.forward(&input, &mut workspace) {
+        Ok(logits) => logits,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
+    let complexity = architecture.complexity().unwrap_or_default();
+    let r = architecture.resolution;
+    writeln!(out, "{} ({name}), random weights (seed 0), one synthetic {r}×{r} image", architecture.name)?;
+    writeln!(out)?;
+    write!(out, "{}", stage_table(&architecture, &complexity))?;
+    writeln!(out)?;
+    let mut ranked: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    writeln!(out, "top-5 (class index: logit; random weights, so the classes mean nothing):")?;
+    for (class, logit) in ranked.iter().take(5) {
+        writeln!(out, "  {class:>4}: {logit:+.5}")?;
+    }
+    let median = times[times.len() / 2];
+    writeln!(
+        out,
+        "\nweights ready in {:.1} ms; forward pass: median {:.2} ms, min {:.2} ms over {} runs ({} threads, {:?})",
+        load.as_secs_f64() * 1e3,
+        median.as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times.len(),
+        workspace.options().threads,
+        workspace.options().isa,
+    )?;
+    Ok(Ok(()))
+}
