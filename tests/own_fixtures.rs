@@ -58,7 +58,12 @@ macro_rules! parity {
         fn $test() {
             let dir = fixture($fixture);
             let model = $net::load(dir.join("model.safetensors")).unwrap();
-            assert_eq!(model.network().scheme(), Some($scheme), "{} scheme", $fixture);
+            assert_eq!(
+                model.network().scheme(),
+                Some($scheme),
+                "{} scheme",
+                $fixture
+            );
             let (input, input_shape) = tensor(&dir.join("input.safetensors"), "input");
             let [channels, height, width] = $net::INPUT_SHAPE;
             assert_eq!(input_shape, [2, channels, height, width], "input shape");
