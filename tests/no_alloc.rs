@@ -40,16 +40,28 @@ fn forward_passes_do_not_allocate() {
     let images = vec![[[[0.25f32; 224]; 224]; 3]; 2];
     for isa in [Isa::Avx2Fma, Isa::Scalar] {
         for threads in [1, 2] {
-            let options = Options { threads, isa, features: true };
+            let options = Options {
+                threads,
+                isa,
+                features: true,
+            };
             let mut workspace = Net::workspace_with(2, options);
             // The first pass may let the thread pool settle; the second must not allocate.
             net.forward(&images, &mut workspace).unwrap();
             let before = ALLOCATIONS.load(Ordering::SeqCst);
             let top = net.forward(&images, &mut workspace).unwrap()[0][0];
             let flat = images.as_flattened().as_flattened().as_flattened();
-            let stages = net.forward_features(flat, &mut workspace).unwrap().1.stages();
+            let stages = net
+                .forward_features(flat, &mut workspace)
+                .unwrap()
+                .1
+                .stages();
             let after = ALLOCATIONS.load(Ordering::SeqCst);
-            assert_eq!(after - before, 0, "{isa:?} with {threads} threads allocated");
+            assert_eq!(
+                after - before,
+                0,
+                "{isa:?} with {threads} threads allocated"
+            );
             assert!(top.is_finite() && stages == 4);
         }
     }

@@ -13,7 +13,12 @@ use crate::zoo::{self, Model};
 
 /// The model named by a spec file stem, or a message listing the names.
 pub fn model(name: &str) -> Result<&'static Model, String> {
-    zoo::find(name).ok_or_else(|| format!("no model `{name}`; the models are the specs' file stems: {}", zoo::names()))
+    zoo::find(name).ok_or_else(|| {
+        format!(
+            "no model `{name}`; the models are the specs' file stems: {}",
+            zoo::names()
+        )
+    })
 }
 
 fn options(threads: Option<usize>, features: bool) -> Options {
@@ -39,7 +44,8 @@ pub struct Run<'a> {
 pub fn run(args: &Run<'_>) -> Result<(), String> {
     let model = model(args.model)?;
     let architecture = model.architecture;
-    let network = Network::load(architecture, args.weights, model.compat_alternative).map_err(|e| e.to_string())?;
+    let network = Network::load(architecture, args.weights, model.compat_alternative)
+        .map_err(|e| e.to_string())?;
     let input = tensors::read(args.input, args.key)?;
     let r = architecture.resolution;
     if input.shape.len() != 4 || input.shape[1..] != [INPUT_CHANNELS, r, r] || input.shape[0] == 0 {
@@ -49,11 +55,18 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
         ));
     }
     let batch = input.shape[0];
-    let mut workspace = Workspace::with_options(&architecture, batch, options(args.threads, args.features));
+    let mut workspace =
+        Workspace::with_options(&architecture, batch, options(args.threads, args.features));
     let mut outputs: Vec<(String, &[f32], Vec<usize>)> = Vec::new();
     if args.features {
-        let (logits, features) = network.forward_features(&input.data, &mut workspace).map_err(|e| e.to_string())?;
-        outputs.push(("logits".into(), logits, vec![batch, architecture.num_classes]));
+        let (logits, features) = network
+            .forward_features(&input.data, &mut workspace)
+            .map_err(|e| e.to_string())?;
+        outputs.push((
+            "logits".into(),
+            logits,
+            vec![batch, architecture.num_classes],
+        ));
         let (stem, shape) = features.stem();
         outputs.push(("stem".into(), stem, shape.to_vec()));
         for stage in 1..=features.stages() {
@@ -63,8 +76,14 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
         }
         tensors::write(args.output, &outputs)
     } else {
-        let logits = network.forward(&input.data, &mut workspace).map_err(|e| e.to_string())?;
-        outputs.push(("logits".into(), logits, vec![batch, architecture.num_classes]));
+        let logits = network
+            .forward(&input.data, &mut workspace)
+            .map_err(|e| e.to_string())?;
+        outputs.push((
+            "logits".into(),
+            logits,
+            vec![batch, architecture.num_classes],
+        ));
         tensors::write(args.output, &outputs)
     }
 }
@@ -81,11 +100,18 @@ pub struct BenchResult {
 
 /// A deterministic image batch in [-1, 1): benchmarks and demos need no data.
 fn synthetic_input(len: usize) -> Vec<f32> {
-    (0..len).map(|i| ((i.wrapping_mul(2_654_435_761) % 2000) as f32 / 1000.0) - 1.0).collect()
+    (0..len)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) % 2000) as f32 / 1000.0) - 1.0)
+        .collect()
 }
 
 /// Times forward passes on random weights after a warm-up.
-pub fn bench(name: &str, batch: usize, threads: Option<usize>, iters: usize) -> Result<BenchResult, String> {
+pub fn bench(
+    name: &str,
+    batch: usize,
+    threads: Option<usize>,
+    iters: usize,
+) -> Result<BenchResult, String> {
     if batch == 0 || iters == 0 {
         return Err("--batch and --iters must be at least 1".into());
     }
@@ -93,7 +119,8 @@ pub fn bench(name: &str, batch: usize, threads: Option<usize>, iters: usize) -> 
     let architecture = model.architecture;
     let network = Network::random(architecture, 0);
     let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false));
-    let input = synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
+    let input =
+        synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let times = time(&network, &input, &mut workspace, iters)?;
     let median = times[times.len() / 2].as_secs_f64() * 1e3;
     Ok(BenchResult {
@@ -107,9 +134,16 @@ pub fn bench(name: &str, batch: usize, threads: Option<usize>, iters: usize) -> 
 }
 
 /// Sorted durations of `iters` passes after `iters / 5 + 2` warm-up passes.
-fn time(network: &Network, input: &[f32], workspace: &mut Workspace, iters: usize) -> Result<Vec<Duration>, String> {
+fn time(
+    network: &Network,
+    input: &[f32],
+    workspace: &mut Workspace,
+    iters: usize,
+) -> Result<Vec<Duration>, String> {
     for _ in 0..iters / 5 + 2 {
-        network.forward(input, workspace).map_err(|e| e.to_string())?;
+        network
+            .forward(input, workspace)
+            .map_err(|e| e.to_string())?;
     }
     let mut times = (0..iters)
         .map(|_| {
@@ -123,7 +157,11 @@ fn time(network: &Network, input: &[f32], workspace: &mut Workspace, iters: usiz
 }
 
 /// The main job: one model end to end on built-in random weights and a synthetic image.
-pub fn demo(out: &mut impl Write, name: &str, threads: Option<usize>) -> io::Result<Result<(), String>> {
+pub fn demo(
+    out: &mut impl Write,
+    name: &str,
+    threads: Option<usize>,
+) -> io::Result<Result<(), String>> {
     let model = match model(name) {
         Ok(model) => model,
         Err(message) => return Ok(Err(message)),
@@ -144,13 +182,20 @@ pub fn demo(out: &mut impl Write, name: &str, threads: Option<usize>) -> io::Res
     };
     let complexity = architecture.complexity().unwrap_or_default();
     let r = architecture.resolution;
-    writeln!(out, "{} ({name}), random weights (seed 0), one synthetic {r}×{r} image", architecture.name)?;
+    writeln!(
+        out,
+        "{} ({name}), random weights (seed 0), one synthetic {r}×{r} image",
+        architecture.name
+    )?;
     writeln!(out)?;
     write!(out, "{}", stage_table(&architecture, &complexity))?;
     writeln!(out)?;
     let mut ranked: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    writeln!(out, "top-5 (class index: logit; random weights, so the classes mean nothing):")?;
+    writeln!(
+        out,
+        "top-5 (class index: logit; random weights, so the classes mean nothing):"
+    )?;
     for (class, logit) in ranked.iter().take(5) {
         writeln!(out, "  {class:>4}: {logit:+.5}")?;
     }

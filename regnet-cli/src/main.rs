@@ -147,7 +147,9 @@ fn main() -> ExitCode {
 
 fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
     match command {
-        Command::Demo { model, threads } => execute::demo(out, &model, threads)?.map_err(Failure::Input)?,
+        Command::Demo { model, threads } => {
+            execute::demo(out, &model, threads)?.map_err(Failure::Input)?
+        }
         Command::Run {
             model,
             weights,
@@ -181,7 +183,12 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                 writeln!(
                     out,
                     "{} batch {} threads {}: median {:.2} ms, min {:.2} ms, {:.1} images/s",
-                    result.model, result.batch, result.threads, result.median_ms, result.min_ms, result.images_per_s
+                    result.model,
+                    result.batch,
+                    result.threads,
+                    result.median_ms,
+                    result.min_ms,
+                    result.images_per_s
                 )?;
             }
         }

@@ -14,7 +14,10 @@ pub struct Tensor {
 pub fn read(path: &Path, key: &str) -> Result<Tensor, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| {
-        format!("{} is not a safetensors file ({e}); save the batch with safetensors", path.display())
+        format!(
+            "{} is not a safetensors file ({e}); save the batch with safetensors",
+            path.display()
+        )
     })?;
     let view = tensors.tensor(key).map_err(|_| {
         let mut names: Vec<&str> = tensors.names();
@@ -27,10 +30,24 @@ pub fn read(path: &Path, key: &str) -> Result<Tensor, String> {
     })?;
     let raw = view.data();
     let data = match view.dtype() {
-        Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        other => return Err(format!("tensor `{key}` of {} is {other:?}; F32, F16 or BF16 is needed", path.display())),
+        Dtype::F32 => raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => raw
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => raw
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(format!(
+                "tensor `{key}` of {} is {other:?}; F32, F16 or BF16 is needed",
+                path.display()
+            ));
+        }
     };
     Ok(Tensor {
         data,
@@ -52,5 +69,6 @@ pub fn write(path: &Path, tensors: &[(String, &[f32], Vec<usize>)]) -> Result<()
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot lay out the output: {e}"))?;
-    safetensors::serialize_to_file(views, None, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    safetensors::serialize_to_file(views, None, path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -159,7 +159,9 @@ impl Workspace {
             logits: buffer(layout.logits),
             features: if options.features {
                 buffer(layout.features)
-            } else { AlignedBuffer::default() },
+            } else {
+                AlignedBuffer::default()
+            },
         }
     }
 

@@ -64,7 +64,10 @@ mod tests {
             let mut buffer = AlignedBuffer::zeroed(len);
             assert_eq!(buffer.len(), len);
             assert_eq!(buffer.as_ptr() as usize % 64, 0);
-            buffer.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+            buffer
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = i as f32);
             assert_eq!(AlignedBuffer::from_slice(&buffer)[..], buffer[..]);
         }
     }

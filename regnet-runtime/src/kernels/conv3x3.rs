@@ -2,8 +2,8 @@
 //! zero-bordered NHWC input to a dense NHWC output. Every group width works; widths that are
 //! multiples of 8 (all published RegNets) run the register-blocked AVX2 kernel.
 
-use super::parallel::{chunk, for_each_task};
 use super::aligned::AlignedBuffer;
+use super::parallel::{chunk, for_each_task};
 use super::{Isa, SendPtr};
 
 const LANES: usize = 8;
@@ -272,15 +272,18 @@ mod avx2 {
                 let tap = ky * 3 + kx;
                 // SAFETY: tap (ky, kx) of every pixel of the tile is inside the padded input.
                 let pixels: [*const f32; P] = std::array::from_fn(|p| unsafe {
-                    site.input.add(ky * site.input_row + kx * site.channels + p * site.input_step)
+                    site.input
+                        .add(ky * site.input_row + kx * site.channels + p * site.input_step)
                 });
                 // SAFETY: block v of this tile has TAPS × gw weight vectors.
-                let weights: [*const f32; V] =
-                    std::array::from_fn(|v| unsafe { site.weights.add((v * TAPS + tap) * gw * LANES) });
+                let weights: [*const f32; V] = std::array::from_fn(|v| unsafe {
+                    site.weights.add((v * TAPS + tap) * gw * LANES)
+                });
                 for i in 0..gw {
                     // SAFETY: weight vector i of this tap, within the block's TAPS × gw vectors.
-                    let w: [__m256; V] =
-                        std::array::from_fn(|v| unsafe { _mm256_loadu_ps(weights[v].add(i * LANES)) });
+                    let w: [__m256; V] = std::array::from_fn(|v| unsafe {
+                        _mm256_loadu_ps(weights[v].add(i * LANES))
+                    });
                     for p in 0..P {
                         // SAFETY: input channel i of pixel p's tap is inside the padded input.
                         let x = unsafe { _mm256_broadcast_ss(&*pixels[p].add(i)) };

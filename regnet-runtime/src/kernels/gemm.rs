@@ -15,6 +15,8 @@ pub const PANEL: usize = 16;
 pub const TILE_ROWS: usize = 6;
 /// Input bytes a task keeps hot across panels (within L2 with the panel beside it).
 const ROW_BLOCK_BYTES: usize = 96 * 1024;
+/// Layers whose packed weights fit in this much of L1 run tile by tile over all panels.
+const L1_WEIGHT_BYTES: usize = 16 * 1024;
 /// Inputs per pass over a panel: KC × 16 weights (16 KiB) stay in L1.
 const KC: usize = 256;
 
@@ -102,6 +104,7 @@ impl Gemm<'_> {
         // block of rows stays in L2 across the panels.
         let k_blocks = k.div_ceil(KC).max(1);
         let block_tiles = (ROW_BLOCK_BYTES / (TILE_ROWS * k.clamp(1, KC) * 4)).max(1);
+        let weights_in_l1 = k * panels * PANEL * 4 <= L1_WEIGHT_BYTES;
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * panel_parts, |task| {
             let tile_range = chunk(tiles, row_parts, task / panel_parts);
@@ -115,8 +118,17 @@ impl Gemm<'_> {
                         first: kb == 0,
                         last: kb + 1 == k_blocks,
                     };
-                    for panel in panel_range.clone() {
-                        self.panel_tiles(isa, panel, block..block_end, &pass, out);
+                    if weights_in_l1 {
+                        // Each tile's input rows are read once, for every panel, while in L1.
+                        for tile in block..block_end {
+                            for panel in panel_range.clone() {
+                                self.panel_tiles(isa, panel, tile..tile + 1, &pass, out);
+                            }
+                        }
+                    } else {
+                        for panel in panel_range.clone() {
+                            self.panel_tiles(isa, panel, block..block_end, &pass, out);
+                        }
                     }
                 }
                 block = block_end;
@@ -144,11 +156,16 @@ impl Gemm<'_> {
         let (k, n) = (self.weights.inputs, self.weights.outputs);
         let first = tile * TILE_ROWS;
         let rows = TILE_ROWS.min(self.rows - first);
-        let row = |r: usize| first + r.min(rows - 1);
         TileRows {
-            a: std::array::from_fn(|r| self.input_pixels.index(row(r)) * k),
-            c: std::array::from_fn(|r| self.output_pixels.index(row(r)) * n),
-            residual: std::array::from_fn(|r| row(r) * n),
+            a: self
+                .input_pixels
+                .run::<TILE_ROWS>(first, rows)
+                .map(|p| p * k),
+            c: self
+                .output_pixels
+                .run::<TILE_ROWS>(first, rows)
+                .map(|p| p * n),
+            residual: Pixels::Dense.run::<TILE_ROWS>(first, rows).map(|p| p * n),
             rows,
         }
     }
@@ -169,7 +186,13 @@ struct TileRows {
     rows: usize,
 }
 
-fn scalar_panel_tiles(gemm: &Gemm<'_>, panel: usize, tiles: Range<usize>, pass: &Pass, out: SendPtr) {
+fn scalar_panel_tiles(
+    gemm: &Gemm<'_>,
+    panel: usize,
+    tiles: Range<usize>,
+    pass: &Pass,
+    out: SendPtr,
+) {
     let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
     let weights = &gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL];
     let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
@@ -189,7 +212,11 @@ fn scalar_panel_tiles(gemm: &Gemm<'_>, panel: usize, tiles: Range<usize>, pass: 
                 // owns this (row, panel) part.
                 let dst = unsafe { out.0.add(rows.c[r] + offset + j) };
                 // SAFETY: as above; earlier passes wrote this element.
-                let mut v = if pass.first { acc } else { acc + unsafe { *dst } };
+                let mut v = if pass.first {
+                    acc
+                } else {
+                    acc + unsafe { *dst }
+                };
                 if pass.last {
                     v += bias[j];
                     if let Some(residual) = gemm.residual {
@@ -219,14 +246,25 @@ mod avx2 {
     /// The CPU supports AVX2 and FMA; every row `rows_of` gives lies inside its buffer (checked
     /// in `run`); no other task writes this panel of these rows.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn panel_tiles(gemm: &Gemm<'_>, panel: usize, tiles: Range<usize>, pass: &Pass, out: SendPtr) {
+    pub unsafe fn panel_tiles(
+        gemm: &Gemm<'_>,
+        panel: usize,
+        tiles: Range<usize>,
+        pass: &Pass,
+        out: SendPtr,
+    ) {
         let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
         let weights = gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL].as_ptr();
         let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
         let offset = panel * PANEL;
         let cols = PANEL.min(n - offset);
         // SAFETY: `bias` holds PANEL values.
-        let (b0, b1) = unsafe { (_mm256_loadu_ps(bias.as_ptr()), _mm256_loadu_ps(bias.as_ptr().add(8))) };
+        let (b0, b1) = unsafe {
+            (
+                _mm256_loadu_ps(bias.as_ptr()),
+                _mm256_loadu_ps(bias.as_ptr().add(8)),
+            )
+        };
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let limit = _mm256_set1_epi32(cols as i32);
         let mask0 = _mm256_cmpgt_epi32(limit, lanes);
@@ -234,10 +272,12 @@ mod avx2 {
         let zero = _mm256_setzero_ps();
         for tile in tiles {
             let rows = gemm.rows_of(tile);
-            let a: [*const f32; TILE_ROWS] = std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
+            let a: [*const f32; TILE_ROWS] =
+                std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
             // SAFETY: the output rows hold `cols` values from the panel's offset (checked in
             // `run`); masked accesses touch no others.
-            let c: [*mut f32; TILE_ROWS] = std::array::from_fn(|r| unsafe { out.0.add(rows.c[r] + offset) });
+            let c: [*mut f32; TILE_ROWS] =
+                std::array::from_fn(|r| unsafe { out.0.add(rows.c[r] + offset) });
             let mut lo = [zero; TILE_ROWS];
             let mut hi = [zero; TILE_ROWS];
             if !pass.first {
@@ -251,8 +291,12 @@ mod avx2 {
             }
             for i in pass.ks.clone() {
                 // SAFETY: i < k and the panel holds k rows of PANEL weights.
-                let (w0, w1) =
-                    unsafe { (_mm256_load_ps(weights.add(i * PANEL)), _mm256_load_ps(weights.add(i * PANEL + 8))) };
+                let (w0, w1) = unsafe {
+                    (
+                        _mm256_load_ps(weights.add(i * PANEL)),
+                        _mm256_load_ps(weights.add(i * PANEL + 8)),
+                    )
+                };
                 for r in 0..TILE_ROWS {
                     // SAFETY: each input row has k values (checked in `run`).
                     let x = unsafe { _mm256_broadcast_ss(&*a[r].add(i)) };

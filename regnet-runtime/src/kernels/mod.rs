@@ -85,6 +85,39 @@ impl Pixels {
         }
     }
 
+    /// Indices of rows `first..first + count` (`count` ≥ 1), then the last one repeated up to
+    /// `N`: one division for the whole run instead of two per row.
+    #[inline(always)]
+    pub fn run<const N: usize>(self, first: usize, count: usize) -> [usize; N] {
+        let (h, w) = match self {
+            Pixels::Dense => return std::array::from_fn(|r| first + r.min(count - 1)),
+            Pixels::Strided { h, w, .. } | Pixels::Padded { h, w } => (h, w),
+        };
+        let (mut n, rest) = (first / (h * w), first % (h * w));
+        let (mut y, mut x) = (rest / w, rest % w);
+        let mut last = 0;
+        std::array::from_fn(|r| {
+            if r < count {
+                last = match self {
+                    Pixels::Strided {
+                        stride, in_h, in_w, ..
+                    } => (n * in_h + y * stride) * in_w + x * stride,
+                    _ => (n * (h + 2) + y + 1) * (w + 2) + x + 1,
+                };
+                x += 1;
+                if x == w {
+                    x = 0;
+                    y += 1;
+                    if y == h {
+                        y = 0;
+                        n += 1;
+                    }
+                }
+            }
+            last
+        })
+    }
+
     /// Pixels the buffer must hold for `rows` rows.
     pub fn extent(self, rows: usize) -> usize {
         match self {
@@ -130,5 +163,20 @@ mod tests {
         assert_eq!(padded.index(5), 2 * 5 + 3);
         assert_eq!(padded.index(6), 4 * 5 + 5 + 1);
         assert_eq!(padded.extent(12), 40);
+        for pixels in [Pixels::Dense, strided, padded] {
+            for first in 0..12 {
+                for count in 1..=(12 - first).min(6) {
+                    let run: [usize; 6] = pixels.run(first, count);
+                    let expected: Vec<usize> = (0..6)
+                        .map(|r| pixels.index(first + r.min(count - 1)))
+                        .collect();
+                    assert_eq!(
+                        run.to_vec(),
+                        expected,
+                        "{pixels:?} from {first}, {count} rows"
+                    );
+                }
+            }
+        }
     }
 }

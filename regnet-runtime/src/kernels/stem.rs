@@ -3,8 +3,8 @@
 //! nothing to vectorize over inputs, so the kernel vectorizes over output channels and keeps
 //! several output pixels in registers.
 
-use super::parallel::for_each_task;
 use super::aligned::AlignedBuffer;
+use super::parallel::for_each_task;
 use super::{Isa, SendPtr};
 
 const LANES: usize = 8;
@@ -101,7 +101,8 @@ impl Stem<'_> {
                 for i in 0..inputs {
                     for ky in 0..3 {
                         for kx in 0..3 {
-                            let v = self.input[((n * inputs + i) * ph + y * STRIDE + ky) * pw + x * STRIDE + kx];
+                            let v = self.input
+                                [((n * inputs + i) * ph + y * STRIDE + ky) * pw + x * STRIDE + kx];
                             acc += v * self.weights.weight[(i * TAPS + ky * 3 + kx) * outputs + o];
                         }
                     }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Our latency against ONNX Runtime's, measured alternately in one run (shared machines drift).
+#
+#   bench/compare_ort.sh [ROUNDS] [THREADS]      e.g. bench/compare_ort.sh 3 2
+#
+# Installs onnxruntime 1.32.0 into bench/.venv on first use. Needs ../shared/bench beside the
+# repository (the ONNX files of torchvision's RegNets and ort_bench.py). Prints one table row per
+# (model, batch): the median of each side's per-round medians, and ours / ORT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+threads=${2:-2}
+shared=../shared/bench
+venv=bench/.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q onnxruntime==1.32.0 numpy
+fi
+cargo build -q --release -p regnet-cli
+# ours (spec stem) and ORT's (ONNX file) names of the same network.
+pairs="regnety_400mf:regnet_y_400mf regnetx_400mf_tv:regnet_x_400mf regnety_1.6gf:regnet_y_1_6gf"
+printf '%-18s %5s %12s %12s %8s\n' model batch "ours ms" "ORT ms" ratio
+for pair in $pairs; do
+  ours=${pair%%:*}
+  onnx=${pair##*:}
+  for batch in 1 8; do
+    iters=$(( batch == 1 ? 30 : 8 ))
+    ours_ms=()
+    ort_ms=()
+    for _ in $(seq "$rounds"); do
+      ours_ms+=("$(target/release/regnet bench "$ours" --batch "$batch" --threads "$threads" --iters "$iters" --json |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")
+      ort_ms+=("$("$venv/bin/python" "$shared/ort_bench.py" "$shared/onnx/$onnx.onnx" --batch "$batch" --threads "$threads" --iters "$iters" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")
+    done
+    python3 - "$ours" "$batch" "${ours_ms[*]}" "${ort_ms[*]}" <<'PY'
+import statistics, sys
+name, batch, ours, ort = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+a, b = statistics.median(map(float, ours)), statistics.median(map(float, ort))
+print(f"{name:<18} {batch:>5} {a:12.2f} {b:12.2f} {a / b:8.2f}")
+PY
+  done
+done
