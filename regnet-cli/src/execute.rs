@@ -4,8 +4,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use regnet::runtime::kernels::peak::fma_peak_gflops;
 use regnet::runtime::spec::{INPUT_CHANNELS, stage_table};
-use regnet::runtime::{Network, Options, Workspace};
+use regnet::runtime::{Network, Options, Profile, Step, Workspace};
 use serde::Serialize;
 
 use crate::tensors;
@@ -211,4 +212,107 @@ pub fn demo(
         workspace.options().isa,
     )?;
     Ok(Ok(()))
+}
+
+/// Per-step time and GFLOP/s against the machine's measured FMA peak, averaged over `iters`
+/// passes: where the time goes and how far each kind of layer is from the peak.
+pub fn profile(
+    out: &mut impl Write,
+    name: &str,
+    batch: usize,
+    threads: Option<usize>,
+    iters: usize,
+) -> io::Result<Result<(), String>> {
+    if batch == 0 || iters == 0 {
+        return Ok(Err("--batch and --iters must be at least 1".into()));
+    }
+    let model = match model(name) {
+        Ok(model) => model,
+        Err(message) => return Ok(Err(message)),
+    };
+    let architecture = model.architecture;
+    let network = Network::random(architecture, 0);
+    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false));
+    let input =
+        synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
+    let mut profile = Profile::default();
+    for pass in 0..iters + 2 {
+        // Two warm-up passes are not counted.
+        let mut scratch = Profile::default();
+        let target = if pass < 2 { &mut scratch } else { &mut profile };
+        if let Err(error) = network.profile(&input, &mut workspace, target) {
+            return Ok(Err(error.to_string()));
+        }
+    }
+    let options = workspace.options();
+    let peak = fma_peak_gflops(options.isa, options.threads, Duration::from_millis(300));
+    let mut totals: std::collections::BTreeMap<(usize, Step), (u64, f64)> = Default::default();
+    for &(stage, step, flops, seconds) in &profile.steps {
+        let entry = totals.entry((stage, step)).or_default();
+        entry.0 += flops;
+        entry.1 += seconds;
+    }
+    let total: f64 = totals.values().map(|t| t.1).sum::<f64>() / iters as f64;
+    writeln!(
+        out,
+        "{name} batch {batch}, {} threads, {:?}; peak {peak:.1} GFLOP/s (FMA loop); times per pass",
+        options.threads, options.isa
+    )?;
+    writeln!(
+        out,
+        "{:<6} {:<15} {:>9} {:>7} {:>9} {:>8}",
+        "stage", "step", "ms", "share", "GFLOP/s", "of peak"
+    )?;
+    let mut by_step: std::collections::BTreeMap<Step, (u64, f64)> = Default::default();
+    let stages = architecture.stages.len();
+    for (&(stage, step), &(flops, seconds)) in &totals {
+        let by = by_step.entry(step).or_default();
+        by.0 += flops;
+        by.1 += seconds;
+        let label = match stage {
+            0 => "stem".to_owned(),
+            s if s > stages => "head".to_owned(),
+            s => format!("s{s}"),
+        };
+        write_row(out, &label, step, flops, seconds, iters, total, peak)?;
+    }
+    writeln!(out)?;
+    for (&step, &(flops, seconds)) in &by_step {
+        write_row(out, "all", step, flops, seconds, iters, total, peak)?;
+    }
+    let flops: u64 = by_step.values().map(|t| t.0).sum();
+    writeln!(
+        out,
+        "total  {:<15} {:>9.3} {:>7} {:>9.1} {:>7.0}%",
+        "",
+        total * 1e3,
+        "100%",
+        2.0 * flops as f64 / iters as f64 / total / 1e9,
+        200.0 * flops as f64 / iters as f64 / total / 1e9 / peak
+    )?;
+    Ok(Ok(()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_row(
+    out: &mut impl Write,
+    label: &str,
+    step: Step,
+    flops: u64,
+    seconds: f64,
+    iters: usize,
+    total: f64,
+    peak: f64,
+) -> io::Result<()> {
+    let (flops, seconds) = (flops as f64 / iters as f64, seconds / iters as f64);
+    let gflops = 2.0 * flops / seconds / 1e9;
+    writeln!(
+        out,
+        "{label:<6} {:<15} {:>9.3} {:>6.1}% {:>9.1} {:>7.0}%",
+        format!("{step:?}"),
+        seconds * 1e3,
+        100.0 * seconds / total,
+        gflops,
+        100.0 * gflops / peak
+    )
 }

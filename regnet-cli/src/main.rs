@@ -72,6 +72,9 @@ enum Command {
         /// Print one JSON line.
         #[arg(long)]
         json: bool,
+        /// Print each step's time and GFLOP/s against the measured FMA peak instead.
+        #[arg(long, conflicts_with = "json")]
+        profile: bool,
     },
     /// Print the stage table and complexity of a spec.
     Inspect {
@@ -173,7 +176,16 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             batch,
             threads,
             iters,
+            profile: true,
+            ..
+        } => execute::profile(out, &model, batch, threads, iters)?.map_err(Failure::Input)?,
+        Command::Bench {
+            model,
+            batch,
+            threads,
+            iters,
             json,
+            profile: false,
         } => {
             let result = execute::bench(&model, batch, threads, iters).map_err(Failure::Input)?;
             if json {

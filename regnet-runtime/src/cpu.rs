@@ -2,6 +2,7 @@
 
 use regnet_spec::{Architecture, Block, INPUT_CHANNELS};
 
+use crate::kernels::channels::{average_pool, scale_channels};
 use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use crate::kernels::gemm::{Gemm, PackedLinear};
 use crate::kernels::stem::{PackedStem, Stem};
@@ -81,6 +82,53 @@ impl CpuBlock {
     }
 }
 
+/// What each timed step of a forward pass does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    Stem,
+    /// The shortcut's strided 1×1 projection.
+    Projection,
+    /// The block's first 1×1 convolution (into the bottleneck).
+    Reduce,
+    /// The grouped 3×3 convolution.
+    Grouped,
+    SqueezeExcite,
+    /// The block's last 1×1 convolution, with the residual add.
+    Expand,
+    /// Pooling and the classifier.
+    Head,
+}
+
+/// The time of every step of forward passes, for `regnet bench --profile`.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// (stage: 0 for the stem, 1.. for the stages, one past the last for the head; step;
+    /// multiply-adds; seconds).
+    pub steps: Vec<(usize, Step, u64, f64)>,
+}
+
+impl Profile {
+    fn time<R>(
+        profile: &mut Option<&mut Profile>,
+        stage: usize,
+        step: Step,
+        flops: u64,
+        work: impl FnOnce() -> R,
+    ) -> R {
+        match profile {
+            None => work(),
+            Some(profile) => {
+                let start = std::time::Instant::now();
+                let result = work();
+                profile
+                    .steps
+                    .push((stage, step, flops, start.elapsed().as_secs_f64()));
+                result
+            }
+        }
+    }
+}
+
 /// A network's weights ready for the CPU kernels.
 pub struct CpuNetwork {
     architecture: Architecture<'static>,
@@ -152,6 +200,7 @@ impl CpuNetwork {
         batch: usize,
         workspace: &mut Workspace,
         features: bool,
+        mut profile: Option<&mut Profile>,
     ) {
         let Workspace {
             options,
@@ -182,8 +231,12 @@ impl CpuNetwork {
                 input: image,
             };
             let [mut x, mut y] = activations.each_mut().map(|a| &mut a[..]);
-            stem.run(isa, threads, x);
             let stem_size = self.architecture.stem_size();
+            let stem_flops =
+                (batch * stem_size * stem_size * self.architecture.stem_width * 27) as u64;
+            Profile::time(&mut profile, 0, Step::Stem, stem_flops, || {
+                stem.run(isa, threads, x)
+            });
             if let Some(sink) = sink.as_mut() {
                 sink.push(x, batch, stem_size, self.architecture.stem_width);
             }
@@ -194,7 +247,7 @@ impl CpuNetwork {
                     bottleneck,
                     vectors,
                 };
-                block.run(isa, threads, batch, x, y, buffers);
+                block.run(isa, threads, batch, x, y, buffers, &mut profile);
                 std::mem::swap(&mut x, &mut y);
                 let g = block.geometry;
                 let last_of_stage = g.index == self.architecture.stages[g.stage - 1].depth;
@@ -202,7 +255,12 @@ impl CpuNetwork {
                     sink.push(x, batch, g.out_size, g.width);
                 }
             }
-            self.head(isa, threads, batch, x, vectors, logits);
+            let head_flops =
+                (batch * self.architecture.last_width() * self.architecture.num_classes) as u64;
+            let head_stage = self.architecture.stages.len() + 1;
+            Profile::time(&mut profile, head_stage, Step::Head, head_flops, || {
+                self.head(isa, threads, batch, x, vectors, logits)
+            });
         };
         match pool {
             Some(pool) => pool.install(run),
@@ -225,7 +283,7 @@ impl CpuNetwork {
             .last()
             .map_or(self.architecture.stem_size(), |b| b.geometry.out_size);
         let pooled = &mut vectors[..batch * channels];
-        average_pool(x, batch, size * size, channels, pooled);
+        average_pool(isa, threads, x, batch, size * size, channels, pooled);
         Gemm {
             weights: &self.head,
             rows: batch,
@@ -255,11 +313,15 @@ impl CpuBlock {
         input: &[f32],
         output: &mut [f32],
         buffers: BlockBuffers<'_>,
+        profile: &mut Option<&mut Profile>,
     ) {
         let g = self.geometry;
         let (h_in, h_out) = (g.in_size, g.out_size);
         let rows_in = batch * h_in * h_in;
         let rows_out = batch * h_out * h_out;
+        let (w_in, w, w_b) = (g.in_width, g.width, g.bottleneck_width);
+        let pointwise =
+            |rows: usize, inputs: usize, outputs: usize| (rows * inputs * outputs) as u64;
         if let Some(proj) = &self.proj {
             let input_pixels = if g.stride == 1 {
                 Pixels::Dense
@@ -272,7 +334,7 @@ impl CpuBlock {
                     in_w: h_in,
                 }
             };
-            Gemm {
+            let gemm = Gemm {
                 weights: proj,
                 rows: rows_out,
                 input,
@@ -280,13 +342,17 @@ impl CpuBlock {
                 residual: None,
                 relu: false,
                 output_pixels: Pixels::Dense,
-            }
-            .run(isa, threads, buffers.shortcut);
+            };
+            Profile::time(
+                profile,
+                g.stage,
+                Step::Projection,
+                pointwise(rows_out, w_in, w),
+                || gemm.run(isa, threads, buffers.shortcut),
+            );
         }
-        let w_b = g.bottleneck_width;
         let padded = &mut buffers.padded[..batch * (h_in + 2) * (h_in + 2) * w_b];
-        zero_border(padded, h_in, w_b);
-        Gemm {
+        let reduce = Gemm {
             weights: &self.a,
             rows: rows_in,
             input,
@@ -294,26 +360,49 @@ impl CpuBlock {
             residual: None,
             relu: true,
             output_pixels: Pixels::Padded { h: h_in, w: h_in },
-        }
-        .run(isa, threads, padded);
+        };
+        Profile::time(
+            profile,
+            g.stage,
+            Step::Reduce,
+            pointwise(rows_in, w_in, w_b),
+            || {
+                zero_border(padded, h_in, w_b);
+                reduce.run(isa, threads, padded)
+            },
+        );
         let bottleneck = &mut buffers.bottleneck[..rows_out * w_b];
-        Conv3x3 {
+        let grouped = Conv3x3 {
             weights: &self.b,
             batch,
             height: h_in,
             width: h_in,
             input: padded,
-        }
-        .run(isa, threads, bottleneck);
+        };
+        let grouped_flops = (rows_out * w_b * 9 * w_b / g.groups) as u64;
+        Profile::time(profile, g.stage, Step::Grouped, grouped_flops, || {
+            grouped.run(isa, threads, bottleneck)
+        });
         if let Some(se) = &self.se {
-            se.run(batch, h_out * h_out, w_b, bottleneck, buffers.vectors);
+            let se_flops = (batch * 2 * w_b * se.width) as u64;
+            Profile::time(profile, g.stage, Step::SqueezeExcite, se_flops, || {
+                se.run(
+                    isa,
+                    threads,
+                    batch,
+                    h_out * h_out,
+                    w_b,
+                    bottleneck,
+                    buffers.vectors,
+                )
+            });
         }
         let residual: &[f32] = if self.proj.is_some() {
             buffers.shortcut
         } else {
             input
         };
-        Gemm {
+        let expand = Gemm {
             weights: &self.c,
             rows: rows_out,
             input: bottleneck,
@@ -321,38 +410,52 @@ impl CpuBlock {
             residual: Some(residual),
             relu: true,
             output_pixels: Pixels::Dense,
-        }
-        .run(isa, threads, output);
+        };
+        Profile::time(
+            profile,
+            g.stage,
+            Step::Expand,
+            pointwise(rows_out, w_b, w),
+            || expand.run(isa, threads, output),
+        );
     }
 }
 
 impl SqueezeExcite {
     /// Scales each channel of `x` (`[batch][pixels][channels]`) by its gate: the sigmoid of
     /// expand(ReLU(reduce(mean over pixels))).
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
+        isa: Isa,
+        threads: usize,
         batch: usize,
         pixels: usize,
         channels: usize,
         x: &mut [f32],
         vectors: &mut [f32],
     ) {
-        let (pooled, rest) = vectors.split_at_mut(channels);
-        let (hidden, rest) = rest.split_at_mut(self.width);
-        let gate = &mut rest[..channels];
-        for n in 0..batch {
-            let image = &mut x[n * pixels * channels..(n + 1) * pixels * channels];
-            average_pool(image, 1, pixels, channels, pooled);
+        let (pooled, rest) = vectors.split_at_mut(batch * channels);
+        let (hidden, gates) = rest.split_at_mut(self.width);
+        average_pool(isa, threads, x, batch, pixels, channels, pooled);
+        for (pooled, gate) in pooled
+            .chunks_exact(channels)
+            .zip(gates.chunks_exact_mut(channels))
+        {
             matvec(&self.reduce, pooled, hidden);
             hidden.iter_mut().for_each(|h| *h = h.max(0.0));
             matvec(&self.expand, hidden, gate);
             gate.iter_mut().for_each(|g| *g = 1.0 / (1.0 + (-*g).exp()));
-            for pixel in image.chunks_exact_mut(channels) {
-                for (v, g) in pixel.iter_mut().zip(gate.iter()) {
-                    *v *= g;
-                }
-            }
         }
+        scale_channels(
+            isa,
+            threads,
+            x,
+            batch,
+            pixels,
+            channels,
+            &gates[..batch * channels],
+        );
     }
 }
 
@@ -363,21 +466,6 @@ fn matvec(layer: &Linear, x: &[f32], out: &mut [f32]) {
         .zip(layer.weight.chunks_exact(x.len()).zip(&layer.bias))
     {
         *o = row.iter().zip(x).map(|(w, x)| w * x).sum::<f32>() + bias;
-    }
-}
-
-/// Mean over pixels of `[batch][pixels][channels]` into `[batch][channels]`.
-fn average_pool(x: &[f32], batch: usize, pixels: usize, channels: usize, out: &mut [f32]) {
-    for n in 0..batch {
-        let sums = &mut out[n * channels..(n + 1) * channels];
-        sums.fill(0.0);
-        for pixel in x[n * pixels * channels..(n + 1) * pixels * channels].chunks_exact(channels) {
-            for (s, v) in sums.iter_mut().zip(pixel) {
-                *s += v;
-            }
-        }
-        let scale = 1.0 / pixels as f32;
-        sums.iter_mut().for_each(|s| *s *= scale);
     }
 }
 

@@ -12,6 +12,7 @@ mod network;
 pub mod weights;
 pub mod workspace;
 
+pub use cpu::{Profile, Step};
 pub use kernels::Isa;
 pub use network::{FeatureMaps, Network, RunError};
 pub use weights::{LoadError, NetworkWeights, Scheme};

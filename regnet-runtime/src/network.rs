@@ -5,7 +5,7 @@ use std::path::Path;
 
 use regnet_spec::{Architecture, INPUT_CHANNELS};
 
-use crate::cpu::CpuNetwork;
+use crate::cpu::{CpuNetwork, Profile};
 use crate::weights::{self, LoadError, NetworkWeights, Scheme};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
@@ -143,7 +143,7 @@ impl Network {
     ) -> Result<&'w [f32], RunError> {
         let batch = self.check(input, workspace, false)?;
         let Backend::Cpu(cpu) = &self.backend;
-        cpu.run(input, batch, workspace, false);
+        cpu.run(input, batch, workspace, false, None);
         Ok(&workspace.logits[..batch * cpu.architecture().num_classes])
     }
 
@@ -155,7 +155,7 @@ impl Network {
     ) -> Result<(&'w [f32], FeatureMaps<'w>), RunError> {
         let batch = self.check(input, workspace, true)?;
         let Backend::Cpu(cpu) = &self.backend;
-        cpu.run(input, batch, workspace, true);
+        cpu.run(input, batch, workspace, true, None);
         let features = FeatureMaps {
             buffer: &workspace.features,
             architecture: cpu.architecture(),
@@ -165,6 +165,19 @@ impl Network {
             &workspace.logits[..batch * cpu.architecture().num_classes],
             features,
         ))
+    }
+
+    /// Runs like `forward` and records the time of every step into `profile`.
+    pub fn profile(
+        &self,
+        input: &[f32],
+        workspace: &mut Workspace,
+        profile: &mut Profile,
+    ) -> Result<(), RunError> {
+        let batch = self.check(input, workspace, false)?;
+        let Backend::Cpu(cpu) = &self.backend;
+        cpu.run(input, batch, workspace, false, Some(profile));
+        Ok(())
     }
 
     fn check(

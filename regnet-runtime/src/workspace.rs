@@ -58,7 +58,18 @@ impl WorkspaceLayout {
                 layout.bottleneck,
                 w_b * strided(h_in, stage.stride) * strided(h_in, stage.stride),
             );
-            layout.vector = max(layout.vector, 3 * w_b);
+            // SE: pooled means and gates per image, and the hidden layer.
+            let se = max(
+                match stage.se_width {
+                    Some(w) => w,
+                    None => 0,
+                },
+                match stage.se_width_rest {
+                    Some(w) => w,
+                    None => 0,
+                },
+            );
+            layout.vector = max(layout.vector, 2 * w_b + se);
             layout.features += stage.width * h_out * h_out;
             last_width = stage.width;
             s += 1;

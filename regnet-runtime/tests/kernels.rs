@@ -3,6 +3,7 @@
 //! shorter than a register tile and 1-pixel images.
 
 use proptest::prelude::*;
+use regnet_runtime::kernels::channels::{average_pool, scale_channels};
 use regnet_runtime::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
 use regnet_runtime::kernels::stem::{PackedStem, Stem};
@@ -219,6 +220,39 @@ proptest! {
                 let mut output = vec![f32::NAN; n * oh * ow * outputs];
                 pool(threads).install(|| stem.run(Isa::supported(isa), threads, &mut output));
                 assert_close(&output, &expected, 28);
+            }
+        }
+    }
+
+    /// Global average pooling and the SE gate over NHWC maps of any channel count.
+    #[test]
+    fn channel_passes_match_reference(
+        n in 1usize..4, pixels in 1usize..60, channels in 1usize..200, seed in any::<u64>(),
+    ) {
+        let x = values(n * pixels * channels, seed);
+        let gate = values(n * channels, seed ^ 1);
+        let mut pooled_expected = vec![0.0; n * channels];
+        let mut scaled_expected = x.clone();
+        for b in 0..n {
+            for c in 0..channels {
+                let sum: f32 = (0..pixels).map(|p| x[(b * pixels + p) * channels + c]).sum();
+                pooled_expected[b * channels + c] = sum / pixels as f32;
+                for p in 0..pixels {
+                    scaled_expected[(b * pixels + p) * channels + c] *= gate[b * channels + c];
+                }
+            }
+        }
+        for isa in ISAS {
+            for threads in [1, 2] {
+                let isa = Isa::supported(isa);
+                let mut pooled = vec![f32::NAN; n * channels];
+                let mut scaled = x.clone();
+                pool(threads).install(|| {
+                    average_pool(isa, threads, &x, n, pixels, channels, &mut pooled);
+                    scale_channels(isa, threads, &mut scaled, n, pixels, channels, &gate);
+                });
+                assert_close(&pooled, &pooled_expected, pixels);
+                assert_close(&scaled, &scaled_expected, 1);
             }
         }
     }

@@ -7,9 +7,11 @@
 //! at run time.
 
 pub mod aligned;
+pub mod channels;
 pub mod conv3x3;
 pub mod gemm;
 pub mod parallel;
+pub mod peak;
 pub mod stem;
 
 /// The instruction set the kernels use.
@@ -134,6 +136,13 @@ impl Pixels {
 /// one per task, and write through this.
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr(pub *mut f32);
+
+impl SendPtr {
+    /// The pointer; a method, so closures capture the whole (Send + Sync) wrapper.
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 
 // SAFETY: the pointer is only dereferenced by tasks writing disjoint elements of a buffer that
 // outlives the parallel loop (it is borrowed mutably for the loop's whole duration).

@@ -1,0 +1,65 @@
+//! The machine's measured fp32 peak, the yardstick of `regnet bench --profile`.
+
+use std::time::{Duration, Instant};
+
+use super::Isa;
+
+/// GFLOP/s (2 per multiply-add) of independent FMA chains on `threads` threads for about
+/// `duration`.
+pub fn fma_peak_gflops(isa: Isa, threads: usize, duration: Duration) -> f64 {
+    let start = Instant::now();
+    let flops: f64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut flops = 0.0;
+                    while start.elapsed() < duration {
+                        flops += chains(isa);
+                    }
+                    flops
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or(0.0)).sum()
+    });
+    flops / start.elapsed().as_secs_f64() / 1e9
+}
+
+const ROUNDS: usize = 100_000;
+
+/// Runs one batch of FMA chains; returns the flops done.
+fn chains(isa: Isa) -> f64 {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => {
+            // SAFETY: `Isa::Avx2Fma` is only chosen after run-time detection of AVX2 and FMA.
+            unsafe { avx2_chains() }
+        }
+        _ => {
+            let mut acc = [1.0f32; 8];
+            for _ in 0..ROUNDS {
+                for a in &mut acc {
+                    *a = a.mul_add(0.999_999, 1e-7);
+                }
+            }
+            std::hint::black_box(acc);
+            (ROUNDS * 8 * 2) as f64
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn avx2_chains() -> f64 {
+    use std::arch::x86_64::*;
+    // Twelve independent chains cover the FMA latency on both pipes.
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..ROUNDS {
+        for acc in &mut acc {
+            *acc = _mm256_fmadd_ps(*acc, a, b);
+        }
+    }
+    std::hint::black_box(acc);
+    (ROUNDS * 12 * 8 * 2) as f64
+}
