@@ -247,7 +247,12 @@ impl CpuNetwork {
                     bottleneck,
                     vectors,
                 };
-                block.run(isa, threads, batch, x, y, buffers, &mut profile);
+                let pass = Pass {
+                    isa,
+                    threads,
+                    batch,
+                };
+                block.run(pass, x, y, buffers, &mut profile);
                 std::mem::swap(&mut x, &mut y);
                 let g = block.geometry;
                 let last_of_stage = g.index == self.architecture.stages[g.stage - 1].depth;
@@ -297,6 +302,14 @@ impl CpuNetwork {
     }
 }
 
+/// How the kernels of one forward pass run.
+#[derive(Clone, Copy)]
+struct Pass {
+    isa: Isa,
+    threads: usize,
+    batch: usize,
+}
+
 struct BlockBuffers<'a> {
     shortcut: &'a mut [f32],
     padded: &'a mut [f32],
@@ -307,14 +320,17 @@ struct BlockBuffers<'a> {
 impl CpuBlock {
     fn run(
         &self,
-        isa: Isa,
-        threads: usize,
-        batch: usize,
+        pass: Pass,
         input: &[f32],
         output: &mut [f32],
         buffers: BlockBuffers<'_>,
         profile: &mut Option<&mut Profile>,
     ) {
+        let Pass {
+            isa,
+            threads,
+            batch,
+        } = pass;
         let g = self.geometry;
         let (h_in, h_out) = (g.in_size, g.out_size);
         let rows_in = batch * h_in * h_in;
