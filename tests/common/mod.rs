@@ -1,0 +1,106 @@
+//! What the parity tests share: reading fixture tensors and comparing a forward pass's logits and
+//! stage outputs with PyTorch's.
+
+use std::path::Path;
+
+use regnet::runtime::{FeatureMaps, Isa};
+use safetensors::SafeTensors;
+
+/// Stem and stage outputs must match PyTorch's within this; logits within `LOGIT_TOLERANCE`.
+pub const FEATURE_TOLERANCE: f32 = 1e-4;
+pub const LOGIT_TOLERANCE: f32 = 1e-5;
+
+/// An F32 tensor of a safetensors file: data and shape.
+pub fn tensor(path: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
+    let bytes = std::fs::read(path).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let view = tensors.tensor(name).unwrap();
+    assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name} dtype");
+    let data = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    (data, view.shape().to_vec())
+}
+
+fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Checks one forward pass against `expected.safetensors` (logits, stem, s1..): shapes exactly,
+/// values within the tolerances; prints the measured differences.
+pub fn check(fixture: &str, isa: Isa, expected: &Path, logits: &[f32], features: &FeatureMaps<'_>) {
+    let mut report = Vec::new();
+    let (want, shape) = tensor(expected, "stem");
+    let (stem, stem_shape) = features.stem();
+    assert_eq!(stem_shape.to_vec(), shape, "{fixture} stem shape");
+    report.push((
+        "stem".to_owned(),
+        max_difference(stem, &want),
+        FEATURE_TOLERANCE,
+    ));
+    for stage in 1..=features.stages() {
+        let name = format!("s{stage}");
+        let (want, shape) = tensor(expected, &name);
+        let (got, got_shape) = features.stage(stage).unwrap();
+        assert_eq!(got_shape.to_vec(), shape, "{fixture} {name} shape");
+        report.push((name, max_difference(got, &want), FEATURE_TOLERANCE));
+    }
+    let (want, _) = tensor(expected, "logits");
+    report.push((
+        "logits".to_owned(),
+        max_difference(logits, &want),
+        LOGIT_TOLERANCE,
+    ));
+    eprintln!("{fixture} {isa:?}: {report:?}");
+    for (name, difference, tolerance) in report {
+        assert!(
+            difference <= tolerance,
+            "{fixture} {name} ({isa:?}): max |difference| {difference} > {tolerance}"
+        );
+    }
+}
+
+/// Defines a test that loads `$net` from the fixture directory `$dir` (an `Option<PathBuf>`;
+/// `None` skips), expects naming scheme `$scheme`, and checks both instruction sets.
+macro_rules! parity {
+    ($test:ident, $net:ident, $dir:expr, $scheme:expr) => {
+        #[test]
+        fn $test() {
+            let Some(dir) = $dir else { return };
+            let model = $net::load(dir.join("model.safetensors")).unwrap();
+            assert_eq!(
+                model.network().scheme(),
+                Some($scheme),
+                "{} scheme",
+                stringify!($test)
+            );
+            let (input, input_shape) = common::tensor(&dir.join("input.safetensors"), "input");
+            let [channels, height, width] = $net::INPUT_SHAPE;
+            assert_eq!(input_shape, [2, channels, height, width], "input shape");
+            for isa in [regnet::runtime::Isa::Avx2Fma, regnet::runtime::Isa::Scalar] {
+                let options = regnet::runtime::Options {
+                    threads: 2,
+                    isa,
+                    features: true,
+                };
+                let mut workspace = $net::workspace_with(2, options);
+                let isa = workspace.options().isa;
+                let (logits, features) = model.forward_features(&input, &mut workspace).unwrap();
+                common::check(
+                    stringify!($test),
+                    isa,
+                    &dir.join("expected.safetensors"),
+                    logits,
+                    &features,
+                );
+            }
+        }
+    };
+}
+pub(crate) use parity;
