@@ -106,32 +106,41 @@ fn synthetic_input(len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Times forward passes on random weights after a warm-up.
+/// Times forward passes (random weights unless a checkpoint is given) after a warm-up; also
+/// returns the time the weights took to be ready (read, fold, pack).
 pub fn bench(
     name: &str,
     batch: usize,
     threads: Option<usize>,
     iters: usize,
-) -> Result<BenchResult, String> {
+    weights: Option<&Path>,
+) -> Result<(BenchResult, Duration), String> {
     if batch == 0 || iters == 0 {
         return Err("--batch and --iters must be at least 1".into());
     }
     let model = model(name)?;
     let architecture = model.architecture;
-    let network = Network::random(architecture, 0);
+    let start = Instant::now();
+    let network = match weights {
+        Some(path) => Network::load(architecture, path, model.compat_alternative)
+            .map_err(|e| e.to_string())?,
+        None => Network::random(architecture, 0),
+    };
+    let load = start.elapsed();
     let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false));
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let times = time(&network, &input, &mut workspace, iters)?;
     let median = times[times.len() / 2].as_secs_f64() * 1e3;
-    Ok(BenchResult {
+    let result = BenchResult {
         model: name.to_owned(),
         batch,
         threads: workspace.options().threads,
         median_ms: median,
         min_ms: times[0].as_secs_f64() * 1e3,
         images_per_s: batch as f64 * 1e3 / median,
-    })
+    };
+    Ok((result, load))
 }
 
 /// Sorted durations of `iters` passes after `iters / 5 + 2` warm-up passes.

@@ -75,6 +75,9 @@ enum Command {
         /// Print each step's time and GFLOP/s against the measured FMA peak instead.
         #[arg(long, conflicts_with = "json")]
         profile: bool,
+        /// Time with this checkpoint instead of random weights (and report its load time).
+        #[arg(long)]
+        weights: Option<PathBuf>,
     },
     /// Print the stage table and complexity of a spec.
     Inspect {
@@ -186,21 +189,25 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             iters,
             json,
             profile: false,
+            weights,
         } => {
-            let result = execute::bench(&model, batch, threads, iters).map_err(Failure::Input)?;
+            let (result, load) = execute::bench(&model, batch, threads, iters, weights.as_deref())
+                .map_err(Failure::Input)?;
             if json {
                 serde_json::to_writer(&mut *out, &result).map_err(io::Error::from)?;
                 writeln!(out)?;
             } else {
                 writeln!(
                     out,
-                    "{} batch {} threads {}: median {:.2} ms, min {:.2} ms, {:.1} images/s",
+                    "{} batch {} threads {}: median {:.2} ms, min {:.2} ms, {:.1} images/s \
+                     (weights ready in {:.1} ms)",
                     result.model,
                     result.batch,
                     result.threads,
                     result.median_ms,
                     result.min_ms,
-                    result.images_per_s
+                    result.images_per_s,
+                    load.as_secs_f64() * 1e3
                 )?;
             }
         }

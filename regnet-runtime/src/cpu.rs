@@ -1,5 +1,6 @@
 //! The CPU backend: weights folded and packed once, then forward passes over a workspace.
 
+use rayon::prelude::*;
 use regnet_spec::{Architecture, Block, INPUT_CHANNELS};
 
 use crate::kernels::channels::{average_pool, scale_channels};
@@ -164,8 +165,10 @@ impl CpuNetwork {
     /// loader guarantees).
     pub fn new(architecture: Architecture<'static>, weights: &NetworkWeights) -> Self {
         let (stem_weight, stem_bias) = fold(&weights.stem);
-        let blocks = architecture
-            .blocks()
+        // Folding and packing are independent per block: spread them over the cores.
+        let geometry: Vec<Block> = architecture.blocks().collect();
+        let blocks = geometry
+            .into_par_iter()
             .zip(&weights.blocks)
             .map(|(geometry, weights)| CpuBlock::new(geometry, weights))
             .collect();

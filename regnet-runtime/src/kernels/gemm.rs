@@ -284,8 +284,13 @@ mod avx2 {
                 for r in 0..TILE_ROWS {
                     // SAFETY: as above; an earlier pass stored these partial sums.
                     unsafe {
-                        lo[r] = _mm256_maskload_ps(c[r], mask0);
-                        hi[r] = _mm256_maskload_ps(c[r].add(8), mask1);
+                        if cols == PANEL {
+                            lo[r] = _mm256_loadu_ps(c[r]);
+                            hi[r] = _mm256_loadu_ps(c[r].add(8));
+                        } else {
+                            lo[r] = _mm256_maskload_ps(c[r], mask0);
+                            hi[r] = _mm256_maskload_ps(c[r].add(8), mask1);
+                        }
                     }
                 }
             }
@@ -314,8 +319,13 @@ mod avx2 {
                         // SAFETY: the residual row has `cols` values from the panel's offset
                         // (checked in `run`); masked loads touch no others.
                         unsafe {
-                            v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, mask0));
-                            v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res.add(8), mask1));
+                            if cols == PANEL {
+                                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res));
+                                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res.add(8)));
+                            } else {
+                                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, mask0));
+                                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res.add(8), mask1));
+                            }
                         }
                     }
                     if gemm.relu {
@@ -325,9 +335,13 @@ mod avx2 {
                 }
                 // SAFETY: as for the loads of partial sums above.
                 unsafe {
+                    // Masked stores are slow on some CPUs: RegNet widths are multiples of 8, so
+                    // a partial panel is nearly always exactly half.
                     if cols == PANEL {
                         _mm256_storeu_ps(c[r], v0);
                         _mm256_storeu_ps(c[r].add(8), v1);
+                    } else if cols == PANEL / 2 {
+                        _mm256_storeu_ps(c[r], v0);
                     } else {
                         _mm256_maskstore_ps(c[r], mask0, v0);
                         _mm256_maskstore_ps(c[r].add(8), mask1, v1);
