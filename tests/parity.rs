@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use common::parity;
@@ -22,7 +23,9 @@ fn shared(name: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
+        // Written past the test harness's capture so a skip shows in every run's output.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: {} not found; the shared fixtures are beside the repository in CI",
             dir.display()
         );

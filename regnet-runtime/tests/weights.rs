@@ -2,6 +2,7 @@
 //! naming scheme and dtype, the compat hint, and malformed files, which must produce errors that
 //! name every problem and never a panic.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -35,7 +36,9 @@ fn fixtures() -> Option<PathBuf> {
     if dir.is_dir() {
         Some(dir)
     } else {
-        eprintln!(
+        // Written past the test harness's capture so a skip shows in every run's output.
+        let _ = writeln!(
+            std::io::stderr(),
             "skipped: the shared fixtures are not at {} (they live in shared/fixtures beside the \
              repository)",
             dir.display()
