@@ -96,10 +96,14 @@ impl Gemm<'_> {
         }
         let tiles = self.rows.div_ceil(TILE_ROWS);
         let panels = n.div_ceil(PANEL);
-        // Few rows (late stages, small batches): split the output channels instead.
+        // Split the larger operand, so that each thread streams only its share of it: pixels
+        // in early stages, output channels (weights) when there are fewer pixels than outputs.
         let target = if threads <= 1 { 1 } else { threads * 4 };
-        let panel_parts = (target / tiles).clamp(1, panels);
-        let row_parts = target.div_ceil(panel_parts).min(tiles);
+        let (row_parts, panel_parts) = if self.rows < n {
+            (1, target.min(panels))
+        } else {
+            (target.min(tiles), 1)
+        };
         // A K-block of a panel (KC × 16 floats) stays in L1 while the task's rows stream by; a
         // block of rows stays in L2 across the panels.
         let k_blocks = k.div_ceil(KC).max(1);
