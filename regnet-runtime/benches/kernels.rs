@@ -4,10 +4,10 @@
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
 use regnet_runtime::Isa;
+use regnet_runtime::kernels::Pixels;
 use regnet_runtime::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
 use regnet_runtime::kernels::stem::{PackedStem, Stem};
-use regnet_runtime::kernels::Pixels;
 
 fn main() {
     divan::main();
@@ -59,7 +59,13 @@ const GROUPED: [(usize, usize, usize, usize); 6] = [
 fn grouped(bencher: Bencher, (size, c, gw, stride): (usize, usize, usize, usize)) {
     let weights = PackedConv3x3::new(&vec![0.01; c * gw * 9], &vec![0.0; c], c, gw, stride);
     let input = vec![1.0f32; (size + 2) * (size + 2) * c];
-    let conv = Conv3x3 { weights: &weights, batch: 1, height: size, width: size, input: &input };
+    let conv = Conv3x3 {
+        weights: &weights,
+        batch: 1,
+        height: size,
+        width: size,
+        input: &input,
+    };
     let (oh, ow) = conv.output_size();
     let mut output = vec![0.0f32; oh * ow * c];
     bencher
@@ -71,7 +77,13 @@ fn grouped(bencher: Bencher, (size, c, gw, stride): (usize, usize, usize, usize)
 fn stem(bencher: Bencher) {
     let weights = PackedStem::new(&vec![0.01; 32 * 27], &[0.0; 32], 3, 32);
     let input = vec![1.0f32; 3 * 226 * 226];
-    let stem = Stem { weights: &weights, batch: 1, height: 224, width: 224, input: &input };
+    let stem = Stem {
+        weights: &weights,
+        batch: 1,
+        height: 224,
+        width: 224,
+        input: &input,
+    };
     let mut output = vec![0.0f32; 112 * 112 * 32];
     bencher
         .counter(ItemsCount::new(112usize * 112 * 32 * 27))

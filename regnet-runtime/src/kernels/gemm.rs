@@ -122,34 +122,32 @@ impl Gemm<'_> {
                         first: kb == 0,
                         last: kb + 1 == k_blocks,
                     };
-                    if weights_in_l1 {
-                        // Each tile's input rows are read once, for every panel, while in L1.
-                        for tile in block..block_end {
-                            for panel in panel_range.clone() {
-                                self.panel_tiles(isa, panel, tile..tile + 1, &pass, out);
-                            }
-                        }
-                    } else {
-                        for panel in panel_range.clone() {
-                            self.panel_tiles(isa, panel, block..block_end, &pass, out);
-                        }
-                    }
+                    // Small layers: each tile's input rows are read once, for every panel,
+                    // while in L1. Others: a panel's K-block stays in L1 across the tiles.
+                    let order = Order {
+                        tiles: block..block_end,
+                        panels: panel_range.clone(),
+                        tile_major: weights_in_l1,
+                    };
+                    self.tiles(isa, &order, &pass, out);
                 }
                 block = block_end;
             }
         });
     }
 
-    fn panel_tiles(&self, isa: Isa, panel: usize, tiles: Range<usize>, pass: &Pass, out: SendPtr) {
+    fn tiles(&self, isa: Isa, order: &Order, pass: &Pass, out: SendPtr) {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => {
                 // SAFETY: `run` checked that every input row, output row and residual row lies
                 // inside its slice, `Isa::Avx2Fma` is only used after run-time detection, and
-                // tasks write disjoint (rows, panel) parts of the output.
-                unsafe { avx2::panel_tiles(self, panel, tiles, pass, out) }
+                // tasks write disjoint (rows, panels) parts of the output.
+                unsafe { avx2::tiles(self, order, pass, out) }
             }
-            _ => scalar_panel_tiles(self, panel, tiles, pass, out),
+            _ => order.each(self, |rows, panel| {
+                scalar_tile(self, rows, panel, pass, out)
+            }),
         }
     }
 
@@ -183,6 +181,35 @@ struct Pass {
     last: bool,
 }
 
+/// Which register tiles and panels a task computes, and in which order.
+struct Order {
+    tiles: Range<usize>,
+    panels: Range<usize>,
+    /// Every panel of a tile before the next tile (the tile's inputs stay in L1), or every
+    /// tile of a panel before the next panel (the panel's weights stay in L1).
+    tile_major: bool,
+}
+
+impl Order {
+    /// Calls `f(rows, panel)` for every (tile, panel), computing each tile's rows once in
+    /// tile-major order.
+    #[inline(always)]
+    fn each(&self, gemm: &Gemm<'_>, mut f: impl FnMut(&TileRows, usize)) {
+        if self.tile_major {
+            for tile in self.tiles.clone() {
+                let rows = gemm.rows_of(tile);
+                self.panels.clone().for_each(|panel| f(&rows, panel));
+            }
+        } else {
+            for panel in self.panels.clone() {
+                self.tiles
+                    .clone()
+                    .for_each(|tile| f(&gemm.rows_of(tile), panel));
+            }
+        }
+    }
+}
+
 struct TileRows {
     a: [usize; TILE_ROWS],
     c: [usize; TILE_ROWS],
@@ -190,49 +217,40 @@ struct TileRows {
     rows: usize,
 }
 
-fn scalar_panel_tiles(
-    gemm: &Gemm<'_>,
-    panel: usize,
-    tiles: Range<usize>,
-    pass: &Pass,
-    out: SendPtr,
-) {
+fn scalar_tile(gemm: &Gemm<'_>, rows: &TileRows, panel: usize, pass: &Pass, out: SendPtr) {
     let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
     let weights = &gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL];
     let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
     let (offset, cols) = (panel * PANEL, PANEL.min(n - panel * PANEL));
-    for tile in tiles {
-        let rows = gemm.rows_of(tile);
-        for r in 0..rows.rows {
-            let mut acc = [0.0f32; PANEL];
-            for i in pass.ks.clone() {
-                let x = gemm.input[rows.a[r] + i];
-                for (acc, &w) in acc.iter_mut().zip(&weights[i * PANEL..(i + 1) * PANEL]) {
-                    *acc += x * w;
+    for r in 0..rows.rows {
+        let mut acc = [0.0f32; PANEL];
+        for i in pass.ks.clone() {
+            let x = gemm.input[rows.a[r] + i];
+            for (acc, &w) in acc.iter_mut().zip(&weights[i * PANEL..(i + 1) * PANEL]) {
+                *acc += x * w;
+            }
+        }
+        for (j, &acc) in acc.iter().enumerate().take(cols) {
+            // SAFETY: `run` checked the output row lies in the output slice; this task owns
+            // this (row, panel) part.
+            let dst = unsafe { out.0.add(rows.c[r] + offset + j) };
+            // SAFETY: as above; earlier passes wrote this element.
+            let mut v = if pass.first {
+                acc
+            } else {
+                acc + unsafe { *dst }
+            };
+            if pass.last {
+                v += bias[j];
+                if let Some(residual) = gemm.residual {
+                    v += residual[rows.residual[r] + offset + j];
+                }
+                if gemm.relu {
+                    v = v.max(0.0);
                 }
             }
-            for (j, &acc) in acc.iter().enumerate().take(cols) {
-                // SAFETY: `run` checked the output row lies in the output slice; this task
-                // owns this (row, panel) part.
-                let dst = unsafe { out.0.add(rows.c[r] + offset + j) };
-                // SAFETY: as above; earlier passes wrote this element.
-                let mut v = if pass.first {
-                    acc
-                } else {
-                    acc + unsafe { *dst }
-                };
-                if pass.last {
-                    v += bias[j];
-                    if let Some(residual) = gemm.residual {
-                        v += residual[rows.residual[r] + offset + j];
-                    }
-                    if gemm.relu {
-                        v = v.max(0.0);
-                    }
-                }
-                // SAFETY: as above.
-                unsafe { *dst = v };
-            }
+            // SAFETY: as above.
+            unsafe { *dst = v };
         }
     }
 }
@@ -240,23 +258,29 @@ fn scalar_panel_tiles(
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
-    use std::ops::Range;
 
-    use super::{Gemm, PANEL, Pass, SendPtr, TILE_ROWS};
+    use super::{Gemm, Order, PANEL, Pass, SendPtr, TILE_ROWS, TileRows};
 
-    /// Register tiles `tiles` of one panel over the pass's part of K.
+    /// The task's tiles and panels in `order`, over the pass's part of K.
     ///
     /// # Safety
     /// The CPU supports AVX2 and FMA; every row `rows_of` gives lies inside its buffer (checked
-    /// in `run`); no other task writes this panel of these rows.
+    /// in `run`); no other task writes these panels of these rows.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn panel_tiles(
-        gemm: &Gemm<'_>,
-        panel: usize,
-        tiles: Range<usize>,
-        pass: &Pass,
-        out: SendPtr,
-    ) {
+    pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
+        // SAFETY: forwarded from the caller.
+        order.each(gemm, |rows, panel| unsafe {
+            tile(gemm, rows, panel, pass, out)
+        });
+    }
+
+    /// One register tile of one panel.
+    ///
+    /// # Safety
+    /// As for `tiles`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile(gemm: &Gemm<'_>, rows: &TileRows, panel: usize, pass: &Pass, out: SendPtr) {
         let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
         let weights = gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL].as_ptr();
         let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
@@ -274,8 +298,7 @@ mod avx2 {
         let mask0 = _mm256_cmpgt_epi32(limit, lanes);
         let mask1 = _mm256_cmpgt_epi32(limit, _mm256_add_epi32(lanes, _mm256_set1_epi32(8)));
         let zero = _mm256_setzero_ps();
-        for tile in tiles {
-            let rows = gemm.rows_of(tile);
+        {
             let a: [*const f32; TILE_ROWS] =
                 std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
             // SAFETY: the output rows hold `cols` values from the panel's offset (checked in
