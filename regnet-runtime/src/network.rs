@@ -113,7 +113,7 @@ impl Network {
 
     /// `weights` must hold this architecture's tensors (as `NetworkWeights::random` and the
     /// loader give).
-    pub fn from_weights(architecture: Architecture<'static>, weights: &NetworkWeights) -> Self {
+    fn from_weights(architecture: Architecture<'static>, weights: &NetworkWeights) -> Self {
         Network {
             backend: Backend::Cpu(CpuNetwork::new(architecture, weights)),
             scheme: None,
