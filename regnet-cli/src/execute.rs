@@ -132,13 +132,15 @@ pub fn bench(
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let times = time(&network, &input, &mut workspace, iters)?;
     let median = times[times.len() / 2].as_secs_f64() * 1e3;
+    // Microseconds and hundredths of an image are all the precision a timing carries.
+    let round = |value: f64, places: i32| (value * 10f64.powi(places)).round() / 10f64.powi(places);
     let result = BenchResult {
         model: name.to_owned(),
         batch,
         threads: workspace.options().threads,
-        median_ms: median,
-        min_ms: times[0].as_secs_f64() * 1e3,
-        images_per_s: batch as f64 * 1e3 / median,
+        median_ms: round(median, 3),
+        min_ms: round(times[0].as_secs_f64() * 1e3, 3),
+        images_per_s: round(batch as f64 * 1e3 / median, 2),
     };
     Ok((result, load))
 }
