@@ -1,11 +1,32 @@
 //! regnet: RegNet design spaces compiled to statically shaped Rust networks.
 //!
-//! ```
-//! regnet::regnet!("specs/regnety_1.6gf.yaml");
+//! `regnet!` reads a YAML spec at compile time, computes the network exactly as pycls does and
+//! emits a type with the architecture as constants and a forward pass on the runtime's kernels.
 //!
-//! assert_eq!(RegNetY1_6GF::FLOPS, 1_612_087_326);
-//! assert_eq!(RegNetY1_6GF::STAGES.map(|s| s.width), [48, 120, 336, 888]);
-//! assert_eq!(RegNetY1_6GF::INPUT_SHAPE, [3, 224, 224]);
+//! ```
+//! use regnet::runtime::Options;
+//!
+//! regnet::regnet!("specs/regnety_200mf.yaml"); // pub struct RegNetY200MF
+//!
+//! assert_eq!(RegNetY200MF::FLOPS, 199_519_076);
+//! assert_eq!(RegNetY200MF::STAGES.map(|s| s.width), [24, 56, 152, 368]);
+//! assert_eq!(RegNetY200MF::INPUT_SHAPE, [3, 224, 224]);
+//!
+//! // `RegNetY200MF::load("w.safetensors")?` reads torchvision, timm or pycls checkpoints.
+//! let model = RegNetY200MF::random(0);
+//! let options = Options { threads: 2, features: true, ..Options::default() };
+//! let mut workspace = RegNetY200MF::workspace_with(2, options);
+//!
+//! // Two NCHW images in one heap slice; `forward` takes `&[Image<224, 224>]` instead.
+//! let batch = vec![0.5f32; 2 * 3 * 224 * 224];
+//! let (logits, features) = model.forward_features(&batch, &mut workspace)?;
+//! assert_eq!(logits.len(), 2 * 1000);
+//! let (_, shape) = features.stage(4).unwrap();
+//! assert_eq!(shape, [2, 368, 7, 7]);
+//!
+//! // Length errors are values, not panics.
+//! assert!(model.forward_slice(&batch[1..], &mut workspace).is_err());
+//! # Ok::<(), regnet::runtime::RunError>(())
 //! ```
 
 pub use regnet_macros::regnet;
