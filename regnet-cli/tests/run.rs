@@ -70,18 +70,26 @@ fn assert_fails_with(output: &Output, needle: &str) {
     assert!(!message.contains("panicked"), "{message}");
 }
 
+/// The shared regnet_y_400mf fixture, or `None` (saying so) when `../shared` is absent.
+fn shared_regnet_y_400mf() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/regnet_y_400mf");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    // Written past the test harness's capture so a skip shows in every run's output.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {} not found; the shared fixtures are beside the repository in CI",
+        dir.display()
+    );
+    None
+}
+
 #[test]
 fn run_matches_pytorch_on_the_shared_fixture() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/regnet_y_400mf");
-    if !dir.is_dir() {
-        // Written past the test harness's capture so a skip shows in every run's output.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} not found; the shared fixtures are beside the repository in CI",
-            dir.display()
-        );
+    let Some(dir) = shared_regnet_y_400mf() else {
         return;
-    }
+    };
     let scratch = Scratch::new("fixture");
     let out = scratch.file("out.safetensors");
     let output = regnet(&[
@@ -237,16 +245,9 @@ fn bad_models_weights_and_inputs_exit_2() {
 
 #[test]
 fn bad_inputs_with_good_weights_exit_2() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/regnet_y_400mf");
-    if !dir.is_dir() {
-        // Written past the test harness's capture so a skip shows in every run's output.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {} not found; the shared fixtures are beside the repository in CI",
-            dir.display()
-        );
+    let Some(dir) = shared_regnet_y_400mf() else {
         return;
-    }
+    };
     let weights = dir.join("model.safetensors");
     let scratch = Scratch::new("inputs");
     let small = scratch.file("small.safetensors");
