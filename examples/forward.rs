@@ -27,7 +27,7 @@ fn run() -> Result<(), Box<dyn Error>> {
     match std::env::args().nth(1) {
         Some(weights) => {
             let model = RegNetY1_6GF::load(&weights)?;
-            let mut workspace = RegNetY1_6GF::workspace(2);
+            let mut workspace = RegNetY1_6GF::workspace(2)?;
             let images: Vec<Image<224, 224>> = vec![gradient(); 2];
             let logits = model.forward(&images, &mut workspace)?;
             report(RegNetY1_6GF::NAME, logits);
@@ -39,7 +39,7 @@ fn run() -> Result<(), Box<dyn Error>> {
             );
             let model = TinyTimm::load(path)?;
             println!("loaded {path} ({:?} names)", model.network().scheme());
-            let mut workspace = TinyTimm::workspace(2);
+            let mut workspace = TinyTimm::workspace(2)?;
             let images: Vec<Image<32, 32>> = vec![gradient(); 2];
             let logits = model.forward(&images, &mut workspace)?;
             report(TinyTimm::NAME, logits);

@@ -15,7 +15,7 @@
 //! // `RegNetY200MF::load("w.safetensors")?` reads torchvision, timm or pycls checkpoints.
 //! let model = RegNetY200MF::random(0);
 //! let options = Options { threads: 2, features: true, ..Options::default() };
-//! let mut workspace = RegNetY200MF::workspace_with(2, options);
+//! let mut workspace = RegNetY200MF::workspace_with(2, options)?;
 //!
 //! // Two NCHW images in one heap slice; `forward` takes `&[Image<224, 224>]` instead.
 //! let batch = vec![0.5f32; 2 * 3 * 224 * 224];

@@ -47,7 +47,7 @@ fn forward_passes_do_not_allocate() {
                 isa,
                 features: true,
             };
-            let mut workspace = Net::workspace_with(2, options);
+            let mut workspace = Net::workspace_with(2, options).unwrap();
             // The first pass may let the thread pool settle; the second must not allocate.
             net.forward_slice(&images, &mut workspace).unwrap();
             let before = ALLOCATIONS.load(Ordering::SeqCst);

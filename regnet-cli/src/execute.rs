@@ -57,7 +57,8 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
     }
     let batch = input.shape[0];
     let mut workspace =
-        Workspace::with_options(&architecture, batch, options(args.threads, args.features));
+        Workspace::with_options(&architecture, batch, options(args.threads, args.features))
+            .map_err(|e| e.to_string())?;
     let mut outputs: Vec<(String, &[f32], Vec<usize>)> = Vec::new();
     if args.features {
         let (logits, features) = network
@@ -124,10 +125,11 @@ pub fn bench(
     let network = match weights {
         Some(path) => Network::load(architecture, path, model.compat_alternative)
             .map_err(|e| e.to_string())?,
-        None => Network::random(architecture, 0),
+        None => Network::random(architecture, 0).map_err(|e| e.to_string())?,
     };
     let load = start.elapsed();
-    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false));
+    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false))
+        .map_err(|e| e.to_string())?;
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let times = time(&network, &input, &mut workspace, iters)?;
@@ -180,9 +182,15 @@ pub fn demo(
     };
     let architecture = model.architecture;
     let start = Instant::now();
-    let network = Network::random(architecture, 0);
+    let network = match Network::random(architecture, 0) {
+        Ok(network) => network,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
     let load = start.elapsed();
-    let mut workspace = Workspace::with_options(&architecture, 1, options(threads, false));
+    let mut workspace = match Workspace::with_options(&architecture, 1, options(threads, false)) {
+        Ok(workspace) => workspace,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
     let input = synthetic_input(INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let times = match time(&network, &input, &mut workspace, 10) {
         Ok(times) => times,
@@ -242,8 +250,15 @@ pub fn profile(
         Err(message) => return Ok(Err(message)),
     };
     let architecture = model.architecture;
-    let network = Network::random(architecture, 0);
-    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false));
+    let network = match Network::random(architecture, 0) {
+        Ok(network) => network,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
+    let mut workspace = match Workspace::with_options(&architecture, batch, options(threads, false))
+    {
+        Ok(workspace) => workspace,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let mut profile = Profile::default();

@@ -238,6 +238,10 @@ fn bad_models_weights_and_inputs_exit_2() {
         "at least 1",
     );
     assert_fails_with(
+        &regnet(&["bench", "regnetx_200mf", "--batch", "4611686018427387905"]),
+        "does not fit in memory",
+    );
+    assert_fails_with(
         &regnet(&["bench", "nope"]),
         "the models are the specs' file stems",
     );

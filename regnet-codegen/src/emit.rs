@@ -130,16 +130,23 @@ pub fn generate(
 
             /// Deterministic random weights and BatchNorm statistics, for benchmarks and demos.
             pub fn random(seed: u64) -> Self {
-                Self { network: #rt::Network::random(Self::ARCHITECTURE, seed) }
+                match #rt::Network::random(Self::ARCHITECTURE, seed) {
+                    ::core::result::Result::Ok(network) => Self { network },
+                    // The macro built ARCHITECTURE from a spec that passed every check.
+                    ::core::result::Result::Err(error) => ::core::unreachable!("{error}"),
+                }
             }
 
             /// Buffers and threads for batches of up to `capacity` images (default options:
-            /// all cores, the best instruction set).
-            pub fn workspace(capacity: usize) -> #rt::Workspace {
+            /// all cores, the best instruction set); an error if they do not fit in memory.
+            pub fn workspace(capacity: usize) -> ::core::result::Result<#rt::Workspace, #rt::RunError> {
                 #rt::Workspace::new(&Self::ARCHITECTURE, capacity)
             }
 
-            pub fn workspace_with(capacity: usize, options: #rt::Options) -> #rt::Workspace {
+            pub fn workspace_with(
+                capacity: usize,
+                options: #rt::Options,
+            ) -> ::core::result::Result<#rt::Workspace, #rt::RunError> {
                 #rt::Workspace::with_options(&Self::ARCHITECTURE, capacity, options)
             }
 

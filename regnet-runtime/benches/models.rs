@@ -19,12 +19,12 @@ fn forward<const BATCH: usize>(bencher: Bencher, model: &str) {
     let compiled: &'static _ = Box::leak(Box::new(compiled));
     let name: &'static str = Box::leak(model.to_owned().into_boxed_str());
     let architecture = compiled.architecture(name);
-    let network = Network::random(architecture, 0);
+    let network = Network::random(architecture, 0).expect("zoo architectures are valid");
     let options = Options {
         threads: 2,
         ..Options::default()
     };
-    let mut workspace = Workspace::with_options(&architecture, BATCH, options);
+    let mut workspace = Workspace::with_options(&architecture, BATCH, options).expect("fits");
     let input = vec![0.5f32; BATCH * 3 * architecture.resolution * architecture.resolution];
     bencher.bench_local(|| {
         network

@@ -57,6 +57,8 @@ struct CpuBlock {
 impl CpuBlock {
     fn new(geometry: Block, weights: &BlockWeights) -> Self {
         let (w_in, w, w_b) = (geometry.in_width, geometry.width, geometry.bottleneck_width);
+        // The loader guarantees SE weights exactly where the architecture has SE.
+        debug_assert_eq!(weights.se.is_some(), geometry.se_width.is_some());
         let (b_weight, b_bias) = fold(&weights.b);
         CpuBlock {
             geometry,

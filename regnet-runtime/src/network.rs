@@ -36,6 +36,13 @@ pub enum RunError {
     WorkspaceMismatch,
     #[error("this workspace keeps no features; make it with `Options {{ features: true, .. }}`")]
     NoFeatures,
+    #[error(
+        "a workspace for {capacity} images does not fit in memory; make one for fewer images and \
+         split the batch"
+    )]
+    WorkspaceTooLarge { capacity: usize },
+    #[error("the architecture is inconsistent: {0}")]
+    InvalidArchitecture(String),
 }
 
 enum Backend {
@@ -105,6 +112,9 @@ impl Network {
         path: &Path,
         alternative: Option<(&str, &[usize])>,
     ) -> Result<Self, LoadError> {
+        architecture
+            .validate()
+            .map_err(|reason| LoadError::InvalidArchitecture { reason })?;
         let (weights, scheme) = weights::load(path, &architecture, alternative)?;
         let mut network = Self::from_weights(architecture, &weights);
         network.scheme = Some(scheme);
@@ -121,8 +131,14 @@ impl Network {
     }
 
     /// Deterministic random weights (and randomized BatchNorm statistics): for benchmarks.
-    pub fn random(architecture: Architecture<'static>, seed: u64) -> Self {
-        Self::from_weights(architecture, &NetworkWeights::random(&architecture, seed))
+    pub fn random(architecture: Architecture<'static>, seed: u64) -> Result<Self, RunError> {
+        architecture
+            .validate()
+            .map_err(RunError::InvalidArchitecture)?;
+        Ok(Self::from_weights(
+            architecture,
+            &NetworkWeights::random(&architecture, seed),
+        ))
     }
 
     /// The naming scheme of the checkpoint it was loaded from.

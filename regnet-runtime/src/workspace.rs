@@ -6,6 +6,7 @@ use regnet_spec::{Architecture, INPUT_CHANNELS, strided};
 
 use crate::kernels::Isa;
 use crate::kernels::aligned::AlignedBuffer;
+use crate::network::RunError;
 
 /// Floats per image of each buffer a forward pass uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,10 +90,14 @@ impl WorkspaceLayout {
     }
 }
 
+/// The most threads a workspace starts: more than any machine this runs on has cores, few
+/// enough that a mistyped count does not start thousands of threads.
+pub const MAX_THREADS: usize = 256;
+
 /// How a forward pass runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// Threads working on each layer (default: the available cores).
+    /// Threads working on each layer (default: the available cores; at most `MAX_THREADS`).
     pub threads: usize,
     /// The kernels' instruction set (default: the best this CPU has).
     pub isa: Isa,
@@ -129,51 +134,67 @@ pub struct Workspace {
 
 impl Workspace {
     /// A workspace for batches of up to `capacity` images with default options.
-    pub fn new(architecture: &Architecture<'_>, capacity: usize) -> Self {
+    pub fn new(architecture: &Architecture<'_>, capacity: usize) -> Result<Self, RunError> {
         Self::with_options(architecture, capacity, Options::default())
     }
 
+    /// A workspace with the given options. Fails, without allocating, when the buffers for
+    /// `capacity` images cannot be had; thread counts are clamped to 1..=`MAX_THREADS`.
     pub fn with_options(
         architecture: &Architecture<'_>,
         capacity: usize,
         options: Options,
-    ) -> Self {
+    ) -> Result<Self, RunError> {
         let layout = WorkspaceLayout::of(architecture);
+        let too_large = || RunError::WorkspaceTooLarge { capacity };
+        let per_image =
+            layout.floats_without_features() + if options.features { layout.features } else { 0 };
+        let total = per_image.checked_mul(capacity).ok_or_else(too_large)?;
+        if total
+            .checked_mul(size_of::<f32>())
+            .is_none_or(|bytes| bytes > isize::MAX as usize)
+        {
+            return Err(too_large());
+        }
+        let buffer =
+            |floats: usize| AlignedBuffer::try_zeroed(floats * capacity).ok_or_else(too_large);
         // One persistent pool per workspace: threads start once, not per layer or per pass. If
         // the system refuses threads, the workspace runs on the caller's thread.
-        let pool = (options.threads > 1)
+        let threads = options.threads.clamp(1, MAX_THREADS);
+        let pool = (threads > 1)
             .then(|| {
                 rayon::ThreadPoolBuilder::new()
-                    .num_threads(options.threads)
+                    .num_threads(threads)
                     .thread_name(|i| format!("regnet-{i}"))
                     .build()
                     .ok()
             })
             .flatten();
         let options = Options {
-            threads: if pool.is_some() { options.threads } else { 1 },
+            threads: pool
+                .as_ref()
+                .map_or(1, rayon::ThreadPool::current_num_threads),
             isa: Isa::supported(options.isa),
             features: options.features,
         };
-        let buffer = |floats: usize| AlignedBuffer::zeroed(floats * capacity);
-        Workspace {
+        Ok(Workspace {
             layout,
             capacity,
             options,
             pool,
-            image: buffer(layout.image),
-            activations: [buffer(layout.activation), buffer(layout.activation)],
-            shortcut: buffer(layout.shortcut),
-            bottleneck_padded: buffer(layout.bottleneck_padded),
-            bottleneck: buffer(layout.bottleneck),
-            vectors: buffer(layout.vector),
-            logits: buffer(layout.logits),
+            image: buffer(layout.image)?,
+            activations: [buffer(layout.activation)?, buffer(layout.activation)?],
+            shortcut: buffer(layout.shortcut)?,
+            bottleneck_padded: buffer(layout.bottleneck_padded)?,
+            bottleneck: buffer(layout.bottleneck)?,
+            vectors: buffer(layout.vector)?,
+            logits: buffer(layout.logits)?,
             features: if options.features {
-                buffer(layout.features)
+                buffer(layout.features)?
             } else {
                 AlignedBuffer::default()
             },
-        }
+        })
     }
 
     /// The largest batch this workspace runs.

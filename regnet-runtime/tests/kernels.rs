@@ -114,7 +114,7 @@ proptest! {
                     relu,
                     output_pixels,
                 };
-                let mut output = vec![f32::NAN; output_pixels.extent(rows) * j];
+                let mut output = vec![f32::NAN; output_pixels.extent(rows).unwrap() * j];
                 pool(threads).install(|| gemm.run(Isa::supported(isa), threads, &mut output));
                 // A padded output's border must stay untouched (NaN here).
                 for (pixel, values) in output.chunks(j).enumerate() {

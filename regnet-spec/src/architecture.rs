@@ -110,6 +110,47 @@ impl Architecture<'_> {
         })
     }
 
+    /// Checks that the stages chain (each starts where the previous one ends, sizes follow the
+    /// strides, groups divide the bottlenecks, every count is positive). Architectures compiled
+    /// from specs always pass; this guards hand-built ones before a backend trusts them.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = self.resolution > 0 && self.stem_width > 0 && self.num_classes > 0;
+        if !positive || self.stages.is_empty() {
+            return Err(
+                "resolution, stem width, classes and the stage list must be non-empty".into(),
+            );
+        }
+        let (mut width, mut size) = (self.stem_width, self.stem_size());
+        for (i, s) in self.stages.iter().enumerate() {
+            let n = i + 1;
+            let counts = s.depth > 0 && s.width > 0 && s.group_width > 0 && s.bottleneck_width > 0;
+            let se = |w: Option<usize>| w.is_none_or(|w| w > 0);
+            if !counts
+                || !s.bottleneck_width.is_multiple_of(s.group_width)
+                || !se(s.se_width)
+                || !se(s.se_width_rest)
+            {
+                return Err(format!(
+                    "stage {n}: counts must be positive and the group width must divide the bottleneck width"
+                ));
+            }
+            if !(s.stride == 1 || s.stride == 2)
+                || s.in_width != width
+                || s.in_size != size
+                || s.out_size != strided(size, s.stride)
+            {
+                return Err(format!(
+                    "stage {n} does not start where stage {} ends or its size does not follow its stride",
+                    n - 1
+                ));
+            }
+            (width, size) = (s.width, s.out_size);
+        }
+        self.complexity()
+            .map(|_| ())
+            .ok_or_else(|| "the complexity does not fit in 64 bits".into())
+    }
+
     /// pycls's `complexity()`, exactly. `None` if a count does not fit in a u64.
     pub fn complexity(&self) -> Option<Complexity> {
         // u128 cannot overflow for widths ≤ 2^20, sizes < 2^33 and depths ≤ 2^10.

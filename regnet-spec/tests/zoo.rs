@@ -68,6 +68,35 @@ fn torchvision_variants_are_exact() {
 }
 
 #[test]
+fn compiled_architectures_validate_and_broken_ones_do_not() {
+    for expected in PYCLS_ZOO.iter().chain(&TORCHVISION) {
+        let net = compile(expected.file);
+        assert_eq!(
+            net.architecture(expected.file).validate(),
+            Ok(()),
+            "{}",
+            expected.file
+        );
+    }
+    let net = compile("regnety_200mf");
+    let mut stages = net.stages.clone();
+    stages[2].in_size = 27;
+    assert!(net.architecture("x").validate().is_ok());
+    let broken = regnet_spec::Architecture {
+        stages: &stages,
+        ..net.architecture("x")
+    };
+    assert!(broken.validate().unwrap_err().contains("stage 3"));
+    let mut stages = net.stages.clone();
+    stages[0].group_width = 5;
+    let broken = regnet_spec::Architecture {
+        stages: &stages,
+        ..net.architecture("x")
+    };
+    assert!(broken.validate().unwrap_err().contains("group width"));
+}
+
+#[test]
 fn x_and_y_without_se_differ_only_in_se() {
     // RegNetX-200MF and RegNetY-200MF share their spec apart from SE.
     let x = compile("regnetx_200mf");

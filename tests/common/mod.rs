@@ -89,7 +89,7 @@ macro_rules! parity {
                     isa,
                     features: true,
                 };
-                let mut workspace = $net::workspace_with(2, options);
+                let mut workspace = $net::workspace_with(2, options).unwrap();
                 let isa = workspace.options().isa;
                 let (logits, features) = model.forward_features(&input, &mut workspace).unwrap();
                 common::check(

@@ -24,6 +24,19 @@ impl AlignedBuffer {
         }
     }
 
+    /// `None` when the memory cannot be had (instead of aborting the process).
+    pub fn try_zeroed(len: usize) -> Option<Self> {
+        let mut lines = Vec::new();
+        lines
+            .try_reserve_exact(len.div_ceil(FLOATS_PER_LINE))
+            .ok()?;
+        lines.resize(
+            len.div_ceil(FLOATS_PER_LINE),
+            CacheLine([0.0; FLOATS_PER_LINE]),
+        );
+        Some(AlignedBuffer { lines, len })
+    }
+
     pub fn from_slice(values: &[f32]) -> Self {
         let mut buffer = Self::zeroed(values.len());
         buffer.copy_from_slice(values);

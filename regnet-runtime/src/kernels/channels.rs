@@ -3,7 +3,7 @@
 //! vectorize the channel loop (with AVX2 where the CPU has it).
 
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, SendPtr};
+use super::{Isa, SendPtr, holds};
 
 /// Channels per pooling task: a cache line of sums per task at least.
 const CHANNEL_CHUNK: usize = 64;
@@ -18,8 +18,9 @@ pub fn average_pool(
     channels: usize,
     out: &mut [f32],
 ) {
+    let isa = Isa::supported(isa);
     assert!(
-        x.len() >= batch * pixels * channels && out.len() >= batch * channels,
+        holds(x.len(), &[batch, pixels, channels]) && holds(out.len(), &[batch, channels]),
         "pool extents"
     );
     let chunks = channels.div_ceil(CHANNEL_CHUNK);
@@ -71,11 +72,16 @@ pub fn scale_channels(
     channels: usize,
     gate: &[f32],
 ) {
+    let isa = Isa::supported(isa);
     assert!(
-        x.len() >= batch * pixels * channels && gate.len() >= batch * channels,
+        holds(x.len(), &[batch, pixels, channels]) && holds(gate.len(), &[batch, channels]),
         "scale extents"
     );
-    let parts = if threads <= 1 { 1 } else { threads * 2 };
+    let parts = if threads <= 1 {
+        1
+    } else {
+        threads.saturating_mul(2)
+    };
     let data = SendPtr(x.as_mut_ptr());
     for_each_task(threads, batch * parts, |task| {
         let (n, part) = (task / parts, task % parts);

@@ -4,7 +4,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, SendPtr};
+use super::{Isa, SendPtr, holds};
 
 const LANES: usize = 8;
 const TAPS: usize = 9;
@@ -93,19 +93,27 @@ impl Conv3x3<'_> {
     pub fn run(&self, isa: Isa, threads: usize, output: &mut [f32]) {
         let c = self.weights.channels;
         let (out_h, out_w) = self.output_size();
+        let isa = Isa::supported(isa);
         // Every pointer the kernels form stays inside these extents.
         assert!(self.height > 0 && self.width > 0);
         assert!(
-            self.input.len() >= self.batch * (self.height + 2) * (self.width + 2) * c,
+            holds(
+                self.input.len(),
+                &[self.batch, self.height + 2, self.width + 2, c]
+            ),
             "conv input too short"
         );
         assert!(
-            output.len() >= self.batch * out_h * out_w * c,
+            holds(output.len(), &[self.batch, out_h, out_w, c]),
             "conv output too short"
         );
         let groups = c / self.weights.group_width;
         let rows = self.batch * out_h;
-        let target = if threads <= 1 { 1 } else { threads * 4 };
+        let target = if threads <= 1 {
+            1
+        } else {
+            threads.saturating_mul(4)
+        };
         let group_parts = (target / rows.max(1)).clamp(1, groups);
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, rows * group_parts, |task| {

@@ -6,7 +6,7 @@ use super::parallel::{chunk, for_each_task};
 use std::ops::Range;
 
 use super::aligned::AlignedBuffer;
-use super::{Isa, Pixels, SendPtr};
+use super::{Isa, Pixels, SendPtr, holds};
 
 /// Output channels per packed panel: two AVX registers.
 pub const PANEL: usize = 16;
@@ -78,18 +78,24 @@ pub struct Gemm<'a> {
 impl Gemm<'_> {
     /// Runs the GEMM into `output`, splitting the work over `threads` tasks' worth of threads.
     pub fn run(&self, isa: Isa, threads: usize, output: &mut [f32]) {
+        let isa = Isa::supported(isa);
         let (k, n) = (self.weights.inputs, self.weights.outputs);
         // These bounds make every pointer the kernels form stay inside its slice.
+        let input = self.input_pixels.extent(self.rows);
+        let output_extent = self.output_pixels.extent(self.rows);
         assert!(
-            self.input.len() >= self.input_pixels.extent(self.rows) * k,
+            input.is_some_and(|rows| holds(self.input.len(), &[rows, k])),
             "GEMM input too short"
         );
         assert!(
-            output.len() >= self.output_pixels.extent(self.rows) * n,
+            output_extent.is_some_and(|rows| holds(output.len(), &[rows, n])),
             "GEMM output too short"
         );
         if let Some(residual) = self.residual {
-            assert!(residual.len() >= self.rows * n, "GEMM residual too short");
+            assert!(
+                holds(residual.len(), &[self.rows, n]),
+                "GEMM residual too short"
+            );
         }
         if self.rows == 0 || n == 0 {
             return;
@@ -98,7 +104,11 @@ impl Gemm<'_> {
         let panels = n.div_ceil(PANEL);
         // Split the larger operand, so that each thread streams only its share of it: pixels
         // in early stages, output channels (weights) when there are fewer pixels than outputs.
-        let target = if threads <= 1 { 1 } else { threads * 4 };
+        let target = if threads <= 1 {
+            1
+        } else {
+            threads.saturating_mul(4)
+        };
         let (row_parts, panel_parts) = if self.rows < n {
             (1, target.min(panels))
         } else {
@@ -316,7 +326,7 @@ mod avx2 {
                             hi[r] = _mm256_loadu_ps(c[r].add(8));
                         } else {
                             lo[r] = _mm256_maskload_ps(c[r], mask0);
-                            hi[r] = _mm256_maskload_ps(c[r].add(8), mask1);
+                            hi[r] = _mm256_maskload_ps(c[r].wrapping_add(8), mask1);
                         }
                     }
                 }
@@ -351,7 +361,10 @@ mod avx2 {
                                 v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res.add(8)));
                             } else {
                                 v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, mask0));
-                                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res.add(8), mask1));
+                                v1 = _mm256_add_ps(
+                                    v1,
+                                    _mm256_maskload_ps(res.wrapping_add(8), mask1),
+                                );
                             }
                         }
                     }
@@ -371,7 +384,7 @@ mod avx2 {
                         _mm256_storeu_ps(c[r], v0);
                     } else {
                         _mm256_maskstore_ps(c[r], mask0, v0);
-                        _mm256_maskstore_ps(c[r].add(8), mask1, v1);
+                        _mm256_maskstore_ps(c[r].wrapping_add(8), mask1, v1);
                     }
                 }
             }

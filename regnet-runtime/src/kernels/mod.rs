@@ -35,7 +35,8 @@ impl Isa {
         Isa::Scalar
     }
 
-    /// `preferred` if this CPU supports it, else the scalar path.
+    /// `preferred` if this CPU supports it, else the scalar path. Every kernel passes its `isa`
+    /// through this, so a caller's choice can never run instructions the CPU lacks.
     pub fn supported(preferred: Isa) -> Isa {
         match preferred {
             Isa::Scalar => Isa::Scalar,
@@ -120,16 +121,45 @@ impl Pixels {
         })
     }
 
-    /// Pixels the buffer must hold for `rows` rows.
-    pub fn extent(self, rows: usize) -> usize {
+    /// Pixels the buffer must hold for `rows` rows; `None` when the mapping cannot describe
+    /// `rows` rows (not whole images, a strided grid reaching past its input) or the count
+    /// overflows.
+    pub fn extent(self, rows: usize) -> Option<usize> {
         match self {
-            Pixels::Dense => rows,
+            Pixels::Dense => Some(rows),
             Pixels::Strided {
-                h, w, in_h, in_w, ..
-            } => rows / (h * w) * in_h * in_w,
-            Pixels::Padded { h, w } => rows / (h * w) * (h + 2) * (w + 2),
+                h,
+                w,
+                stride,
+                in_h,
+                in_w,
+            } => {
+                let inside = h > 0
+                    && w > 0
+                    && (h - 1).checked_mul(stride)? < in_h
+                    && (w - 1).checked_mul(stride)? < in_w;
+                let images = whole_images(rows, h, w).filter(|_| inside)?;
+                images.checked_mul(in_h)?.checked_mul(in_w)
+            }
+            Pixels::Padded { h, w } => {
+                let images = whole_images(rows, h, w)?;
+                images.checked_mul(h + 2)?.checked_mul(w + 2)
+            }
         }
     }
+}
+
+fn whole_images(rows: usize, h: usize, w: usize) -> Option<usize> {
+    let pixels = h.checked_mul(w).filter(|&p| p > 0)?;
+    rows.is_multiple_of(pixels).then_some(rows / pixels)
+}
+
+/// Whether a buffer of `len` floats holds the product of `dims` (false if it overflows): the
+/// check every kernel makes before forming pointers.
+pub(crate) fn holds(len: usize, dims: &[usize]) -> bool {
+    dims.iter()
+        .try_fold(1usize, |product, &d| product.checked_mul(d))
+        .is_some_and(|need| need <= len)
 }
 
 /// A pointer that may cross to another thread. Kernels split their output into disjoint parts,
@@ -171,7 +201,16 @@ mod tests {
         assert_eq!(padded.index(0), 5 + 1);
         assert_eq!(padded.index(5), 2 * 5 + 3);
         assert_eq!(padded.index(6), 4 * 5 + 5 + 1);
-        assert_eq!(padded.extent(12), 40);
+        assert_eq!(padded.extent(12), Some(40));
+        assert_eq!(padded.extent(7), None, "not whole images");
+        let past = Pixels::Strided {
+            h: 3,
+            w: 3,
+            stride: 2,
+            in_h: 4,
+            in_w: 5,
+        };
+        assert_eq!(past.extent(9), None, "rows 2·2 = 4 is past a 4-row input");
         for pixels in [Pixels::Dense, strided, padded] {
             for first in 0..12 {
                 for count in 1..=(12 - first).min(6) {

@@ -5,7 +5,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::for_each_task;
-use super::{Isa, SendPtr};
+use super::{Isa, SendPtr, holds};
 
 const LANES: usize = 8;
 const TAPS: usize = 9;
@@ -69,13 +69,17 @@ impl Stem<'_> {
     pub fn run(&self, isa: Isa, threads: usize, output: &mut [f32]) {
         let (out_h, out_w) = self.output_size();
         let (inputs, outputs) = (self.weights.inputs, self.weights.outputs);
+        let isa = Isa::supported(isa);
         assert!(self.height > 0 && self.width > 0);
         assert!(
-            self.input.len() >= self.batch * inputs * (self.height + 2) * (self.width + 2),
+            holds(
+                self.input.len(),
+                &[self.batch, inputs, self.height + 2, self.width + 2]
+            ),
             "stem input too short"
         );
         assert!(
-            output.len() >= self.batch * out_h * out_w * outputs,
+            holds(output.len(), &[self.batch, out_h, out_w, outputs]),
             "stem output too short"
         );
         let out = SendPtr(output.as_mut_ptr());

@@ -11,6 +11,9 @@ use super::Scheme;
 /// Clippy's `result_large_err` would flag every function that returns it.
 #[derive(thiserror::Error, Debug)]
 pub enum LoadError {
+    #[error("the network's architecture is inconsistent ({reason}); build it from a spec")]
+    InvalidArchitecture { reason: String },
+
     #[error("cannot read {}: {source}", .path.display())]
     Io {
         path: Box<Path>,

@@ -5,5 +5,5 @@ mod zoo {
 fn main() {
     assert_eq!(zoo::Backbone::NAME, "RegNetY-200MF");
     assert_eq!(zoo::Backbone::STAGES.map(|s| s.width), [24, 56, 152, 368]);
-    let _workspace = zoo::Backbone::workspace(1);
+    let _workspace = zoo::Backbone::workspace(1).unwrap();
 }
