@@ -59,35 +59,27 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
     let mut workspace =
         Workspace::with_options(&architecture, batch, options(args.threads, args.features))
             .map_err(|e| e.to_string())?;
-    let mut outputs: Vec<(String, &[f32], Vec<usize>)> = Vec::new();
-    if args.features {
-        let (logits, features) = network
-            .forward_features(&input.data, &mut workspace)
-            .map_err(|e| e.to_string())?;
-        outputs.push((
-            "logits".into(),
-            logits,
-            vec![batch, architecture.num_classes],
-        ));
-        let (stem, shape) = features.stem();
-        outputs.push(("stem".into(), stem, shape.to_vec()));
-        for stage in 1..=features.stages() {
-            if let Some((data, shape)) = features.stage(stage) {
-                outputs.push((format!("s{stage}"), data, shape.to_vec()));
-            }
-        }
-        tensors::write(args.output, &outputs)
-    } else {
+    let logits_shape = vec![batch, architecture.num_classes];
+    if !args.features {
         let logits = network
             .forward(&input.data, &mut workspace)
             .map_err(|e| e.to_string())?;
-        outputs.push((
-            "logits".into(),
-            logits,
-            vec![batch, architecture.num_classes],
-        ));
-        tensors::write(args.output, &outputs)
+        return tensors::write(args.output, &[("logits".into(), logits, logits_shape)]);
     }
+    let (logits, features) = network
+        .forward_features(&input.data, &mut workspace)
+        .map_err(|e| e.to_string())?;
+    let (stem, stem_shape) = features.stem();
+    let mut outputs = vec![
+        ("logits".to_owned(), logits, logits_shape),
+        ("stem".to_owned(), stem, stem_shape.to_vec()),
+    ];
+    for stage in 1..=features.stages() {
+        if let Some((data, shape)) = features.stage(stage) {
+            outputs.push((format!("s{stage}"), data, shape.to_vec()));
+        }
+    }
+    tensors::write(args.output, &outputs)
 }
 
 #[derive(Serialize)]

@@ -59,6 +59,22 @@ fn read_f32(path: &str, name: &str) -> (Vec<f32>, Vec<usize>) {
     (data, view.shape().to_vec())
 }
 
+/// `regnet run MODEL --weights W --input IN --output OUT --key KEY`.
+fn run_model(model: &str, weights: &str, input: &str, output: &str, key: &str) -> Output {
+    regnet(&[
+        "run",
+        model,
+        "--weights",
+        weights,
+        "--input",
+        input,
+        "--output",
+        output,
+        "--key",
+        key,
+    ])
+}
+
 fn assert_fails_with(output: &Output, needle: &str) {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(output));
     let message = stderr(output);
@@ -197,18 +213,7 @@ fn bad_models_weights_and_inputs_exit_2() {
     std::fs::write(&garbage, b"not a checkpoint at all").unwrap();
     let out = scratch.file("out.safetensors");
     let run = |model: &str, weights: &str, input: &str, key: &str| {
-        regnet(&[
-            "run",
-            model,
-            "--weights",
-            weights,
-            "--input",
-            input,
-            "--output",
-            &out,
-            "--key",
-            key,
-        ])
+        run_model(model, weights, input, &out, key)
     };
     assert_fails_with(
         &run("regnety_9000gf", &garbage, &input, "input"),
@@ -258,18 +263,7 @@ fn bad_inputs_with_good_weights_exit_2() {
     write_f32(&small, "input", &[1, 3, 32, 32], &vec![0.0; 3 * 32 * 32]);
     let out = scratch.file("out.safetensors");
     let run = |input: &str, key: &str| {
-        regnet(&[
-            "run",
-            "regnety_400mf",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--input",
-            input,
-            "--output",
-            &out,
-            "--key",
-            key,
-        ])
+        run_model("regnety_400mf", weights.to_str().unwrap(), input, &out, key)
     };
     assert_fails_with(&run(&small, "input"), "[N, 3, 224, 224]");
     assert_fails_with(&run(&small, "images"), "has no tensor `images`");

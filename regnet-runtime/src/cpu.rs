@@ -252,12 +252,12 @@ impl CpuNetwork {
                     bottleneck,
                     vectors,
                 };
-                let pass = Pass {
+                let context = Context {
                     isa,
                     threads,
                     batch,
                 };
-                block.run(pass, x, y, buffers, &mut profile);
+                block.run(context, x, y, buffers, &mut profile);
                 std::mem::swap(&mut x, &mut y);
                 let g = block.geometry;
                 let last_of_stage = g.index == self.architecture.stages[g.stage - 1].depth;
@@ -309,7 +309,7 @@ impl CpuNetwork {
 
 /// How the kernels of one forward pass run.
 #[derive(Clone, Copy)]
-struct Pass {
+struct Context {
     isa: Isa,
     threads: usize,
     batch: usize,
@@ -325,17 +325,17 @@ struct BlockBuffers<'a> {
 impl CpuBlock {
     fn run(
         &self,
-        pass: Pass,
+        context: Context,
         input: &[f32],
         output: &mut [f32],
         buffers: BlockBuffers<'_>,
         profile: &mut Option<&mut Profile>,
     ) {
-        let Pass {
+        let Context {
             isa,
             threads,
             batch,
-        } = pass;
+        } = context;
         let g = self.geometry;
         let (h_in, h_out) = (g.in_size, g.out_size);
         let rows_in = batch * h_in * h_in;
@@ -407,15 +407,7 @@ impl CpuBlock {
         if let Some(se) = &self.se {
             let se_flops = (batch * 2 * w_b * se.width) as u64;
             Profile::time(profile, g.stage, Step::SqueezeExcite, se_flops, || {
-                se.run(
-                    isa,
-                    threads,
-                    batch,
-                    h_out * h_out,
-                    w_b,
-                    bottleneck,
-                    buffers.vectors,
-                )
+                se.run(context, h_out * h_out, w_b, bottleneck, buffers.vectors)
             });
         }
         let residual: &[f32] = if self.proj.is_some() {
@@ -445,17 +437,19 @@ impl CpuBlock {
 impl SqueezeExcite {
     /// Scales each channel of `x` (`[batch][pixels][channels]`) by its gate: the sigmoid of
     /// expand(ReLU(reduce(mean over pixels))).
-    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
-        isa: Isa,
-        threads: usize,
-        batch: usize,
+        context: Context,
         pixels: usize,
         channels: usize,
         x: &mut [f32],
         vectors: &mut [f32],
     ) {
+        let Context {
+            isa,
+            threads,
+            batch,
+        } = context;
         let (pooled, rest) = vectors.split_at_mut(batch * channels);
         let (hidden, gates) = rest.split_at_mut(self.width);
         average_pool(isa, threads, x, batch, pixels, channels, pooled);

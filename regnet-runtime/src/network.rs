@@ -54,6 +54,8 @@ enum Backend {
 pub struct Network {
     backend: Backend,
     scheme: Option<Scheme>,
+    /// The workspace layout this network's passes need, computed once.
+    layout: WorkspaceLayout,
 }
 
 /// The stem's and every stage's outputs of one forward pass, NCHW.
@@ -127,6 +129,7 @@ impl Network {
         Network {
             backend: Backend::Cpu(CpuNetwork::new(architecture, weights)),
             scheme: None,
+            layout: WorkspaceLayout::of(&architecture),
         }
     }
 
@@ -218,7 +221,7 @@ impl Network {
         if batch == 0 {
             return Err(RunError::EmptyBatch);
         }
-        if workspace.layout != WorkspaceLayout::of(architecture) {
+        if workspace.layout != self.layout {
             return Err(RunError::WorkspaceMismatch);
         }
         if batch > workspace.capacity {

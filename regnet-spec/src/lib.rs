@@ -30,7 +30,7 @@ pub use network::{MAX_DEPTH, MIN_B};
 pub use network::{Network, compile_file, compile_str};
 pub use quantize::{BlockWidth, MAX_WIDTH, QuantizedStage, block_widths, quantize};
 pub use spec::{Compat, Spec, parse_spec};
-pub use table::{grouped, stage_table};
+pub use table::stage_table;
 
 /// Input channels of every RegNet (RGB images).
 pub const INPUT_CHANNELS: usize = 3;

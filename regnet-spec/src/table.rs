@@ -91,7 +91,7 @@ fn write_row(table: &mut String, widths: &[usize; 10], row: &[String; 10]) {
 }
 
 /// `1612087326` → `1,612,087,326`.
-pub fn grouped(count: u64) -> String {
+fn grouped(count: u64) -> String {
     let digits = count.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
