@@ -99,7 +99,7 @@ fn spec_errors(error: &SpecError, span: Span) -> syn::Error {
 /// `RegNetY-1.6GF` → `RegNetY1_6GF`: hyphens dropped, dots to underscores. Without a `name`,
 /// the file stem in CamelCase (`my_net.yaml` → `MyNet`).
 fn derive_type_name(network: &Network, written: &str) -> Result<Ident, String> {
-    let candidate: String = match &network.name {
+    let candidate: String = match &network.spec.name {
         Some(name) => name
             .chars()
             .filter(|c| *c != '-')

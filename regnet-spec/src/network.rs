@@ -17,8 +17,6 @@ pub const MIN_B: f64 = 1.0 / 1024.0;
 /// A spec compiled into a network: the validated spec, its stages and its complexity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
-    /// The spec's `name`, if it has one.
-    pub name: Option<String>,
     pub spec: Spec,
     pub stages: Vec<Stage>,
     pub complexity: Complexity,
@@ -27,7 +25,7 @@ pub struct Network {
 impl Network {
     /// The spec's name, or `fallback` (for example the file stem) when it has none.
     pub fn display_name<'a>(&'a self, fallback: &'a str) -> &'a str {
-        self.name.as_deref().unwrap_or(fallback)
+        self.spec.name.as_deref().unwrap_or(fallback)
     }
 
     pub fn architecture<'a>(&'a self, name: &'a str) -> Architecture<'a> {
@@ -97,7 +95,6 @@ fn build(spec: Spec) -> Result<Network, Vec<Diagnostic>> {
     let quantized = quantize(&spec)?;
     let stages = place(&spec, &quantized)?;
     let network = Network {
-        name: spec.name.clone(),
         spec,
         stages,
         complexity: Complexity::default(),
