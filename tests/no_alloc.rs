@@ -40,7 +40,7 @@ fn forward_passes_do_not_allocate() {
     // A heap batch: two 224×224 images as one NCHW slice (arrays this large would sit on the
     // test thread's stack in an unoptimized build).
     let images = vec![0.25f32; 2 * 3 * 224 * 224];
-    for isa in [Isa::Avx2Fma, Isa::Scalar] {
+    for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Scalar] {
         for threads in [1, 2] {
             let options = Options {
                 threads,

@@ -13,6 +13,15 @@ fn main() {
     divan::main();
 }
 
+/// Every shape on each SIMD instruction set this CPU has, to show what each one gains.
+fn on_each_isa<T: Copy>(shapes: &[T]) -> Vec<(Isa, T)> {
+    [Isa::Avx512, Isa::Avx2Fma]
+        .into_iter()
+        .filter(|&isa| Isa::supported(isa) == isa)
+        .flat_map(|isa| shapes.iter().map(move |&shape| (isa, shape)))
+        .collect()
+}
+
 /// (pixels, inputs, outputs) of 1×1 convolutions.
 const POINTWISE: [(usize, usize, usize); 8] = [
     (3136, 48, 48),
@@ -25,8 +34,8 @@ const POINTWISE: [(usize, usize, usize); 8] = [
     (392, 400, 400),
 ];
 
-#[divan::bench(args = POINTWISE)]
-fn pointwise(bencher: Bencher, (rows, k, n): (usize, usize, usize)) {
+#[divan::bench(args = on_each_isa(&POINTWISE))]
+fn pointwise(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, usize))) {
     let weights = PackedLinear::new(&vec![0.01; k * n], &vec![0.0; n], k, n);
     let input = vec![1.0f32; rows * k];
     let residual = vec![1.0f32; rows * n];
@@ -42,7 +51,7 @@ fn pointwise(bencher: Bencher, (rows, k, n): (usize, usize, usize)) {
     };
     bencher
         .counter(ItemsCount::new(rows * k * n))
-        .bench_local(|| gemm.run(Isa::detect(), 1, black_box(&mut output)));
+        .bench_local(|| gemm.run(isa, 1, black_box(&mut output)));
 }
 
 /// (size, channels, group width, stride) of grouped 3×3 convolutions.
@@ -55,8 +64,8 @@ const GROUPED: [(usize, usize, usize, usize); 6] = [
     (7, 400, 16, 1),
 ];
 
-#[divan::bench(args = GROUPED)]
-fn grouped(bencher: Bencher, (size, c, gw, stride): (usize, usize, usize, usize)) {
+#[divan::bench(args = on_each_isa(&GROUPED))]
+fn grouped(bencher: Bencher, (isa, (size, c, gw, stride)): (Isa, (usize, usize, usize, usize))) {
     let weights = PackedConv3x3::new(&vec![0.01; c * gw * 9], &vec![0.0; c], c, gw, stride);
     let input = vec![1.0f32; (size + 2) * (size + 2) * c];
     let conv = Conv3x3 {
@@ -70,7 +79,7 @@ fn grouped(bencher: Bencher, (size, c, gw, stride): (usize, usize, usize, usize)
     let mut output = vec![0.0f32; oh * ow * c];
     bencher
         .counter(ItemsCount::new(oh * ow * c * gw * 9))
-        .bench_local(|| conv.run(Isa::detect(), 1, black_box(&mut output)));
+        .bench_local(|| conv.run(isa, 1, black_box(&mut output)));
 }
 
 #[divan::bench]

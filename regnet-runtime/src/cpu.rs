@@ -8,8 +8,8 @@ use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use crate::kernels::gemm::{Gemm, PackedLinear};
 use crate::kernels::stem::{PackedStem, Stem};
 use crate::kernels::{Isa, Pixels};
-use crate::weights::{BlockWeights, ConvBn, Linear, NetworkWeights};
-use crate::workspace::Workspace;
+use crate::weights::{BlockWeights, ConvBn, NetworkWeights};
+use crate::workspace::{Workspace, WorkspaceLayout};
 
 /// PyTorch's BatchNorm epsilon in pycls, torchvision and timm.
 const BN_EPS: f64 = 1e-5;
@@ -40,9 +40,8 @@ fn pointwise(conv: &ConvBn, inputs: usize, outputs: usize) -> PackedLinear {
 }
 
 struct SqueezeExcite {
-    width: usize,
-    reduce: Linear,
-    expand: Linear,
+    reduce: PackedLinear,
+    expand: PackedLinear,
 }
 
 struct CpuBlock {
@@ -76,9 +75,8 @@ impl CpuBlock {
                 .as_ref()
                 .zip(geometry.se_width)
                 .map(|(se, width)| SqueezeExcite {
-                    width,
-                    reduce: se.reduce.clone(),
-                    expand: se.expand.clone(),
+                    reduce: PackedLinear::new(&se.reduce.weight, &se.reduce.bias, w_b, width),
+                    expand: PackedLinear::new(&se.expand.weight, &se.expand.bias, width, w_b),
                 }),
             c: pointwise(&weights.c, w_b, w),
         }
@@ -205,9 +203,10 @@ impl CpuNetwork {
         batch: usize,
         workspace: &mut Workspace,
         features: bool,
-        mut profile: Option<&mut Profile>,
+        profile: Option<&mut Profile>,
     ) {
         let Workspace {
+            layout,
             options,
             pool,
             image,
@@ -220,62 +219,154 @@ impl CpuNetwork {
             features: feature_buffer,
             ..
         } = workspace;
-        let mut sink = features.then(|| FeatureSink {
-            buffer: feature_buffer,
-            filled: 0,
-        });
-        let mut run = || {
-            let (isa, threads) = (options.isa, options.threads);
-            let r = self.architecture.resolution;
-            pad_images(input, batch, r, image);
-            let stem = Stem {
-                weights: &self.stem,
-                batch,
-                height: r,
-                width: r,
-                input: image,
+        let [activation_x, activation_y] = activations.each_mut().map(|a| &mut a[..]);
+        let buffers = Buffers {
+            image,
+            x: activation_x,
+            y: activation_y,
+            shortcut,
+            padded: bottleneck_padded,
+            bottleneck,
+            vectors,
+            logits,
+        };
+        let context = Context {
+            isa: options.isa,
+            threads: options.threads,
+            batch,
+        };
+        let image_floats = INPUT_CHANNELS * self.architecture.resolution.pow(2);
+        // Whole images on each thread need no synchronization within a pass and keep each
+        // image's activations in its own core's cache, so batches run that way, as far as they
+        // divide among the threads. The rest, and passes that record features or a profile
+        // (which follow one batch layer by layer), split each layer over the threads instead.
+        let whole = if features || profile.is_some() {
+            0
+        } else {
+            batch - batch % options.threads
+        };
+        let run = || {
+            if whole == 0 {
+                let mut sink = features.then(|| FeatureSink {
+                    buffer: feature_buffer,
+                    filled: 0,
+                });
+                self.forward(context, input, buffers, sink.as_mut(), profile);
+                return;
+            }
+            let (input_whole, input_rest) = input.split_at(whole * image_floats);
+            let (buffers_whole, buffers_rest) = buffers.split_at(whole, layout);
+            let one_image = Context {
+                threads: 1,
+                batch: 1,
+                ..context
             };
-            let [mut x, mut y] = activations.each_mut().map(|a| &mut a[..]);
-            let stem_size = self.architecture.stem_size();
-            let stem_flops =
-                (batch * stem_size * stem_size * self.architecture.stem_width * 27) as u64;
-            Profile::time(&mut profile, 0, Step::Stem, stem_flops, || {
-                stem.run(isa, threads, x)
-            });
-            if let Some(sink) = sink.as_mut() {
-                sink.push(x, batch, stem_size, self.architecture.stem_width);
-            }
-            for block in &self.blocks {
-                let buffers = BlockBuffers {
-                    shortcut,
-                    padded: bottleneck_padded,
-                    bottleneck,
-                    vectors,
+            // Every per-image size is positive: a valid architecture has at least one stage.
+            (
+                input_whole.par_chunks(image_floats),
+                buffers_whole.image.par_chunks_mut(layout.image),
+                buffers_whole.x.par_chunks_mut(layout.activation),
+                buffers_whole.y.par_chunks_mut(layout.activation),
+                buffers_whole.shortcut.par_chunks_mut(layout.shortcut),
+                buffers_whole
+                    .padded
+                    .par_chunks_mut(layout.bottleneck_padded),
+                buffers_whole.bottleneck.par_chunks_mut(layout.bottleneck),
+                buffers_whole.vectors.par_chunks_mut(layout.vector),
+                buffers_whole.logits.par_chunks_mut(layout.logits),
+            )
+                .into_par_iter()
+                .for_each(
+                    |(input, image, x, y, shortcut, padded, bottleneck, vectors, logits)| {
+                        let buffers = Buffers {
+                            image,
+                            x,
+                            y,
+                            shortcut,
+                            padded,
+                            bottleneck,
+                            vectors,
+                            logits,
+                        };
+                        self.forward(one_image, input, buffers, None, None);
+                    },
+                );
+            if whole < batch {
+                let rest = Context {
+                    batch: batch - whole,
+                    ..context
                 };
-                let context = Context {
-                    isa,
-                    threads,
-                    batch,
-                };
-                block.run(context, x, y, buffers, &mut profile);
-                std::mem::swap(&mut x, &mut y);
-                let g = block.geometry;
-                let last_of_stage = g.index == self.architecture.stages[g.stage - 1].depth;
-                if let (true, Some(sink)) = (last_of_stage, sink.as_mut()) {
-                    sink.push(x, batch, g.out_size, g.width);
-                }
+                self.forward(rest, input_rest, buffers_rest, None, None);
             }
-            let head_flops =
-                (batch * self.architecture.last_width() * self.architecture.num_classes) as u64;
-            let head_stage = self.architecture.stages.len() + 1;
-            Profile::time(&mut profile, head_stage, Step::Head, head_flops, || {
-                self.head(isa, threads, batch, x, vectors, logits)
-            });
         };
         match pool {
             Some(pool) => pool.install(run),
             None => run(),
         }
+    }
+
+    /// One forward pass of `context.batch` images, each layer split over `context.threads`.
+    fn forward(
+        &self,
+        context: Context,
+        input: &[f32],
+        buffers: Buffers<'_>,
+        mut sink: Option<&mut FeatureSink<'_>>,
+        mut profile: Option<&mut Profile>,
+    ) {
+        let Context {
+            isa,
+            threads,
+            batch,
+        } = context;
+        let Buffers {
+            image,
+            mut x,
+            mut y,
+            shortcut,
+            padded,
+            bottleneck,
+            vectors,
+            logits,
+        } = buffers;
+        let r = self.architecture.resolution;
+        pad_images(input, batch, r, image);
+        let stem = Stem {
+            weights: &self.stem,
+            batch,
+            height: r,
+            width: r,
+            input: image,
+        };
+        let stem_size = self.architecture.stem_size();
+        let stem_flops = (batch * stem_size * stem_size * self.architecture.stem_width * 27) as u64;
+        Profile::time(&mut profile, 0, Step::Stem, stem_flops, || {
+            stem.run(isa, threads, x)
+        });
+        if let Some(sink) = sink.as_mut() {
+            sink.push(x, batch, stem_size, self.architecture.stem_width);
+        }
+        for block in &self.blocks {
+            let buffers = BlockBuffers {
+                shortcut: &mut *shortcut,
+                padded: &mut *padded,
+                bottleneck: &mut *bottleneck,
+                vectors: &mut *vectors,
+            };
+            block.run(context, x, y, buffers, &mut profile);
+            std::mem::swap(&mut x, &mut y);
+            let g = block.geometry;
+            let last_of_stage = g.index == self.architecture.stages[g.stage - 1].depth;
+            if let (true, Some(sink)) = (last_of_stage, sink.as_mut()) {
+                sink.push(x, batch, g.out_size, g.width);
+            }
+        }
+        let head_flops =
+            (batch * self.architecture.last_width() * self.architecture.num_classes) as u64;
+        let head_stage = self.architecture.stages.len() + 1;
+        Profile::time(&mut profile, head_stage, Step::Head, head_flops, || {
+            self.head(isa, threads, batch, x, vectors, logits)
+        });
     }
 
     fn head(
@@ -313,6 +404,57 @@ struct Context {
     isa: Isa,
     threads: usize,
     batch: usize,
+}
+
+/// Every buffer of a forward pass, for as many images as it has room for.
+struct Buffers<'a> {
+    image: &'a mut [f32],
+    /// Block inputs and outputs alternate between these two.
+    x: &'a mut [f32],
+    y: &'a mut [f32],
+    shortcut: &'a mut [f32],
+    padded: &'a mut [f32],
+    bottleneck: &'a mut [f32],
+    vectors: &'a mut [f32],
+    logits: &'a mut [f32],
+}
+
+impl<'a> Buffers<'a> {
+    /// The room of the first `images` images, and the rest.
+    fn split_at(self, images: usize, layout: &WorkspaceLayout) -> (Buffers<'a>, Buffers<'a>) {
+        let split =
+            |buffer: &'a mut [f32], per_image: usize| buffer.split_at_mut(images * per_image);
+        let (image, image_rest) = split(self.image, layout.image);
+        let (x, x_rest) = split(self.x, layout.activation);
+        let (y, y_rest) = split(self.y, layout.activation);
+        let (shortcut, shortcut_rest) = split(self.shortcut, layout.shortcut);
+        let (padded, padded_rest) = split(self.padded, layout.bottleneck_padded);
+        let (bottleneck, bottleneck_rest) = split(self.bottleneck, layout.bottleneck);
+        let (vectors, vectors_rest) = split(self.vectors, layout.vector);
+        let (logits, logits_rest) = split(self.logits, layout.logits);
+        (
+            Buffers {
+                image,
+                x,
+                y,
+                shortcut,
+                padded,
+                bottleneck,
+                vectors,
+                logits,
+            },
+            Buffers {
+                image: image_rest,
+                x: x_rest,
+                y: y_rest,
+                shortcut: shortcut_rest,
+                padded: padded_rest,
+                bottleneck: bottleneck_rest,
+                vectors: vectors_rest,
+                logits: logits_rest,
+            },
+        )
+    }
 }
 
 struct BlockBuffers<'a> {
@@ -405,7 +547,7 @@ impl CpuBlock {
             grouped.run(isa, threads, bottleneck)
         });
         if let Some(se) = &self.se {
-            let se_flops = (batch * 2 * w_b * se.width) as u64;
+            let se_flops = (batch * 2 * w_b * se.reduce.outputs()) as u64;
             Profile::time(profile, g.stage, Step::SqueezeExcite, se_flops, || {
                 se.run(context, h_out * h_out, w_b, bottleneck, buffers.vectors)
             });
@@ -451,36 +593,26 @@ impl SqueezeExcite {
             batch,
         } = context;
         let (pooled, rest) = vectors.split_at_mut(batch * channels);
-        let (hidden, gates) = rest.split_at_mut(self.width);
+        let (hidden, gates) = rest.split_at_mut(batch * self.reduce.outputs());
+        let gates = &mut gates[..batch * channels];
         average_pool(isa, threads, x, batch, pixels, channels, pooled);
-        for (pooled, gate) in pooled
-            .chunks_exact(channels)
-            .zip(gates.chunks_exact_mut(channels))
-        {
-            matvec(&self.reduce, pooled, hidden);
-            hidden.iter_mut().for_each(|h| *h = h.max(0.0));
-            matvec(&self.expand, hidden, gate);
-            gate.iter_mut().for_each(|g| *g = 1.0 / (1.0 + (-*g).exp()));
-        }
-        scale_channels(
-            isa,
-            threads,
-            x,
-            batch,
-            pixels,
-            channels,
-            &gates[..batch * channels],
-        );
-    }
-}
-
-/// `out = weight · x + bias` for a small `[out][in]` layer.
-fn matvec(layer: &Linear, x: &[f32], out: &mut [f32]) {
-    for (o, (row, bias)) in out
-        .iter_mut()
-        .zip(layer.weight.chunks_exact(x.len()).zip(&layer.bias))
-    {
-        *o = row.iter().zip(x).map(|(w, x)| w * x).sum::<f32>() + bias;
+        // Two small GEMMs (one row per image): splitting them over threads would cost more
+        // than they take.
+        let layer = |weights, input, relu| Gemm {
+            weights,
+            rows: batch,
+            input,
+            input_pixels: Pixels::Dense,
+            residual: None,
+            relu,
+            output_pixels: Pixels::Dense,
+        };
+        layer(&self.reduce, pooled, true).run(isa, 1, hidden);
+        layer(&self.expand, hidden, false).run(isa, 1, gates);
+        gates
+            .iter_mut()
+            .for_each(|g| *g = 1.0 / (1.0 + (-*g).exp()));
+        scale_channels(isa, threads, x, batch, pixels, channels, gates);
     }
 }
 

@@ -9,7 +9,7 @@ use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
 use regnet_runtime::kernels::stem::{PackedStem, Stem};
 use regnet_runtime::kernels::{Isa, Pixels};
 
-const ISAS: [Isa; 2] = [Isa::Scalar, Isa::Avx2Fma];
+const ISAS: [Isa; 3] = [Isa::Scalar, Isa::Avx2Fma, Isa::Avx512];
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
     // A small LCG: deterministic inputs that proptest's shrinking does not need to see.
@@ -131,8 +131,10 @@ proptest! {
     /// Grouped 3×3 convolution for group widths from 1 (depthwise) to dense, stride 1 and 2.
     #[test]
     fn conv3x3_matches_reference(
-        n in 1usize..3, h in 1usize..11, w in 1usize..15,
-        group_width in prop::sample::select(vec![1usize, 3, 8, 16, 24, 40]),
+        // Rows up to 30 pixels cover every register tile width (28 is the widest) and tails.
+        n in 1usize..3, h in 1usize..9, w in 1usize..31,
+        // Multiples of 8 run the 8-wide kernels; of 16 the 16-wide ones, in pairs and singles.
+        group_width in prop::sample::select(vec![1usize, 3, 8, 16, 24, 32, 40, 48]),
         groups in 1usize..4, strided in any::<bool>(), seed in any::<u64>(),
     ) {
         let c = group_width * groups;

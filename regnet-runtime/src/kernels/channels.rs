@@ -36,8 +36,8 @@ pub fn average_pool(
         let image = &x[n * pixels * channels..(n + 1) * pixels * channels];
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX2 was detected before `Isa::Avx2Fma` was chosen.
-            Isa::Avx2Fma => unsafe { pool_avx2(image, channels, range.start, sums) },
+            // SAFETY: AVX2 was detected before `Isa::Avx2Fma` or `Isa::Avx512` was chosen.
+            Isa::Avx2Fma | Isa::Avx512 => unsafe { pool_avx2(image, channels, range.start, sums) },
             _ => pool(image, channels, range.start, sums),
         }
         let scale = 1.0 / pixels as f32;
@@ -97,8 +97,8 @@ pub fn scale_channels(
         let gate = &gate[n * channels..(n + 1) * channels];
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: AVX2 was detected before `Isa::Avx2Fma` was chosen.
-            Isa::Avx2Fma => unsafe { scale_avx2(rows, gate) },
+            // SAFETY: AVX2 was detected before `Isa::Avx2Fma` or `Isa::Avx512` was chosen.
+            Isa::Avx2Fma | Isa::Avx512 => unsafe { scale_avx2(rows, gate) },
             _ => scale(rows, gate),
         }
     });

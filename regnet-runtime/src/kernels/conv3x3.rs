@@ -1,12 +1,13 @@
 //! The grouped 3×3 convolution (padding 1, stride 1 or 2) with bias and ReLU fused, from a
 //! zero-bordered NHWC input to a dense NHWC output. Every group width works; widths that are
-//! multiples of 8 (all published RegNets) run the register-blocked AVX2 kernel.
+//! multiples of 8 (all published RegNets) run a register-blocked kernel: 8-wide vectors with
+//! AVX2 (16 registers) or AVX-512 (32 registers), 16-wide ones with AVX-512 when the group width
+//! is a multiple of 16.
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
 use super::{Isa, SendPtr, holds};
 
-const LANES: usize = 8;
 const TAPS: usize = 9;
 
 /// A grouped 3×3 convolution, BN folded, packed for the kernels.
@@ -19,7 +20,10 @@ pub struct PackedConv3x3 {
     weight: Vec<f32>,
     /// `[group][block of 8 outputs][tap][input channel][8]`, when the group width is a multiple
     /// of 8: each tap and input channel gives one 8-wide weight vector.
-    blocked: Option<AlignedBuffer>,
+    blocked8: Option<AlignedBuffer>,
+    /// The same in blocks of 16, when the group width is a multiple of 16 and the CPU has
+    /// AVX-512.
+    blocked16: Option<AlignedBuffer>,
     bias: Vec<f32>,
 }
 
@@ -39,26 +43,30 @@ impl PackedConv3x3 {
         assert_eq!(weight.len(), channels * group_width * TAPS, "weight shape");
         assert_eq!(bias.len(), channels, "bias shape");
         assert!(stride == 1 || stride == 2, "stride 1 or 2");
-        let blocked = group_width.is_multiple_of(LANES).then(|| {
+        let block = |lanes: usize| {
             let mut packed = AlignedBuffer::zeroed(weight.len());
             for (o, out_weights) in weight.chunks_exact(group_width * TAPS).enumerate() {
-                // Output channel o sits in block o / 8 (blocks of a group are consecutive).
-                let (block, lane) = (o / LANES, o % LANES);
+                // Output channel o sits in block o / lanes (blocks of a group are consecutive).
+                let (block, lane) = (o / lanes, o % lanes);
                 for i in 0..group_width {
                     for tap in 0..TAPS {
-                        packed[((block * TAPS + tap) * group_width + i) * LANES + lane] =
+                        packed[((block * TAPS + tap) * group_width + i) * lanes + lane] =
                             out_weights[i * TAPS + tap];
                     }
                 }
             }
             packed
-        });
+        };
+        let blocked8 = group_width.is_multiple_of(8).then(|| block(8));
+        let blocked16 =
+            (group_width.is_multiple_of(16) && Isa::detect() == Isa::Avx512).then(|| block(16));
         PackedConv3x3 {
             channels,
             group_width,
             stride,
             weight: weight.to_vec(),
-            blocked,
+            blocked8,
+            blocked16,
             bias: bias.to_vec(),
         }
     }
@@ -119,12 +127,23 @@ impl Conv3x3<'_> {
         for_each_task(threads, rows * group_parts, |task| {
             let row = task / group_parts;
             for group in chunk(groups, group_parts, task % group_parts) {
-                match (isa, &self.weights.blocked) {
+                let w = &self.weights;
+                match (isa, &w.blocked8, &w.blocked16) {
                     #[cfg(target_arch = "x86_64")]
-                    (Isa::Avx2Fma, Some(blocked)) => {
-                        // SAFETY: AVX2 and FMA were detected; `run` checked the input and
-                        // output extents; this task alone writes this row of this group.
-                        unsafe { avx2::row_group(self, blocked, row, group, out) }
+                    (Isa::Avx512, _, Some(blocked)) => {
+                        // SAFETY: AVX-512F was detected; `run` checked the input and output
+                        // extents; this task alone writes this row of this group.
+                        unsafe { simd::row_group_avx512(self, blocked, row, group, out) }
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    (Isa::Avx512, Some(blocked), _) => {
+                        // SAFETY: as above, AVX-512F (and so its 256-bit forms) detected.
+                        unsafe { simd::row_group_avx512_ymm(self, blocked, row, group, out) }
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    (Isa::Avx2Fma, Some(blocked), _) => {
+                        // SAFETY: as above, with AVX2 and FMA detected.
+                        unsafe { simd::row_group_avx2(self, blocked, row, group, out) }
                     }
                     _ => self.scalar_row_group(row, group, out),
                 }
@@ -163,10 +182,132 @@ impl Conv3x3<'_> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+mod simd {
     use std::arch::x86_64::*;
 
-    use super::{Conv3x3, LANES, SendPtr, TAPS};
+    use super::{Conv3x3, SendPtr, TAPS};
+
+    /// One SIMD register of f32 lanes. The methods are inlined into kernels compiled with the
+    /// instruction set they need (the `row_group_*` entry points).
+    pub trait Vector: Copy {
+        const LANES: usize;
+        /// # Safety
+        /// The CPU has the vector's instruction set.
+        unsafe fn zero() -> Self;
+        /// # Safety
+        /// As for `zero`, and `LANES` values at `p`.
+        unsafe fn load(p: *const f32) -> Self;
+        /// # Safety
+        /// As for `zero`, and a value at `p`.
+        unsafe fn splat(p: *const f32) -> Self;
+        /// `a · b + c`.
+        /// # Safety
+        /// As for `zero`.
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+        /// Stores `max(self + bias, 0)` at `p`.
+        /// # Safety
+        /// As for `zero`, and room for `LANES` values at `p`.
+        unsafe fn store_bias_relu(self, bias: Self, p: *mut f32);
+    }
+
+    // SAFETY (all methods below): the callers guarantee the instruction set and the pointers.
+    impl Vector for __m256 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm256_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm256_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(p: *const f32) -> Self {
+            unsafe { _mm256_broadcast_ss(&*p) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm256_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
+            unsafe {
+                let value = _mm256_max_ps(_mm256_add_ps(self, bias), _mm256_setzero_ps());
+                _mm256_storeu_ps(p, value)
+            }
+        }
+    }
+
+    impl Vector for __m512 {
+        const LANES: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { _mm512_setzero_ps() }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { _mm512_loadu_ps(p) }
+        }
+        #[inline(always)]
+        unsafe fn splat(p: *const f32) -> Self {
+            unsafe { _mm512_set1_ps(*p) }
+        }
+        #[inline(always)]
+        unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+            unsafe { _mm512_fmadd_ps(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
+            unsafe {
+                let value = _mm512_max_ps(_mm512_add_ps(self, bias), _mm512_setzero_ps());
+                _mm512_storeu_ps(p, value)
+            }
+        }
+    }
+
+    /// # Safety
+    /// AVX2 and FMA are available; `conv.run`'s extent checks hold; no other task writes this
+    /// output row and group; `blocked` is the 8-wide packing.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn row_group_avx2(
+        conv: &Conv3x3<'_>,
+        blocked: &[f32],
+        row: usize,
+        group: usize,
+        out: SendPtr,
+    ) {
+        // 16 registers: 6 pixels × 2 vectors or 12 × 1, beside the weights and a broadcast.
+        // SAFETY: forwarded from the caller.
+        unsafe { row_group::<__m256, 6, 12>(conv, blocked, row, group, out) }
+    }
+
+    /// # Safety
+    /// As for `row_group_avx2`, with AVX-512F (its 256-bit forms use 32 registers).
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    pub unsafe fn row_group_avx512_ymm(
+        conv: &Conv3x3<'_>,
+        blocked: &[f32],
+        row: usize,
+        group: usize,
+        out: SendPtr,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { row_group::<__m256, 6, 12>(conv, blocked, row, group, out) }
+    }
+
+    /// # Safety
+    /// As for `row_group_avx512_ymm`, with the 16-wide packing.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn row_group_avx512(
+        conv: &Conv3x3<'_>,
+        blocked: &[f32],
+        row: usize,
+        group: usize,
+        out: SendPtr,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe { row_group::<__m512, 14, 28>(conv, blocked, row, group, out) }
+    }
 
     /// Where one register tile reads and writes.
     #[derive(Clone, Copy)]
@@ -179,18 +320,20 @@ mod avx2 {
         input_row: usize,
         channels: usize,
         group_width: usize,
-        /// Blocked weights of the tile's first 8-channel block.
+        /// Blocked weights of the tile's first block of output channels.
         weights: *const f32,
         bias: *const f32,
         /// Output at the tile's first pixel and first channel.
         output: *mut f32,
     }
 
+    /// One output row of one group in tiles of at most `PAIR` pixels × 2 vectors of output
+    /// channels (or `SINGLE` pixels × 1 for a group's last odd block).
+    ///
     /// # Safety
-    /// AVX2 and FMA are available; `conv.run`'s extent checks hold; no other task writes this
-    /// output row and group.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn row_group(
+    /// As for the `row_group_*` entry points, whose instruction sets `V` needs.
+    #[inline(always)]
+    unsafe fn row_group<V: Vector, const PAIR: usize, const SINGLE: usize>(
         conv: &Conv3x3<'_>,
         blocked: &[f32],
         row: usize,
@@ -205,20 +348,19 @@ mod avx2 {
         let (out_h, out_w) = conv.output_size();
         let (n, y) = (row / out_h, row % out_h);
         let padded_w = conv.width + 2;
-        let input_row = padded_w * c;
-        let blocks = gw / LANES;
+        let blocks = gw / V::LANES;
         let mut block = 0;
         while block < blocks {
-            // Two 8-channel blocks share each broadcast input when the group has them.
+            // Two blocks share each broadcast input when the group has them.
             let pair = blocks - block >= 2;
-            let first_channel = group * gw + block * LANES;
+            let first_channel = group * gw + block * V::LANES;
             let mut x = 0;
             while x < out_w {
                 let pixel = (n * (conv.height + 2) + y * s) * padded_w + x * s;
                 let site = Site {
                     input: conv.input[pixel * c + group * gw..].as_ptr(),
                     input_step: s * c,
-                    input_row,
+                    input_row: padded_w * c,
                     channels: c,
                     group_width: gw,
                     weights: blocked[first_channel * TAPS * gw..].as_ptr(),
@@ -228,89 +370,96 @@ mod avx2 {
                     output: unsafe { out.0.add(((n * out_h + y) * out_w + x) * c + first_channel) },
                 };
                 let left = out_w - x;
-                // SAFETY: the tile's pixels x..x + width lie in the row, and their taps in the
-                // padded input (checked in `run`).
-                let width = unsafe {
+                // SAFETY: the tile's pixels lie in the row, and their taps in the padded input
+                // (checked in `run`).
+                x += unsafe {
                     if pair {
-                        dispatch::<2>(site, left.min(6))
+                        widest::<V, 2, PAIR>(site, left)
                     } else {
-                        dispatch::<1>(site, left.min(12))
+                        widest::<V, 1, SINGLE>(site, left)
                     }
                 };
-                x += width;
             }
             block += if pair { 2 } else { 1 };
         }
     }
 
-    /// Runs the tile of `pixels` output pixels (1..=12) with `V` vectors of channels; returns
-    /// the pixels done.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dispatch<const V: usize>(site: Site, pixels: usize) -> usize {
+    /// Runs the widest tile of at most `left` pixels among `MAX`, 7 (a 7-wide map's rows and
+    /// the tail of 14-, 28- and 56-wide ones), 4, 2 and 1; returns the pixels done.
+    ///
+    /// # Safety
+    /// As for `row_group`.
+    #[inline(always)]
+    unsafe fn widest<V: Vector, const B: usize, const MAX: usize>(
+        site: Site,
+        left: usize,
+    ) -> usize {
         // SAFETY: forwarded from the caller.
         unsafe {
-            match pixels {
-                1 => tile::<V, 1>(site),
-                2 => tile::<V, 2>(site),
-                3 => tile::<V, 3>(site),
-                4 => tile::<V, 4>(site),
-                5 => tile::<V, 5>(site),
-                6 => tile::<V, 6>(site),
-                7 => tile::<V, 7>(site),
-                8 => tile::<V, 8>(site),
-                9 => tile::<V, 9>(site),
-                10 => tile::<V, 10>(site),
-                11 => tile::<V, 11>(site),
-                _ => tile::<V, 12>(site),
+            if left >= MAX {
+                tile::<V, B, MAX>(site);
+                MAX
+            } else if MAX > 7 && left >= 7 {
+                tile::<V, B, 7>(site);
+                7
+            } else if left >= 4 {
+                tile::<V, B, 4>(site);
+                4
+            } else if left >= 2 {
+                tile::<V, B, 2>(site);
+                2
+            } else {
+                tile::<V, B, 1>(site);
+                1
             }
         }
-        pixels.min(12)
     }
 
-    /// `P` output pixels × `V` blocks of 8 channels, accumulated over 9 taps × the group's input
-    /// channels, then bias and ReLU. Kept out of line so that each instance keeps its P × V
-    /// accumulators in registers with the pixel loop innermost.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline(never)]
-    unsafe fn tile<const V: usize, const P: usize>(site: Site) {
+    /// `P` output pixels × `B` vectors of output channels, accumulated over 9 taps × the
+    /// group's input channels, then bias and ReLU. Inlined into its entry point, so that each
+    /// instance keeps its P × B accumulators in registers with the pixel loop innermost.
+    ///
+    /// # Safety
+    /// As for `row_group`, and the tile's P pixels lie in the row.
+    #[inline(always)]
+    unsafe fn tile<V: Vector, const B: usize, const P: usize>(site: Site) {
         let gw = site.group_width;
-        let mut acc = [[_mm256_setzero_ps(); V]; P];
-        for ky in 0..3 {
-            for kx in 0..3 {
-                let tap = ky * 3 + kx;
-                // SAFETY: tap (ky, kx) of every pixel of the tile is inside the padded input.
-                let pixels: [*const f32; P] = std::array::from_fn(|p| unsafe {
-                    site.input
-                        .add(ky * site.input_row + kx * site.channels + p * site.input_step)
-                });
-                // SAFETY: block v of this tile has TAPS × gw weight vectors.
-                let weights: [*const f32; V] = std::array::from_fn(|v| unsafe {
-                    site.weights.add((v * TAPS + tap) * gw * LANES)
-                });
-                for i in 0..gw {
-                    // SAFETY: weight vector i of this tap, within the block's TAPS × gw vectors.
-                    let w: [__m256; V] = std::array::from_fn(|v| unsafe {
-                        _mm256_loadu_ps(weights[v].add(i * LANES))
+        // SAFETY (whole body): the instruction set is the entry point's; every pointer stays
+        // in the tile's taps, weights, biases and outputs (checked in `run`).
+        unsafe {
+            let mut acc = [[V::zero(); B]; P];
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let tap = ky * 3 + kx;
+                    let pixels: [*const f32; P] = std::array::from_fn(|p| {
+                        site.input
+                            .add(ky * site.input_row + kx * site.channels + p * site.input_step)
                     });
-                    for p in 0..P {
-                        // SAFETY: input channel i of pixel p's tap is inside the padded input.
-                        let x = unsafe { _mm256_broadcast_ss(&*pixels[p].add(i)) };
-                        for v in 0..V {
-                            acc[p][v] = _mm256_fmadd_ps(x, w[v], acc[p][v]);
+                    let weights: [*const f32; B] =
+                        std::array::from_fn(|b| site.weights.add((b * TAPS + tap) * gw * V::LANES));
+                    for i in 0..gw {
+                        let w: [V; B] =
+                            std::array::from_fn(|b| V::load(weights[b].add(i * V::LANES)));
+                        for p in 0..P {
+                            let x = V::splat(pixels[p].add(i));
+                            for b in 0..B {
+                                acc[p][b] = V::mul_add(x, w[b], acc[p][b]);
+                            }
                         }
                     }
                 }
             }
-        }
-        let zero = _mm256_setzero_ps();
-        // SAFETY: the tile's V × 8 channels have biases.
-        let bias: [__m256; V] =
-            std::array::from_fn(|v| unsafe { _mm256_loadu_ps(site.bias.add(v * LANES)) });
-        for (p, acc) in acc.iter().enumerate() {
-            for v in 0..V {
-                let value = _mm256_max_ps(_mm256_add_ps(acc[v], bias[v]), zero);
-                // SAFETY: output pixel p's V × 8 channels are inside the output and this task's.
-                unsafe { _mm256_storeu_ps(site.output.add(p * site.channels + v * LANES), value) };
+            let bias: [V; B] = std::array::from_fn(|b| V::load(site.bias.add(b * V::LANES)));
+            // Indexing with constant bounds, not iterating by reference, keeps `acc` out of
+            // memory: borrowed, it stays on the stack and every FMA above stores to it.
+            #[allow(clippy::needless_range_loop)]
+            for p in 0..P {
+                for b in 0..B {
+                    acc[p][b].store_bias_relu(
+                        bias[b],
+                        site.output.add(p * site.channels + b * V::LANES),
+                    );
+                }
             }
         }
     }

@@ -8,17 +8,43 @@ use std::ops::Range;
 use super::aligned::AlignedBuffer;
 use super::{Isa, Pixels, SendPtr, holds};
 
-/// Output channels per packed panel: two AVX registers.
+/// Output channels per packed panel: two AVX registers, one AVX-512 register.
 pub const PANEL: usize = 16;
-/// Pixels per register tile: 6 × 2 accumulators + 2 weight registers + 1 broadcast fit the 16
-/// AVX registers.
-pub const TILE_ROWS: usize = 6;
 /// Input bytes a task keeps hot across panels (within L2 with the panel beside it).
 const ROW_BLOCK_BYTES: usize = 96 * 1024;
 /// Layers whose packed weights fit in this much of L1 run tile by tile over all panels.
 const L1_WEIGHT_BYTES: usize = 16 * 1024;
-/// Inputs per pass over a panel: KC × 16 weights (16 KiB) stay in L1.
-const KC: usize = 256;
+/// Weight bytes of a pass over K: its panels' K-block stays in L1 while the rows stream by.
+const PASS_WEIGHT_BYTES: usize = 16 * 1024;
+
+/// The register tile of an instruction set: `rows` pixels × `panels` panels.
+#[derive(Clone, Copy)]
+struct TileShape {
+    rows: usize,
+    panels: usize,
+}
+
+impl TileShape {
+    fn of(isa: Isa) -> TileShape {
+        match isa {
+            Isa::Scalar | Isa::Avx2Fma => TileShape {
+                rows: TILE_ROWS,
+                panels: 1,
+            },
+            Isa::Avx512 => TileShape {
+                rows: AVX512_ROWS,
+                panels: 2,
+            },
+        }
+    }
+}
+
+/// Pixels per AVX2 (and scalar) register tile: 6 × 2 accumulators + 2 weights + 1 broadcast
+/// fill the 16 AVX registers.
+const TILE_ROWS: usize = 6;
+/// Pixels per AVX-512 register tile: 14 × 2 accumulators + 2 weights + 1 broadcast of the 32
+/// registers. 14 divides every feature map of a 224×224 RegNet but the 7×7 one (49 = 3 × 14 + 7).
+const AVX512_ROWS: usize = 14;
 
 /// A 1×1 convolution or linear layer, BN folded, packed for the kernels.
 #[derive(Clone, Debug)]
@@ -100,8 +126,10 @@ impl Gemm<'_> {
         if self.rows == 0 || n == 0 {
             return;
         }
-        let tiles = self.rows.div_ceil(TILE_ROWS);
+        let shape = TileShape::of(isa);
+        let tiles = self.rows.div_ceil(shape.rows);
         let panels = n.div_ceil(PANEL);
+        let column_blocks = panels.div_ceil(shape.panels);
         // Split the larger operand, so that each thread streams only its share of it: pixels
         // in early stages, output channels (weights) when there are fewer pixels than outputs.
         let target = if threads <= 1 {
@@ -109,20 +137,21 @@ impl Gemm<'_> {
         } else {
             threads.saturating_mul(4)
         };
-        let (row_parts, panel_parts) = if self.rows < n {
-            (1, target.min(panels))
+        let (row_parts, column_parts) = if self.rows < n {
+            (1, target.min(column_blocks))
         } else {
             (target.min(tiles), 1)
         };
-        // A K-block of a panel (KC × 16 floats) stays in L1 while the task's rows stream by; a
-        // block of rows stays in L2 across the panels.
-        let k_blocks = k.div_ceil(KC).max(1);
-        let block_tiles = (ROW_BLOCK_BYTES / (TILE_ROWS * k.clamp(1, KC) * 4)).max(1);
+        // A K-block of the tile's panels stays in L1 while the task's rows stream by; a block
+        // of rows stays in L2 across the panels.
+        let kc = PASS_WEIGHT_BYTES / (shape.panels * PANEL * 4);
+        let k_blocks = k.div_ceil(kc).max(1);
+        let block_tiles = (ROW_BLOCK_BYTES / (shape.rows * k.clamp(1, kc) * 4)).max(1);
         let weights_in_l1 = k * panels * PANEL * 4 <= L1_WEIGHT_BYTES;
         let out = SendPtr(output.as_mut_ptr());
-        for_each_task(threads, row_parts * panel_parts, |task| {
-            let tile_range = chunk(tiles, row_parts, task / panel_parts);
-            let panel_range = chunk(panels, panel_parts, task % panel_parts);
+        for_each_task(threads, row_parts * column_parts, |task| {
+            let tile_range = chunk(tiles, row_parts, task / column_parts);
+            let column_range = chunk(column_blocks, column_parts, task % column_parts);
             let mut block = tile_range.start;
             while block < tile_range.end {
                 let block_end = (block + block_tiles).min(tile_range.end);
@@ -136,7 +165,9 @@ impl Gemm<'_> {
                     // while in L1. Others: a panel's K-block stays in L1 across the tiles.
                     let order = Order {
                         tiles: block..block_end,
-                        panels: panel_range.clone(),
+                        panels: column_range.start * shape.panels
+                            ..(column_range.end * shape.panels).min(panels),
+                        step: shape.panels,
                         tile_major: weights_in_l1,
                     };
                     self.tiles(isa, &order, &pass, out);
@@ -155,29 +186,28 @@ impl Gemm<'_> {
                 // tasks write disjoint (rows, panels) parts of the output.
                 unsafe { avx2::tiles(self, order, pass, out) }
             }
-            _ => order.each(self, |rows, panel| {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                // SAFETY: as above, with AVX-512F detected before `Isa::Avx512` was chosen.
+                unsafe { avx512::tiles(self, order, pass, out) }
+            }
+            _ => order.each::<TILE_ROWS>(self, |rows, panel| {
                 scalar_tile(self, rows, panel, pass, out)
             }),
         }
     }
 
-    /// Element offsets of the rows of register tile `tile`. Rows past the end repeat the last
-    /// row: the kernels compute them and store nothing.
+    /// Element offsets of the rows of register tile `tile` of `N` rows. Rows past the end
+    /// repeat the last row.
     #[inline(always)]
-    fn rows_of(&self, tile: usize) -> TileRows {
+    fn rows_of<const N: usize>(&self, tile: usize) -> TileRows<N> {
         let (k, n) = (self.weights.inputs, self.weights.outputs);
-        let first = tile * TILE_ROWS;
-        let rows = TILE_ROWS.min(self.rows - first);
+        let first = tile * N;
+        let rows = N.min(self.rows - first);
         TileRows {
-            a: self
-                .input_pixels
-                .run::<TILE_ROWS>(first, rows)
-                .map(|p| p * k),
-            c: self
-                .output_pixels
-                .run::<TILE_ROWS>(first, rows)
-                .map(|p| p * n),
-            residual: Pixels::Dense.run::<TILE_ROWS>(first, rows).map(|p| p * n),
+            a: self.input_pixels.run::<N>(first, rows).map(|p| p * k),
+            c: self.output_pixels.run::<N>(first, rows).map(|p| p * n),
+            residual: Pixels::Dense.run::<N>(first, rows).map(|p| p * n),
             rows,
         }
     }
@@ -195,39 +225,51 @@ struct Pass {
 struct Order {
     tiles: Range<usize>,
     panels: Range<usize>,
+    /// Panels per register tile: the kernel is called with every `step`-th panel and does the
+    /// ones up to the next (or the end of `panels`).
+    step: usize,
     /// Every panel of a tile before the next tile (the tile's inputs stay in L1), or every
     /// tile of a panel before the next panel (the panel's weights stay in L1).
     tile_major: bool,
 }
 
 impl Order {
-    /// Calls `f(rows, panel)` for every (tile, panel), computing each tile's rows once in
-    /// tile-major order.
+    /// Calls `f(rows, first_panel)` for every tile of `N` rows and every `step`-th panel,
+    /// computing each tile's rows once in tile-major order.
     #[inline(always)]
-    fn each(&self, gemm: &Gemm<'_>, mut f: impl FnMut(&TileRows, usize)) {
+    fn each<const N: usize>(&self, gemm: &Gemm<'_>, mut f: impl FnMut(&TileRows<N>, usize)) {
+        let panels = self.panels.clone().step_by(self.step);
         if self.tile_major {
             for tile in self.tiles.clone() {
-                let rows = gemm.rows_of(tile);
-                self.panels.clone().for_each(|panel| f(&rows, panel));
+                let rows = gemm.rows_of::<N>(tile);
+                panels.clone().for_each(|panel| f(&rows, panel));
             }
         } else {
-            for panel in self.panels.clone() {
+            for panel in panels {
                 self.tiles
                     .clone()
-                    .for_each(|tile| f(&gemm.rows_of(tile), panel));
+                    .for_each(|tile| f(&gemm.rows_of::<N>(tile), panel));
             }
         }
     }
 }
 
-struct TileRows {
-    a: [usize; TILE_ROWS],
-    c: [usize; TILE_ROWS],
-    residual: [usize; TILE_ROWS],
+/// Element offsets of a register tile's rows: the kernels compute `rows` of them (or all `N`,
+/// storing `rows`).
+struct TileRows<const N: usize> {
+    a: [usize; N],
+    c: [usize; N],
+    residual: [usize; N],
     rows: usize,
 }
 
-fn scalar_tile(gemm: &Gemm<'_>, rows: &TileRows, panel: usize, pass: &Pass, out: SendPtr) {
+fn scalar_tile(
+    gemm: &Gemm<'_>,
+    rows: &TileRows<TILE_ROWS>,
+    panel: usize,
+    pass: &Pass,
+    out: SendPtr,
+) {
     let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
     let weights = &gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL];
     let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
@@ -279,7 +321,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
         // SAFETY: forwarded from the caller.
-        order.each(gemm, |rows, panel| unsafe {
+        order.each::<TILE_ROWS>(gemm, |rows, panel| unsafe {
             tile(gemm, rows, panel, pass, out)
         });
     }
@@ -290,7 +332,13 @@ mod avx2 {
     /// As for `tiles`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile(gemm: &Gemm<'_>, rows: &TileRows, panel: usize, pass: &Pass, out: SendPtr) {
+    unsafe fn tile(
+        gemm: &Gemm<'_>,
+        rows: &TileRows<TILE_ROWS>,
+        panel: usize,
+        pass: &Pass,
+        out: SendPtr,
+    ) {
         let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
         let weights = gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL].as_ptr();
         let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
@@ -387,6 +435,151 @@ mod avx2 {
                         _mm256_maskstore_ps(c[r].wrapping_add(8), mask1, v1);
                     }
                 }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{AVX512_ROWS, Gemm, Order, PANEL, Pass, SendPtr, TileRows};
+
+    /// The task's tiles and pairs of panels in `order`, over the pass's part of K.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512F; every row `rows_of` gives lies inside its buffer (checked in
+    /// `run`); no other task writes these panels of these rows.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
+        order.each::<AVX512_ROWS>(gemm, |rows, panel| {
+            // SAFETY: forwarded from the caller; the second panel is inside the order's.
+            unsafe {
+                if order.panels.end - panel >= 2 {
+                    dispatch::<2>(gemm, rows, panel, pass, out)
+                } else {
+                    dispatch::<1>(gemm, rows, panel, pass, out)
+                }
+            }
+        });
+    }
+
+    /// Runs the kernel instance for the tile's number of rows, so that a partial tile (the
+    /// 7×7 maps' last one) computes only its rows.
+    ///
+    /// # Safety
+    /// As for `tiles`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dispatch<const V: usize>(
+        gemm: &Gemm<'_>,
+        rows: &TileRows<AVX512_ROWS>,
+        panel: usize,
+        pass: &Pass,
+        out: SendPtr,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match rows.rows {
+                1 => tile::<1, V>(gemm, rows, panel, pass, out),
+                2 => tile::<2, V>(gemm, rows, panel, pass, out),
+                3 => tile::<3, V>(gemm, rows, panel, pass, out),
+                4 => tile::<4, V>(gemm, rows, panel, pass, out),
+                5 => tile::<5, V>(gemm, rows, panel, pass, out),
+                6 => tile::<6, V>(gemm, rows, panel, pass, out),
+                7 => tile::<7, V>(gemm, rows, panel, pass, out),
+                8 => tile::<8, V>(gemm, rows, panel, pass, out),
+                9 => tile::<9, V>(gemm, rows, panel, pass, out),
+                10 => tile::<10, V>(gemm, rows, panel, pass, out),
+                11 => tile::<11, V>(gemm, rows, panel, pass, out),
+                12 => tile::<12, V>(gemm, rows, panel, pass, out),
+                13 => tile::<13, V>(gemm, rows, panel, pass, out),
+                _ => tile::<AVX512_ROWS, V>(gemm, rows, panel, pass, out),
+            }
+        }
+    }
+
+    /// `R` rows (exactly the tile's) × `V` panels from `panel`, one 16-wide register each.
+    /// Partial panels use AVX-512's masked loads and stores, which touch only the mask's lanes.
+    ///
+    /// # Safety
+    /// As for `tiles`, and panels `panel..panel + V` exist.
+    #[target_feature(enable = "avx512f")]
+    #[inline(never)]
+    unsafe fn tile<const R: usize, const V: usize>(
+        gemm: &Gemm<'_>,
+        rows: &TileRows<AVX512_ROWS>,
+        panel: usize,
+        pass: &Pass,
+        out: SendPtr,
+    ) {
+        let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
+        let first_column = panel * PANEL;
+        let weights: [*const f32; V] =
+            std::array::from_fn(|v| gemm.weights.panels[(panel + v) * k * PANEL..].as_ptr());
+        let masks: [__mmask16; V] = std::array::from_fn(|v| {
+            let cols = PANEL.min(n - first_column - v * PANEL);
+            ((1u32 << cols) - 1) as __mmask16
+        });
+        let a: [*const f32; R] = std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
+        // SAFETY: the output rows hold the panels' columns from `first_column` (checked in
+        // `run`); masked accesses touch only those.
+        let c: [*mut f32; R] =
+            std::array::from_fn(|r| unsafe { out.0.add(rows.c[r] + first_column) });
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        if !pass.first {
+            for r in 0..R {
+                for v in 0..V {
+                    // SAFETY: as above; an earlier pass stored these partial sums.
+                    acc[r][v] = unsafe { _mm512_maskz_loadu_ps(masks[v], c[r].add(v * PANEL)) };
+                }
+            }
+        }
+        for i in pass.ks.clone() {
+            // SAFETY: i < k and each panel holds k rows of PANEL weights, 64-byte aligned.
+            let w: [__m512; V] =
+                std::array::from_fn(|v| unsafe { _mm512_load_ps(weights[v].add(i * PANEL)) });
+            for r in 0..R {
+                // SAFETY: each input row has k values (checked in `run`).
+                let x = _mm512_set1_ps(unsafe { *a[r].add(i) });
+                for v in 0..V {
+                    acc[r][v] = _mm512_fmadd_ps(x, w[v], acc[r][v]);
+                }
+            }
+        }
+        // Only fixed-index loops touch `acc`, so it lives in registers (a loop LLVM leaves
+        // rolled would keep it on the stack, storing every accumulator on every step of K).
+        // The epilogue works on the stored tile while it is in L1.
+        for r in 0..R {
+            for v in 0..V {
+                // SAFETY: as for the loads of partial sums above.
+                unsafe { _mm512_mask_storeu_ps(c[r].add(v * PANEL), masks[v], acc[r][v]) };
+            }
+        }
+        if !pass.last {
+            return;
+        }
+        // SAFETY: the bias is padded to whole panels.
+        let bias: [__m512; V] = std::array::from_fn(|v| unsafe {
+            _mm512_loadu_ps(gemm.weights.bias[first_column + v * PANEL..].as_ptr())
+        });
+        let zero = _mm512_setzero_ps();
+        for r in 0..R {
+            for v in 0..V {
+                // SAFETY: as for the loads of partial sums above.
+                let mut value = unsafe { _mm512_maskz_loadu_ps(masks[v], c[r].add(v * PANEL)) };
+                value = _mm512_add_ps(value, bias[v]);
+                if let Some(residual) = gemm.residual {
+                    let res = residual[rows.residual[r] + first_column + v * PANEL..].as_ptr();
+                    // SAFETY: the residual row holds the panel's masked columns (checked in
+                    // `run`).
+                    value = _mm512_add_ps(value, unsafe { _mm512_maskz_loadu_ps(masks[v], res) });
+                }
+                if gemm.relu {
+                    value = _mm512_max_ps(value, zero);
+                }
+                // SAFETY: as for the loads of partial sums above.
+                unsafe { _mm512_mask_storeu_ps(c[r].add(v * PANEL), masks[v], value) };
             }
         }
     }

@@ -29,11 +29,16 @@ const ROUNDS: usize = 100_000;
 
 /// Runs one batch of FMA chains; returns the flops done.
 fn chains(isa: Isa) -> f64 {
-    match isa {
+    match Isa::supported(isa) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
             // SAFETY: `Isa::Avx2Fma` is only chosen after run-time detection of AVX2 and FMA.
             unsafe { avx2_chains() }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // SAFETY: `Isa::Avx512` is only chosen after run-time detection of AVX-512F.
+            unsafe { avx512_chains() }
         }
         _ => {
             let mut acc = [1.0f32; 8];
@@ -62,4 +67,20 @@ unsafe fn avx2_chains() -> f64 {
     }
     std::hint::black_box(acc);
     (ROUNDS * 12 * 8 * 2) as f64
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512_chains() -> f64 {
+    use std::arch::x86_64::*;
+    // Twelve chains as above; with 32 registers there is room for them at any width.
+    let mut acc = [_mm512_set1_ps(1.0); 12];
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    for _ in 0..ROUNDS {
+        for acc in &mut acc {
+            *acc = _mm512_fmadd_ps(*acc, a, b);
+        }
+    }
+    std::hint::black_box(acc);
+    (ROUNDS * 12 * 16 * 2) as f64
 }

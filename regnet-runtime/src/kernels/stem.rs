@@ -85,8 +85,8 @@ impl Stem<'_> {
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, self.batch * out_h, |row| match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma if outputs.is_multiple_of(LANES) => {
-                // SAFETY: AVX2 and FMA were detected; extents checked above; this task alone
+            Isa::Avx2Fma | Isa::Avx512 if outputs.is_multiple_of(LANES) => {
+                // SAFETY: AVX2 and FMA were detected (AVX-512 is only chosen with them); extents checked above; this task alone
                 // writes this output row.
                 unsafe { avx2::row(self, row, out) }
             }
