@@ -185,6 +185,7 @@ impl Conv3x3<'_> {
 mod simd {
     use std::arch::x86_64::*;
 
+    use super::super::leave_avx512;
     use super::{Conv3x3, SendPtr, TAPS};
 
     /// One SIMD register of f32 lanes. The methods are inlined into kernels compiled with the
@@ -278,7 +279,10 @@ mod simd {
     ) {
         // 16 registers: 6 pixels × 2 vectors or 12 × 1, beside the weights and a broadcast.
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m256, 6, 12>(conv, blocked, row, group, out) }
+        unsafe {
+            row_group::<__m256, 14, 28>(conv, blocked, row, group, out);
+            leave_avx512();
+        }
     }
 
     /// # Safety
@@ -292,7 +296,10 @@ mod simd {
         out: SendPtr,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m256, 6, 12>(conv, blocked, row, group, out) }
+        unsafe {
+            row_group::<__m256, 14, 28>(conv, blocked, row, group, out);
+            leave_avx512();
+        }
     }
 
     /// # Safety
@@ -306,7 +313,10 @@ mod simd {
         out: SendPtr,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m512, 14, 28>(conv, blocked, row, group, out) }
+        unsafe {
+            row_group::<__m512, 14, 28>(conv, blocked, row, group, out);
+            leave_avx512();
+        }
     }
 
     /// Where one register tile reads and writes.

@@ -444,6 +444,7 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::super::leave_avx512;
     use super::{AVX512_ROWS, Gemm, Order, PANEL, Pass, SendPtr, TileRows};
 
     /// The task's tiles and pairs of panels in `order`, over the pass's part of K.
@@ -463,6 +464,8 @@ mod avx512 {
                 }
             }
         });
+        // SAFETY: AVX-512F, as above.
+        unsafe { leave_avx512() };
     }
 
     /// Runs the kernel instance for the tile's number of rows, so that a partial tile (the
