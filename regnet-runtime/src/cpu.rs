@@ -261,36 +261,49 @@ impl CpuNetwork {
                 batch: 1,
                 ..context
             };
-            // Every per-image size is positive: a valid architecture has at least one stage.
-            (
-                input_whole.par_chunks(image_floats),
-                buffers_whole.image.par_chunks_mut(layout.image),
-                buffers_whole.x.par_chunks_mut(layout.activation),
-                buffers_whole.y.par_chunks_mut(layout.activation),
-                buffers_whole.shortcut.par_chunks_mut(layout.shortcut),
-                buffers_whole
-                    .padded
-                    .par_chunks_mut(layout.bottleneck_padded),
-                buffers_whole.bottleneck.par_chunks_mut(layout.bottleneck),
-                buffers_whole.vectors.par_chunks_mut(layout.vector),
-                buffers_whole.logits.par_chunks_mut(layout.logits),
-            )
-                .into_par_iter()
-                .for_each(
-                    |(input, image, x, y, shortcut, padded, bottleneck, vectors, logits)| {
-                        let buffers = Buffers {
-                            image,
-                            x,
-                            y,
-                            shortcut,
-                            padded,
-                            bottleneck,
-                            vectors,
-                            logits,
-                        };
-                        self.forward(one_image, input, buffers, None, None);
-                    },
-                );
+            if context.threads <= 1 {
+                // One thread: image after image, each through the whole network while its
+                // activations are in cache.
+                let (mut input, mut buffers) = (input_whole, buffers_whole);
+                for _ in 0..whole {
+                    let (image, input_next) = input.split_at(image_floats);
+                    let (one, buffers_next) = buffers.split_at(1, layout);
+                    self.forward(one_image, image, one, None, None);
+                    (input, buffers) = (input_next, buffers_next);
+                }
+            } else {
+                // Every per-image size is positive: a valid architecture has at least one
+                // stage.
+                (
+                    input_whole.par_chunks(image_floats),
+                    buffers_whole.image.par_chunks_mut(layout.image),
+                    buffers_whole.x.par_chunks_mut(layout.activation),
+                    buffers_whole.y.par_chunks_mut(layout.activation),
+                    buffers_whole.shortcut.par_chunks_mut(layout.shortcut),
+                    buffers_whole
+                        .padded
+                        .par_chunks_mut(layout.bottleneck_padded),
+                    buffers_whole.bottleneck.par_chunks_mut(layout.bottleneck),
+                    buffers_whole.vectors.par_chunks_mut(layout.vector),
+                    buffers_whole.logits.par_chunks_mut(layout.logits),
+                )
+                    .into_par_iter()
+                    .for_each(
+                        |(input, image, x, y, shortcut, padded, bottleneck, vectors, logits)| {
+                            let buffers = Buffers {
+                                image,
+                                x,
+                                y,
+                                shortcut,
+                                padded,
+                                bottleneck,
+                                vectors,
+                                logits,
+                            };
+                            self.forward(one_image, input, buffers, None, None);
+                        },
+                    );
+            }
             if whole < batch {
                 let rest = Context {
                     batch: batch - whole,

@@ -114,19 +114,22 @@ macro_rules! parity {
                 let expected = dir.join("expected.safetensors");
                 let (logits, features) = model.forward_features(&input, &mut workspace).unwrap();
                 common::check(stringify!($test), isa, &expected, logits, &features);
-                // Without features, whole images run on each thread, and a batch that does
-                // not divide among the threads runs its last images layer by layer: three
-                // images (the second fixture image, then the first twice) on two threads take
-                // both paths.
+                // Without features, whole images run on each thread (one after another on
+                // one thread), and a batch that does not divide among the threads runs its
+                // last images layer by layer: three images (the second fixture image, then the
+                // first twice) on one and two threads take every path.
                 let image = input.len() / 2;
                 let three: Vec<f32> = [&input[image..], &input[..image], &input[..image]].concat();
-                let options = regnet::runtime::Options {
-                    features: false,
-                    ..options
-                };
-                let mut workspace = $net::workspace_with(3, options).unwrap();
-                let logits = model.forward_slice(&three, &mut workspace).unwrap();
-                common::check_logits(stringify!($test), isa, &expected, logits, &[1, 0, 0]);
+                for threads in [1, 2] {
+                    let options = regnet::runtime::Options {
+                        threads,
+                        isa,
+                        features: false,
+                    };
+                    let mut workspace = $net::workspace_with(3, options).unwrap();
+                    let logits = model.forward_slice(&three, &mut workspace).unwrap();
+                    common::check_logits(stringify!($test), isa, &expected, logits, &[1, 0, 0]);
+                }
             }
         }
     };
