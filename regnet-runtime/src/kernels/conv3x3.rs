@@ -21,8 +21,8 @@ pub struct PackedConv3x3 {
     /// `[group][block of 8 outputs][tap][input channel][8]`, when the group width is a multiple
     /// of 8: each tap and input channel gives one 8-wide weight vector.
     blocked8: Option<AlignedBuffer>,
-    /// The same in blocks of 16, when the group width is a multiple of 16 and the CPU has
-    /// AVX-512.
+    /// The same in blocks of 16 (the last one 8 wide when the group width is an odd multiple of
+    /// 8), for AVX-512 when the group width is 16 or more.
     blocked16: Option<AlignedBuffer>,
     bias: Vec<f32>,
 }
@@ -43,15 +43,23 @@ impl PackedConv3x3 {
         assert_eq!(weight.len(), channels * group_width * TAPS, "weight shape");
         assert_eq!(bias.len(), channels, "bias shape");
         assert!(stride == 1 || stride == 2, "stride 1 or 2");
+        // Blocks of `lanes` output channels from each group's start, the last one 8 wide when
+        // only 8 are left: a block at channel f starts at f × TAPS × group_width whatever the
+        // widths, which is how the kernels find it.
         let block = |lanes: usize| {
             let mut packed = AlignedBuffer::zeroed(weight.len());
             for (o, out_weights) in weight.chunks_exact(group_width * TAPS).enumerate() {
-                // Output channel o sits in block o / lanes (blocks of a group are consecutive).
-                let (block, lane) = (o / lanes, o % lanes);
+                let (group_start, j) = (o - o % group_width, o % group_width);
+                let width = if j >= group_width / lanes * lanes {
+                    8
+                } else {
+                    lanes
+                };
+                let start = group_start + j / width * width;
                 for i in 0..group_width {
                     for tap in 0..TAPS {
-                        packed[((block * TAPS + tap) * group_width + i) * lanes + lane] =
-                            out_weights[i * TAPS + tap];
+                        packed[start * TAPS * group_width + (tap * group_width + i) * width + o
+                            - start] = out_weights[i * TAPS + tap];
                     }
                 }
             }
@@ -59,7 +67,8 @@ impl PackedConv3x3 {
         };
         let blocked8 = group_width.is_multiple_of(8).then(|| block(8));
         let blocked16 =
-            (group_width.is_multiple_of(16) && Isa::detect() == Isa::Avx512).then(|| block(16));
+            (group_width.is_multiple_of(8) && group_width > 8 && Isa::detect() == Isa::Avx512)
+                .then(|| block(16));
         PackedConv3x3 {
             channels,
             group_width,
@@ -131,13 +140,13 @@ impl Conv3x3<'_> {
                 match (isa, &w.blocked8, &w.blocked16) {
                     #[cfg(target_arch = "x86_64")]
                     (Isa::Avx512, _, Some(blocked)) => {
-                        // SAFETY: AVX-512F was detected; `run` checked the input and output
+                        // SAFETY: AVX-512F and VL were detected; `run` checked the input and output
                         // extents; this task alone writes this row of this group.
                         unsafe { simd::row_group_avx512(self, blocked, row, group, out) }
                     }
                     #[cfg(target_arch = "x86_64")]
                     (Isa::Avx512, Some(blocked), _) => {
-                        // SAFETY: as above, AVX-512F (and so its 256-bit forms) detected.
+                        // SAFETY: as above, AVX-512F and VL (its 256-bit forms) detected.
                         unsafe { simd::row_group_avx512_ymm(self, blocked, row, group, out) }
                     }
                     #[cfg(target_arch = "x86_64")]
@@ -192,6 +201,12 @@ mod simd {
     /// instruction set they need (the `row_group_*` entry points).
     pub trait Vector: Copy {
         const LANES: usize;
+        /// An 8-wide vector, for a group's last 8 channels beside 16-wide blocks.
+        type Half: Vector;
+        /// The low 8 lanes (free: the same register).
+        /// # Safety
+        /// As for `zero`.
+        unsafe fn low(self) -> Self::Half;
         /// # Safety
         /// The CPU has the vector's instruction set.
         unsafe fn zero() -> Self;
@@ -214,6 +229,11 @@ mod simd {
     // SAFETY (all methods below): the callers guarantee the instruction set and the pointers.
     impl Vector for __m256 {
         const LANES: usize = 8;
+        type Half = __m256;
+        #[inline(always)]
+        unsafe fn low(self) -> Self::Half {
+            self
+        }
         #[inline(always)]
         unsafe fn zero() -> Self {
             unsafe { _mm256_setzero_ps() }
@@ -241,6 +261,11 @@ mod simd {
 
     impl Vector for __m512 {
         const LANES: usize = 16;
+        type Half = __m256;
+        #[inline(always)]
+        unsafe fn low(self) -> Self::Half {
+            unsafe { _mm512_castps512_ps256(self) }
+        }
         #[inline(always)]
         unsafe fn zero() -> Self {
             unsafe { _mm512_setzero_ps() }
@@ -280,13 +305,13 @@ mod simd {
         // 16 registers: 6 pixels × 2 vectors or 12 × 1, beside the weights and a broadcast.
         // SAFETY: forwarded from the caller.
         unsafe {
-            row_group::<__m256, 14, 28>(conv, blocked, row, group, out);
+            row_group::<__m256, 6, 12>(conv, blocked, row, group, out);
             leave_avx512();
         }
     }
 
     /// # Safety
-    /// As for `row_group_avx2`, with AVX-512F (its 256-bit forms use 32 registers).
+    /// As for `row_group_avx2`, with AVX-512F and VL (its 256-bit forms use 32 registers).
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub unsafe fn row_group_avx512_ymm(
         conv: &Conv3x3<'_>,
@@ -297,14 +322,14 @@ mod simd {
     ) {
         // SAFETY: forwarded from the caller.
         unsafe {
-            row_group::<__m256, 14, 28>(conv, blocked, row, group, out);
+            row_group::<__m256, 14, 12>(conv, blocked, row, group, out);
             leave_avx512();
         }
     }
 
     /// # Safety
     /// As for `row_group_avx512_ymm`, with the 16-wide packing.
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512vl")]
     pub unsafe fn row_group_avx512(
         conv: &Conv3x3<'_>,
         blocked: &[f32],
@@ -314,7 +339,7 @@ mod simd {
     ) {
         // SAFETY: forwarded from the caller.
         unsafe {
-            row_group::<__m512, 14, 28>(conv, blocked, row, group, out);
+            row_group::<__m512, 14, 14>(conv, blocked, row, group, out);
             leave_avx512();
         }
     }
@@ -358,11 +383,21 @@ mod simd {
         let (out_h, out_w) = conv.output_size();
         let (n, y) = (row / out_h, row % out_h);
         let padded_w = conv.width + 2;
-        let blocks = gw / V::LANES;
+        // Full blocks of V::LANES channels, and with 16-wide blocks maybe a last one of 8.
+        let full = gw / V::LANES;
+        // A constant: the 8-wide instances have no half blocks, and no code for them.
+        let wide = V::LANES > <V::Half>::LANES;
+        let mut half = wide && gw % V::LANES != 0;
         let mut block = 0;
-        while block < blocks {
-            // Two blocks share each broadcast input when the group has them.
-            let pair = blocks - block >= 2;
+        while block < full || half {
+            // Two vectors share each broadcast input: two full blocks, or the last full block
+            // and the half one.
+            let (vectors, halves) = match (full - block, half) {
+                (0, _) => (0, 1),
+                (1, true) => (1, 1),
+                (1, false) => (1, 0),
+                _ => (2, 0),
+            };
             let first_channel = group * gw + block * V::LANES;
             let mut x = 0;
             while x < out_w {
@@ -383,14 +418,16 @@ mod simd {
                 // SAFETY: the tile's pixels lie in the row, and their taps in the padded input
                 // (checked in `run`).
                 x += unsafe {
-                    if pair {
-                        widest::<V, 2, PAIR>(site, left)
-                    } else {
-                        widest::<V, 1, SINGLE>(site, left)
+                    match (vectors, halves) {
+                        (1, 1) if wide => widest::<V, 1, 1, PAIR>(site, left),
+                        (0, 1) if wide => widest::<V, 0, 1, SINGLE>(site, left),
+                        (1, _) => widest::<V, 1, 0, SINGLE>(site, left),
+                        _ => widest::<V, 2, 0, PAIR>(site, left),
                     }
                 };
             }
-            block += if pair { 2 } else { 1 };
+            block += vectors;
+            half &= halves == 0;
         }
     }
 
@@ -400,44 +437,48 @@ mod simd {
     /// # Safety
     /// As for `row_group`.
     #[inline(always)]
-    unsafe fn widest<V: Vector, const B: usize, const MAX: usize>(
+    unsafe fn widest<V: Vector, const B: usize, const H: usize, const MAX: usize>(
         site: Site,
         left: usize,
     ) -> usize {
         // SAFETY: forwarded from the caller.
         unsafe {
             if left >= MAX {
-                tile::<V, B, MAX>(site);
+                tile::<V, B, H, MAX>(site);
                 MAX
             } else if MAX > 7 && left >= 7 {
-                tile::<V, B, 7>(site);
+                tile::<V, B, H, 7>(site);
                 7
             } else if left >= 4 {
-                tile::<V, B, 4>(site);
+                tile::<V, B, H, 4>(site);
                 4
             } else if left >= 2 {
-                tile::<V, B, 2>(site);
+                tile::<V, B, H, 2>(site);
                 2
             } else {
-                tile::<V, B, 1>(site);
+                tile::<V, B, H, 1>(site);
                 1
             }
         }
     }
 
-    /// `P` output pixels × `B` vectors of output channels, accumulated over 9 taps × the
-    /// group's input channels, then bias and ReLU. Inlined into its entry point, so that each
-    /// instance keeps its P × B accumulators in registers with the pixel loop innermost.
+    /// `P` output pixels × `B` vectors of output channels and `H` (0 or 1) half vectors after
+    /// them, accumulated over 9 taps × the group's input channels, then bias and ReLU. Inlined
+    /// into its entry point, so that each instance keeps its accumulators in registers with the
+    /// pixel loop innermost.
     ///
     /// # Safety
     /// As for `row_group`, and the tile's P pixels lie in the row.
     #[inline(always)]
-    unsafe fn tile<V: Vector, const B: usize, const P: usize>(site: Site) {
+    unsafe fn tile<V: Vector, const B: usize, const H: usize, const P: usize>(site: Site) {
         let gw = site.group_width;
+        // The half block (H = 1) follows the B full ones.
+        let half_channel = B * V::LANES;
         // SAFETY (whole body): the instruction set is the entry point's; every pointer stays
         // in the tile's taps, weights, biases and outputs (checked in `run`).
         unsafe {
             let mut acc = [[V::zero(); B]; P];
+            let mut acc_half = [[<V::Half>::zero(); H]; P];
             for ky in 0..3 {
                 for kx in 0..3 {
                     let tap = ky * 3 + kx;
@@ -447,13 +488,23 @@ mod simd {
                     });
                     let weights: [*const f32; B] =
                         std::array::from_fn(|b| site.weights.add((b * TAPS + tap) * gw * V::LANES));
+                    let half_weights = site
+                        .weights
+                        .add(half_channel * TAPS * gw + tap * gw * <V::Half>::LANES);
                     for i in 0..gw {
                         let w: [V; B] =
                             std::array::from_fn(|b| V::load(weights[b].add(i * V::LANES)));
+                        let w_half: [V::Half; H] = std::array::from_fn(|_| {
+                            <V::Half>::load(half_weights.add(i * <V::Half>::LANES))
+                        });
                         for p in 0..P {
                             let x = V::splat(pixels[p].add(i));
                             for b in 0..B {
                                 acc[p][b] = V::mul_add(x, w[b], acc[p][b]);
+                            }
+                            for h in 0..H {
+                                acc_half[p][h] =
+                                    <V::Half>::mul_add(x.low(), w_half[h], acc_half[p][h]);
                             }
                         }
                     }
@@ -463,12 +514,15 @@ mod simd {
             // Indexing with constant bounds, not iterating by reference, keeps `acc` out of
             // memory: borrowed, it stays on the stack and every FMA above stores to it.
             #[allow(clippy::needless_range_loop)]
+            let bias_half: [V::Half; H] =
+                std::array::from_fn(|_| <V::Half>::load(site.bias.add(half_channel)));
             for p in 0..P {
+                let output = site.output.add(p * site.channels);
                 for b in 0..B {
-                    acc[p][b].store_bias_relu(
-                        bias[b],
-                        site.output.add(p * site.channels + b * V::LANES),
-                    );
+                    acc[p][b].store_bias_relu(bias[b], output.add(b * V::LANES));
+                }
+                for h in 0..H {
+                    acc_half[p][h].store_bias_relu(bias_half[h], output.add(half_channel));
                 }
             }
         }

@@ -21,7 +21,7 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 with FMA.
     Avx2Fma,
-    /// x86-64 AVX-512 (F) besides AVX2 and FMA: the 1×1 and grouped 3×3 kernels use 512-bit
+    /// x86-64 AVX-512 (F and VL) besides AVX2 and FMA: the 1×1 and grouped 3×3 kernels use 512-bit
     /// vectors and 32 registers; the others run their AVX2 versions.
     Avx512,
 }
@@ -39,7 +39,9 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            if preferred == Isa::Avx512 && avx2 && is_x86_feature_detected!("avx512f") {
+            let avx512 =
+                is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
+            if preferred == Isa::Avx512 && avx2 && avx512 {
                 return Isa::Avx512;
             }
             if preferred != Isa::Scalar && avx2 {
