@@ -131,7 +131,9 @@ impl Conv3x3<'_> {
         } else {
             threads.saturating_mul(4)
         };
-        let group_parts = (target / rows.max(1)).clamp(1, groups);
+        // At least `target` tasks: with fewer rows than that (a 7×7 map has 7), groups are split
+        // too, so that the threads' shares differ by little.
+        let group_parts = target.div_ceil(rows.max(1)).clamp(1, groups);
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, rows * group_parts, |task| {
             let row = task / group_parts;
