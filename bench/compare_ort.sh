@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Our latency against ONNX Runtime's, measured alternately in one run (shared machines drift).
 #
-#   bench/compare_ort.sh [ROUNDS] [THREADS]      e.g. bench/compare_ort.sh 3 2
+#   bench/compare_ort.sh [ROUNDS] [THREADS] [ISA]      e.g. bench/compare_ort.sh 3 2
 #
+# ISA (scalar, avx2, avx512) limits our kernels' instruction set; by default both sides use the
+# best the CPU has.
 # Installs onnxruntime 1.32.0 into bench/.venv on first use. Needs ../shared/bench beside the
 # repository (the ONNX files of torchvision's RegNets and ort_bench.py). Prints one table row per
 # (model, batch): the median of each side's per-round medians, and ours / ORT.
@@ -10,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 threads=${2:-2}
+isa=(${3:+--isa "$3"})
 shared=../shared/bench
 venv=bench/.venv
 if [ ! -x "$venv/bin/python" ]; then
@@ -28,7 +31,7 @@ for pair in $pairs; do
     ours_ms=()
     ort_ms=()
     for _ in $(seq "$rounds"); do
-      ours_ms+=("$(target/release/regnet bench "$ours" --batch "$batch" --threads "$threads" --iters "$iters" --json |
+      ours_ms+=("$(target/release/regnet bench "$ours" --batch "$batch" --threads "$threads" --iters "$iters" "${isa[@]}" --json |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")
       ort_ms+=("$("$venv/bin/python" "$shared/ort_bench.py" "$shared/onnx/$onnx.onnx" --batch "$batch" --threads "$threads" --iters "$iters" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use regnet::runtime::kernels::peak::fma_peak_gflops;
 use regnet::runtime::spec::{INPUT_CHANNELS, stage_table};
-use regnet::runtime::{Network, Options, Profile, Step, Workspace};
+use regnet::runtime::{Isa, Network, Options, Profile, Step, Workspace};
 use serde::Serialize;
 
 use crate::tensors;
@@ -22,12 +22,12 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
     })
 }
 
-fn options(threads: Option<usize>, features: bool) -> Options {
+fn options(threads: Option<usize>, isa: Option<Isa>, features: bool) -> Options {
     let defaults = Options::default();
     Options {
         threads: threads.unwrap_or(defaults.threads),
+        isa: isa.unwrap_or(defaults.isa),
         features,
-        ..defaults
     }
 }
 
@@ -56,9 +56,12 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
         ));
     }
     let batch = input.shape[0];
-    let mut workspace =
-        Workspace::with_options(&architecture, batch, options(args.threads, args.features))
-            .map_err(|e| e.to_string())?;
+    let mut workspace = Workspace::with_options(
+        &architecture,
+        batch,
+        options(args.threads, None, args.features),
+    )
+    .map_err(|e| e.to_string())?;
     let logits_shape = vec![batch, architecture.num_classes];
     if !args.features {
         let logits = network
@@ -87,6 +90,8 @@ pub struct BenchResult {
     pub model: String,
     pub batch: usize,
     pub threads: usize,
+    /// The instruction set the kernels ran (`Debug` of `Isa`).
+    pub isa: String,
     pub median_ms: f64,
     pub min_ms: f64,
     pub images_per_s: f64,
@@ -99,15 +104,26 @@ fn synthetic_input(len: usize) -> Vec<f32> {
         .collect()
 }
 
+pub struct Bench<'a> {
+    pub name: &'a str,
+    pub batch: usize,
+    pub threads: Option<usize>,
+    pub isa: Option<Isa>,
+    pub iters: usize,
+    pub weights: Option<&'a Path>,
+}
+
 /// Times forward passes (random weights unless a checkpoint is given) after a warm-up; also
 /// returns the time the weights took to be ready (read, fold, pack).
-pub fn bench(
-    name: &str,
-    batch: usize,
-    threads: Option<usize>,
-    iters: usize,
-    weights: Option<&Path>,
-) -> Result<(BenchResult, Duration), String> {
+pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
+    let &Bench {
+        name,
+        batch,
+        threads,
+        isa,
+        iters,
+        weights,
+    } = args;
     if batch == 0 || iters == 0 {
         return Err("--batch and --iters must be at least 1".into());
     }
@@ -120,7 +136,7 @@ pub fn bench(
         None => Network::random(architecture, 0).map_err(|e| e.to_string())?,
     };
     let load = start.elapsed();
-    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, false))
+    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, isa, false))
         .map_err(|e| e.to_string())?;
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
@@ -132,6 +148,7 @@ pub fn bench(
         model: name.to_owned(),
         batch,
         threads: workspace.options().threads,
+        isa: format!("{:?}", workspace.options().isa),
         median_ms: round(median, 3),
         min_ms: round(times[0].as_secs_f64() * 1e3, 3),
         images_per_s: round(batch as f64 * 1e3 / median, 2),
@@ -179,10 +196,11 @@ pub fn demo(
         Err(error) => return Ok(Err(error.to_string())),
     };
     let load = start.elapsed();
-    let mut workspace = match Workspace::with_options(&architecture, 1, options(threads, false)) {
-        Ok(workspace) => workspace,
-        Err(error) => return Ok(Err(error.to_string())),
-    };
+    let mut workspace =
+        match Workspace::with_options(&architecture, 1, options(threads, None, false)) {
+            Ok(workspace) => workspace,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
     let input = synthetic_input(INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let times = match time(&network, &input, &mut workspace, 10) {
         Ok(times) => times,
@@ -232,6 +250,7 @@ pub fn profile(
     name: &str,
     batch: usize,
     threads: Option<usize>,
+    isa: Option<Isa>,
     iters: usize,
 ) -> io::Result<Result<(), String>> {
     if batch == 0 || iters == 0 {
@@ -246,11 +265,11 @@ pub fn profile(
         Ok(network) => network,
         Err(error) => return Ok(Err(error.to_string())),
     };
-    let mut workspace = match Workspace::with_options(&architecture, batch, options(threads, false))
-    {
-        Ok(workspace) => workspace,
-        Err(error) => return Ok(Err(error.to_string())),
-    };
+    let mut workspace =
+        match Workspace::with_options(&architecture, batch, options(threads, isa, false)) {
+            Ok(workspace) => workspace,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let mut profile = Profile::default();

@@ -24,6 +24,24 @@ struct Cli {
     command: Command,
 }
 
+/// `--isa` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum IsaChoice {
+    Scalar,
+    Avx2,
+    Avx512,
+}
+
+impl From<IsaChoice> for regnet::runtime::Isa {
+    fn from(choice: IsaChoice) -> Self {
+        match choice {
+            IsaChoice::Scalar => regnet::runtime::Isa::Scalar,
+            IsaChoice::Avx2 => regnet::runtime::Isa::Avx2Fma,
+            IsaChoice::Avx512 => regnet::runtime::Isa::Avx512,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run one model end to end on built-in random weights: stage table, top-5, time.
@@ -78,6 +96,10 @@ enum Command {
         /// Time with this checkpoint instead of random weights (and report its load time).
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// The kernels' instruction set [default: the best this CPU has]; one the CPU lacks
+        /// falls back to the best it has below that.
+        #[arg(long, value_enum)]
+        isa: Option<IsaChoice>,
     },
     /// Print the stage table and complexity of a spec.
     Inspect {
@@ -180,8 +202,10 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             threads,
             iters,
             profile: true,
+            isa,
             ..
-        } => execute::profile(out, &model, batch, threads, iters)?.map_err(Failure::Input)?,
+        } => execute::profile(out, &model, batch, threads, isa.map(Into::into), iters)?
+            .map_err(Failure::Input)?,
         Command::Bench {
             model,
             batch,
@@ -190,20 +214,29 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             json,
             profile: false,
             weights,
+            isa,
         } => {
-            let (result, load) = execute::bench(&model, batch, threads, iters, weights.as_deref())
-                .map_err(Failure::Input)?;
+            let (result, load) = execute::bench(&execute::Bench {
+                name: &model,
+                batch,
+                threads,
+                isa: isa.map(Into::into),
+                iters,
+                weights: weights.as_deref(),
+            })
+            .map_err(Failure::Input)?;
             if json {
                 serde_json::to_writer(&mut *out, &result).map_err(io::Error::from)?;
                 writeln!(out)?;
             } else {
                 writeln!(
                     out,
-                    "{} batch {} threads {}: median {:.2} ms, min {:.2} ms, {:.1} images/s \
+                    "{} batch {} threads {} ({}): median {:.2} ms, min {:.2} ms, {:.1} images/s \
                      (weights ready in {:.1} ms)",
                     result.model,
                     result.batch,
                     result.threads,
+                    result.isa,
                     result.median_ms,
                     result.min_ms,
                     result.images_per_s,

@@ -155,6 +155,8 @@ fn bench_prints_one_json_line() {
         "--iters",
         "2",
         "--json",
+        "--isa",
+        "scalar",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = String::from_utf8(output.stdout).unwrap();
@@ -163,6 +165,7 @@ fn bench_prints_one_json_line() {
     assert_eq!(result["model"], "regnetx_200mf");
     assert_eq!(result["batch"], 2);
     assert_eq!(result["threads"], 1);
+    assert_eq!(result["isa"], "Scalar");
     for key in ["median_ms", "min_ms", "images_per_s"] {
         assert!(
             result[key].as_f64().is_some_and(|v| v > 0.0),
@@ -173,7 +176,7 @@ fn bench_prints_one_json_line() {
         .split('"')
         .skip(1)
         .step_by(2)
-        .filter(|k| !k.contains("regnet"))
+        .filter(|k| !k.contains("regnet") && *k != "Scalar")
         .collect();
     assert_eq!(
         keys,
@@ -181,6 +184,7 @@ fn bench_prints_one_json_line() {
             "model",
             "batch",
             "threads",
+            "isa",
             "median_ms",
             "min_ms",
             "images_per_s"
