@@ -14,6 +14,8 @@ pub const PANEL: usize = 16;
 const ROW_BLOCK_BYTES: usize = 96 * 1024;
 /// Layers whose packed weights fit in this much of L1 run tile by tile over all panels.
 const L1_WEIGHT_BYTES: usize = 16 * 1024;
+/// Register tiles a task runs over each panel before the next (their rows stay in L2).
+const MAX_BLOCK_TILES: usize = 16;
 /// Weight bytes of a pass over K: its panels' K-block stays in L1 while the rows stream by.
 const PASS_WEIGHT_BYTES: usize = 16 * 1024;
 
@@ -146,7 +148,8 @@ impl Gemm<'_> {
         // of rows stays in L2 across the panels.
         let kc = PASS_WEIGHT_BYTES / (shape.panels * PANEL * 4);
         let k_blocks = k.div_ceil(kc).max(1);
-        let block_tiles = (ROW_BLOCK_BYTES / (shape.rows * k.clamp(1, kc) * 4)).max(1);
+        let block_tiles =
+            (ROW_BLOCK_BYTES / (shape.rows * k.clamp(1, kc) * 4)).clamp(1, MAX_BLOCK_TILES);
         let weights_in_l1 = k * panels * PANEL * 4 <= L1_WEIGHT_BYTES;
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * column_parts, |task| {
@@ -235,7 +238,7 @@ struct Order {
 
 impl Order {
     /// Calls `f(rows, first_panel)` for every tile of `N` rows and every `step`-th panel,
-    /// computing each tile's rows once in tile-major order.
+    /// computing each tile's rows once.
     #[inline(always)]
     fn each<const N: usize>(&self, gemm: &Gemm<'_>, mut f: impl FnMut(&TileRows<N>, usize)) {
         let panels = self.panels.clone().step_by(self.step);
@@ -245,10 +248,18 @@ impl Order {
                 panels.clone().for_each(|panel| f(&rows, panel));
             }
         } else {
+            // Each tile's rows once for all the panels (computing them is a few percent of a
+            // K pass with padded or strided rows).
+            let (first, count) = (self.tiles.start, self.tiles.len());
+            let rows: [TileRows<N>; MAX_BLOCK_TILES] = std::array::from_fn(|t| {
+                if t < count {
+                    gemm.rows_of::<N>(first + t)
+                } else {
+                    TileRows::UNUSED
+                }
+            });
             for panel in panels {
-                self.tiles
-                    .clone()
-                    .for_each(|tile| f(&gemm.rows_of::<N>(tile), panel));
+                rows[..count].iter().for_each(|rows| f(rows, panel));
             }
         }
     }
@@ -256,11 +267,22 @@ impl Order {
 
 /// Element offsets of a register tile's rows: the kernels compute `rows` of them (or all `N`,
 /// storing `rows`).
+#[derive(Clone, Copy)]
 struct TileRows<const N: usize> {
     a: [usize; N],
     c: [usize; N],
     residual: [usize; N],
     rows: usize,
+}
+
+impl<const N: usize> TileRows<N> {
+    /// A placeholder in a block's array of rows past its tiles.
+    const UNUSED: Self = TileRows {
+        a: [0; N],
+        c: [0; N],
+        residual: [0; N],
+        rows: 0,
+    };
 }
 
 fn scalar_tile(
@@ -447,6 +469,9 @@ mod avx512 {
     use super::super::leave_avx512;
     use super::{AVX512_ROWS, Gemm, Order, PANEL, Pass, SendPtr, TileRows};
 
+    /// Weight rows (cache lines) fetched ahead of the FMAs.
+    const PREFETCH_ROWS: usize = 16;
+
     /// The task's tiles and pairs of panels in `order`, over the pass's part of K.
     ///
     /// # Safety
@@ -542,6 +567,10 @@ mod avx512 {
             // SAFETY: i < k and each panel holds k rows of PANEL weights, 64-byte aligned.
             let w: [__m512; V] =
                 std::array::from_fn(|v| unsafe { _mm512_load_ps(weights[v].add(i * PANEL)) });
+            for &panel_weights in &weights {
+                let ahead = panel_weights.wrapping_add((i + PREFETCH_ROWS) * PANEL);
+                _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+            }
             for r in 0..R {
                 // SAFETY: each input row has k values (checked in `run`).
                 let x = _mm512_set1_ps(unsafe { *a[r].add(i) });
