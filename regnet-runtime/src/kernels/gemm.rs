@@ -3,6 +3,7 @@
 //! registers. Weights are packed once at load into panels of 16 output channels.
 
 use super::parallel::{chunk, for_each_task};
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::aligned::AlignedBuffer;
@@ -249,17 +250,20 @@ impl Order {
             }
         } else {
             // Each tile's rows once for all the panels (computing them is a few percent of a
-            // K pass with padded or strided rows).
-            let (first, count) = (self.tiles.start, self.tiles.len());
-            let rows: [TileRows<N>; MAX_BLOCK_TILES] = std::array::from_fn(|t| {
-                if t < count {
-                    gemm.rows_of::<N>(first + t)
-                } else {
-                    TileRows::UNUSED
+            // K pass with padded or strided rows); `run` makes blocks of at most
+            // MAX_BLOCK_TILES tiles, so this is one chunk.
+            for first in self.tiles.clone().step_by(MAX_BLOCK_TILES) {
+                let count = (self.tiles.end - first).min(MAX_BLOCK_TILES);
+                let mut rows = [const { MaybeUninit::<TileRows<N>>::uninit() }; MAX_BLOCK_TILES];
+                for (t, rows) in rows.iter_mut().take(count).enumerate() {
+                    rows.write(gemm.rows_of::<N>(first + t));
                 }
-            });
-            for panel in panels {
-                rows[..count].iter().for_each(|rows| f(rows, panel));
+                for panel in panels.clone() {
+                    for rows in &rows[..count] {
+                        // SAFETY: the first `count` entries were written above.
+                        f(unsafe { rows.assume_init_ref() }, panel);
+                    }
+                }
             }
         }
     }
@@ -267,22 +271,11 @@ impl Order {
 
 /// Element offsets of a register tile's rows: the kernels compute `rows` of them (or all `N`,
 /// storing `rows`).
-#[derive(Clone, Copy)]
 struct TileRows<const N: usize> {
     a: [usize; N],
     c: [usize; N],
     residual: [usize; N],
     rows: usize,
-}
-
-impl<const N: usize> TileRows<N> {
-    /// A placeholder in a block's array of rows past its tiles.
-    const UNUSED: Self = TileRows {
-        a: [0; N],
-        c: [0; N],
-        residual: [0; N],
-        rows: 0,
-    };
 }
 
 fn scalar_tile(
