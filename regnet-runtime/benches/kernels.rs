@@ -82,8 +82,8 @@ fn grouped(bencher: Bencher, (isa, (size, c, gw, stride)): (Isa, (usize, usize, 
         .bench_local(|| conv.run(isa, 1, black_box(&mut output)));
 }
 
-#[divan::bench]
-fn stem(bencher: Bencher) {
+#[divan::bench(args = on_each_isa(&[()]))]
+fn stem(bencher: Bencher, (isa, ()): (Isa, ())) {
     let weights = PackedStem::new(&vec![0.01; 32 * 27], &[0.0; 32], 3, 32);
     let input = vec![1.0f32; 3 * 226 * 226];
     let stem = Stem {
@@ -96,5 +96,5 @@ fn stem(bencher: Bencher) {
     let mut output = vec![0.0f32; 112 * 112 * 32];
     bencher
         .counter(ItemsCount::new(112usize * 112 * 32 * 27))
-        .bench_local(|| stem.run(Isa::detect(), 1, black_box(&mut output)));
+        .bench_local(|| stem.run(isa, 1, black_box(&mut output)));
 }

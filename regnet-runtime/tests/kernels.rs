@@ -177,10 +177,11 @@ proptest! {
         }
     }
 
-    /// The stem from NCHW images, any output width (multiples of 8 take the AVX2 path).
+    /// The stem from NCHW images, any output width (multiples of 8 and 16 take the SIMD
+    /// paths), rows up to 20 pixels wide (the widest register tile is 14).
     #[test]
     fn stem_matches_reference(
-        n in 1usize..3, h in 1usize..20, w in 1usize..20, outputs in 1usize..40, seed in any::<u64>(),
+        n in 1usize..3, h in 1usize..12, w in 1usize..40, outputs in 1usize..50, seed in any::<u64>(),
     ) {
         let inputs = 3;
         let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);

@@ -13,6 +13,8 @@ pub mod gemm;
 pub mod parallel;
 pub mod peak;
 pub mod stem;
+#[cfg(target_arch = "x86_64")]
+mod vector;
 
 /// The instruction set the kernels use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,7 +7,6 @@ use super::aligned::AlignedBuffer;
 use super::parallel::for_each_task;
 use super::{Isa, SendPtr, holds};
 
-const LANES: usize = 8;
 const TAPS: usize = 9;
 const STRIDE: usize = 2;
 
@@ -85,10 +84,16 @@ impl Stem<'_> {
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, self.batch * out_h, |row| match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma | Isa::Avx512 if outputs.is_multiple_of(LANES) => {
-                // SAFETY: AVX2 and FMA were detected (AVX-512 is only chosen with them); extents checked above; this task alone
-                // writes this output row.
-                unsafe { avx2::row(self, row, out) }
+            Isa::Avx512 if outputs.is_multiple_of(16) => {
+                // SAFETY: AVX-512F and VL were detected; extents checked above; this task
+                // alone writes this output row.
+                unsafe { simd::row_avx512(self, row, out) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma | Isa::Avx512 if outputs.is_multiple_of(8) => {
+                // SAFETY: AVX2 and FMA were detected (AVX-512 is only chosen with them);
+                // extents checked above; this task alone writes this output row.
+                unsafe { simd::row_avx2(self, row, out) }
             }
             _ => self.scalar_row(row, out),
         });
@@ -119,93 +124,164 @@ impl Stem<'_> {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+mod simd {
     use std::arch::x86_64::*;
 
-    use super::{LANES, STRIDE, SendPtr, Stem, TAPS};
-
-    /// Output pixels per register tile: 6 pixels × 2 vectors = 12 accumulators.
-    const PIXELS: usize = 6;
+    use super::super::leave_avx512;
+    use super::super::vector::Vector;
+    use super::{STRIDE, SendPtr, Stem, TAPS};
 
     /// # Safety
     /// AVX2 and FMA are available; `stem.run`'s extent checks hold; the output channels are a
     /// multiple of 8; no other task writes this output row.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn row(stem: &Stem<'_>, row: usize, out: SendPtr) {
+    pub unsafe fn row_avx2(stem: &Stem<'_>, row: usize, out: SendPtr) {
+        // 16 registers: 6 pixels × 2 vectors or 12 × 1, beside the weights and a broadcast.
+        // SAFETY: forwarded from the caller.
+        unsafe { row_tiles::<__m256, 6, 12>(stem, row, out) }
+    }
+
+    /// # Safety
+    /// As for `row_avx2`, with AVX-512F and VL, and output channels a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub unsafe fn row_avx512(stem: &Stem<'_>, row: usize, out: SendPtr) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            row_tiles::<__m512, 14, 14>(stem, row, out);
+            leave_avx512();
+        }
+    }
+
+    /// One output row in tiles of at most `PAIR` pixels × 2 vectors of output channels (or
+    /// `SINGLE` pixels × 1 for an odd last one).
+    ///
+    /// # Safety
+    /// As for the entry points, whose instruction sets `V` needs; the output channels are a
+    /// multiple of `V::LANES`.
+    #[inline(always)]
+    unsafe fn row_tiles<V: Vector, const PAIR: usize, const SINGLE: usize>(
+        stem: &Stem<'_>,
+        row: usize,
+        out: SendPtr,
+    ) {
         let (out_h, out_w) = stem.output_size();
-        let outputs = stem.weights.outputs;
+        let blocks = stem.weights.outputs / V::LANES;
         let (n, y) = (row / out_h, row % out_h);
         let mut block = 0;
-        while block < outputs / LANES {
-            let pair = outputs / LANES - block >= 2;
+        while block < blocks {
+            let pair = blocks - block >= 2;
             let mut x = 0;
             while x < out_w {
-                let pixels = (out_w - x).min(PIXELS);
-                // SAFETY: forwarded; pixels x..x + pixels and blocks block.. lie inside.
-                unsafe {
+                let at = Pixel { n, y, x, block };
+                let left = out_w - x;
+                // SAFETY: forwarded; pixels from x on and blocks from `block` on lie inside.
+                x += unsafe {
                     if pair {
-                        tile::<2>(stem, n, y, x, pixels, block, out);
+                        widest::<V, 2, PAIR>(stem, at, left, out)
                     } else {
-                        tile::<1>(stem, n, y, x, pixels, block, out);
+                        widest::<V, 1, SINGLE>(stem, at, left, out)
                     }
-                }
-                x += pixels;
+                };
             }
             block += if pair { 2 } else { 1 };
         }
     }
 
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile<const V: usize>(
-        stem: &Stem<'_>,
+    /// A tile's first output pixel and first block of output channels.
+    #[derive(Clone, Copy)]
+    struct Pixel {
         n: usize,
         y: usize,
         x: usize,
-        pixels: usize,
         block: usize,
+    }
+
+    /// Runs the widest tile of at most `left` pixels among `MAX`, 7, 4, 2 and 1; returns the
+    /// pixels done.
+    ///
+    /// # Safety
+    /// As for `row_tiles`.
+    #[inline(always)]
+    unsafe fn widest<V: Vector, const B: usize, const MAX: usize>(
+        stem: &Stem<'_>,
+        at: Pixel,
+        left: usize,
+        out: SendPtr,
+    ) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if left >= MAX {
+                tile::<V, B, MAX>(stem, at, out);
+                MAX
+            } else if MAX > 7 && left >= 7 {
+                tile::<V, B, 7>(stem, at, out);
+                7
+            } else if left >= 4 {
+                tile::<V, B, 4>(stem, at, out);
+                4
+            } else if left >= 2 {
+                tile::<V, B, 2>(stem, at, out);
+                2
+            } else {
+                tile::<V, B, 1>(stem, at, out);
+                1
+            }
+        }
+    }
+
+    /// `P` output pixels × `B` vectors of output channels over the 3 × 9 input taps, then bias
+    /// and ReLU; only fixed-index loops touch the accumulators, which stay in registers.
+    ///
+    /// # Safety
+    /// As for `row_tiles`, and the tile's P pixels lie in the row.
+    #[inline(always)]
+    unsafe fn tile<V: Vector, const B: usize, const P: usize>(
+        stem: &Stem<'_>,
+        at: Pixel,
         out: SendPtr,
     ) {
         let (out_h, out_w) = stem.output_size();
         let (inputs, outputs) = (stem.weights.inputs, stem.weights.outputs);
         let (ph, pw) = (stem.height + 2, stem.width + 2);
-        let mut acc = [[_mm256_setzero_ps(); V]; PIXELS];
-        for i in 0..inputs {
-            for ky in 0..3 {
-                let input = stem.input
-                    [((n * inputs + i) * ph + y * STRIDE + ky) * pw + x * STRIDE..]
-                    .as_ptr();
-                for kx in 0..3 {
-                    let w_at = (i * TAPS + ky * 3 + kx) * outputs + block * LANES;
-                    let w: [__m256; V] = std::array::from_fn(|v| {
-                        // SAFETY: the tap's output weights hold `outputs` values from w_at - block × 8.
-                        unsafe {
-                            _mm256_loadu_ps(stem.weights.weight.as_ptr().add(w_at + v * LANES))
-                        }
-                    });
-                    for (p, acc) in acc.iter_mut().enumerate().take(pixels) {
-                        // SAFETY: pixel p's tap is inside the padded input row.
-                        let v = unsafe { _mm256_broadcast_ss(&*input.add(p * STRIDE + kx)) };
-                        for j in 0..V {
-                            acc[j] = _mm256_fmadd_ps(v, w[j], acc[j]);
+        let first_channel = at.block * V::LANES;
+        // SAFETY (whole body): the instruction set is the entry point's; the taps of the
+        // tile's pixels lie in the padded input, each tap's weights hold `outputs` values, and
+        // the output pixels' channels lie in the output (checked in `run`).
+        unsafe {
+            let mut acc = [[V::zero(); B]; P];
+            for i in 0..inputs {
+                for ky in 0..3 {
+                    let input = stem
+                        .input
+                        .as_ptr()
+                        .add(((at.n * inputs + i) * ph + at.y * STRIDE + ky) * pw + at.x * STRIDE);
+                    for kx in 0..3 {
+                        let weights = stem
+                            .weights
+                            .weight
+                            .as_ptr()
+                            .add((i * TAPS + ky * 3 + kx) * outputs + first_channel);
+                        let w: [V; B] = std::array::from_fn(|b| V::load(weights.add(b * V::LANES)));
+                        // Fixed-index loops keep `acc` in registers (see conv3x3's tile).
+                        #[allow(clippy::needless_range_loop)]
+                        for p in 0..P {
+                            let x = V::splat(input.add(p * STRIDE + kx));
+                            for b in 0..B {
+                                acc[p][b] = V::mul_add(x, w[b], acc[p][b]);
+                            }
                         }
                     }
                 }
             }
-        }
-        let zero = _mm256_setzero_ps();
-        for (p, acc) in acc.iter().enumerate().take(pixels) {
-            for (j, &acc) in acc.iter().enumerate() {
-                let channel = (block + j) * LANES;
-                // SAFETY: `bias` has `outputs` values; the output pixel's channels are inside
-                // the output and owned by this task.
-                unsafe {
-                    let bias = _mm256_loadu_ps(stem.weights.bias.as_ptr().add(channel));
-                    let value = _mm256_max_ps(_mm256_add_ps(acc, bias), zero);
-                    _mm256_storeu_ps(
-                        out.0
-                            .add(((n * out_h + y) * out_w + x + p) * outputs + channel),
-                        value,
-                    );
+            let bias = stem.weights.bias.as_ptr().add(first_channel);
+            let bias: [V; B] = std::array::from_fn(|b| V::load(bias.add(b * V::LANES)));
+            let output = out
+                .0
+                .add(((at.n * out_h + at.y) * out_w + at.x) * outputs + first_channel);
+            #[allow(clippy::needless_range_loop)]
+            for p in 0..P {
+                for b in 0..B {
+                    acc[p][b].store_bias_relu(bias[b], output.add(p * outputs + b * V::LANES));
                 }
             }
         }

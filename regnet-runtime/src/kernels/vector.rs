@@ -1,0 +1,98 @@
+//! SIMD registers as one trait, so that a kernel is written once and compiled for each
+//! instruction set by entry points with the matching `#[target_feature]`.
+
+use std::arch::x86_64::*;
+
+/// One SIMD register of f32 lanes. The methods are inlined into kernels compiled with the
+/// instruction set they need (the kernels' `#[target_feature]` entry points).
+pub trait Vector: Copy {
+    const LANES: usize;
+    /// An 8-wide vector, for a group's last 8 channels beside 16-wide blocks.
+    type Half: Vector;
+    /// The low 8 lanes (free: the same register).
+    /// # Safety
+    /// As for `zero`.
+    unsafe fn low(self) -> Self::Half;
+    /// # Safety
+    /// The CPU has the vector's instruction set.
+    unsafe fn zero() -> Self;
+    /// # Safety
+    /// As for `zero`, and `LANES` values at `p`.
+    unsafe fn load(p: *const f32) -> Self;
+    /// # Safety
+    /// As for `zero`, and a value at `p`.
+    unsafe fn splat(p: *const f32) -> Self;
+    /// `a · b + c`.
+    /// # Safety
+    /// As for `zero`.
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// Stores `max(self + bias, 0)` at `p`.
+    /// # Safety
+    /// As for `zero`, and room for `LANES` values at `p`.
+    unsafe fn store_bias_relu(self, bias: Self, p: *mut f32);
+}
+
+// SAFETY (all methods below): the callers guarantee the instruction set and the pointers.
+impl Vector for __m256 {
+    const LANES: usize = 8;
+    type Half = __m256;
+    #[inline(always)]
+    unsafe fn low(self) -> Self::Half {
+        self
+    }
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { _mm256_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self {
+        unsafe { _mm256_broadcast_ss(&*p) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
+        unsafe {
+            let value = _mm256_max_ps(_mm256_add_ps(self, bias), _mm256_setzero_ps());
+            _mm256_storeu_ps(p, value)
+        }
+    }
+}
+
+impl Vector for __m512 {
+    const LANES: usize = 16;
+    type Half = __m256;
+    #[inline(always)]
+    unsafe fn low(self) -> Self::Half {
+        unsafe { _mm512_castps512_ps256(self) }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { _mm512_loadu_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self {
+        unsafe { _mm512_set1_ps(*p) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
+        unsafe {
+            let value = _mm512_max_ps(_mm512_add_ps(self, bias), _mm512_setzero_ps());
+            _mm512_storeu_ps(p, value)
+        }
+    }
+}
