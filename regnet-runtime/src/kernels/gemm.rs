@@ -132,18 +132,18 @@ impl Gemm<'_> {
         let shape = TileShape::of(isa);
         let tiles = self.rows.div_ceil(shape.rows);
         let panels = n.div_ceil(PANEL);
-        let column_blocks = panels.div_ceil(shape.panels);
         // Split the larger operand, so that each thread streams only its share of it: pixels
         // in early stages, output channels (weights) when there are fewer pixels than outputs.
-        let target = if threads <= 1 {
-            1
-        } else {
-            threads.saturating_mul(4)
-        };
-        let (row_parts, column_parts) = if self.rows < n {
-            (1, target.min(column_blocks))
-        } else {
-            (target.min(tiles), 1)
+        // Rows split into one task per tile when there are few (14 tiles in a 14×14 map: an
+        // uneven split of them costs a thread an eighth of its time), else into 4 per thread.
+        // Columns split by panels into 2 per thread: the late layers that split them have few
+        // panels (25 in a 400-wide one), and whole tiles of `shape.panels` panels in each part
+        // leave at most one narrower tile.
+        let (row_parts, column_parts) = match (threads, self.rows < n) {
+            (0 | 1, _) => (1, 1),
+            (_, true) => (1, threads.saturating_mul(2).min(panels)),
+            (_, false) if tiles <= threads.saturating_mul(8) => (tiles, 1),
+            (_, false) => (threads.saturating_mul(4), 1),
         };
         // A K-block of the tile's panels stays in L1 while the task's rows stream by; a block
         // of rows stays in L2 across the panels.
@@ -155,7 +155,7 @@ impl Gemm<'_> {
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * column_parts, |task| {
             let tile_range = chunk(tiles, row_parts, task / column_parts);
-            let column_range = chunk(column_blocks, column_parts, task % column_parts);
+            let column_range = chunk(panels, column_parts, task % column_parts);
             let mut block = tile_range.start;
             while block < tile_range.end {
                 let block_end = (block + block_tiles).min(tile_range.end);
@@ -169,8 +169,7 @@ impl Gemm<'_> {
                     // while in L1. Others: a panel's K-block stays in L1 across the tiles.
                     let order = Order {
                         tiles: block..block_end,
-                        panels: column_range.start * shape.panels
-                            ..(column_range.end * shape.panels).min(panels),
+                        panels: column_range.clone(),
                         step: shape.panels,
                         tile_major: weights_in_l1,
                     };
