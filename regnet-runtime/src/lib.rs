@@ -5,6 +5,10 @@
 //! of mismatched shapes cannot be wired together. The architecture itself (stages, complexity,
 //! graph) is described with the types of [`spec`], the crate that holds the design-space math.
 
+// Inside an `unsafe fn`, every unsafe operation still needs its own block and SAFETY comment;
+// this also makes a call from an AVX2 kernel to an AVX-512-only function a hard error.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 pub mod cpu;
 pub mod kernels;
 pub mod layers;

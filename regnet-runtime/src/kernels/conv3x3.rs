@@ -213,10 +213,7 @@ mod simd {
     ) {
         // 16 registers: 6 pixels × 2 vectors or 12 × 1, beside the weights and a broadcast.
         // SAFETY: forwarded from the caller.
-        unsafe {
-            row_group::<__m256, 6, 12>(conv, blocked, row, group, out);
-            leave_avx512();
-        }
+        unsafe { row_group::<__m256, 6, 12>(conv, blocked, row, group, out) }
     }
 
     /// # Safety
@@ -230,10 +227,8 @@ mod simd {
         out: SendPtr,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe {
-            row_group::<__m256, 14, 12>(conv, blocked, row, group, out);
-            leave_avx512();
-        }
+        unsafe { row_group::<__m256, 14, 12>(conv, blocked, row, group, out) };
+        leave_avx512();
     }
 
     /// # Safety
@@ -247,10 +242,8 @@ mod simd {
         out: SendPtr,
     ) {
         // SAFETY: forwarded from the caller.
-        unsafe {
-            row_group::<__m512, 14, 14>(conv, blocked, row, group, out);
-            leave_avx512();
-        }
+        unsafe { row_group::<__m512, 14, 14>(conv, blocked, row, group, out) };
+        leave_avx512();
     }
 
     /// Where one register tile reads and writes.

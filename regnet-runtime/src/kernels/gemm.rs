@@ -481,8 +481,7 @@ mod avx512 {
                 }
             }
         });
-        // SAFETY: AVX-512F, as above.
-        unsafe { leave_avx512() };
+        leave_avx512();
     }
 
     /// Runs the kernel instance for the tile's number of rows, so that a partial tile (the

@@ -57,15 +57,16 @@ impl Isa {
 
 /// Zeroes zmm16–zmm31 and the upper halves of the others. The compiler's VZEROUPPER after AVX-512
 /// code leaves zmm16–31 dirty, and while they are, Intel CPUs run 256-bit code (the AVX2 kernels)
-/// with half their vector ports: every AVX-512 kernel calls this before it returns.
-///
-/// # Safety
-/// The CPU has AVX-512F.
+/// with half their vector ports: every AVX-512 kernel calls this before it returns. A safe
+/// `#[target_feature]` function, so that only code compiled for AVX-512 can call it without an
+/// `unsafe` block: the compiler checks that no AVX2 kernel calls it (that would fault on a CPU
+/// without AVX-512).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn leave_avx512() {
-    // SAFETY: the CPU has AVX-512F; the clobbered registers are declared and hold nothing the
-    // caller keeps (no vector values live across a kernel's return).
+pub(crate) fn leave_avx512() {
+    // SAFETY: this function only runs where AVX-512F is enabled (see above); the clobbered
+    // registers are declared and hold nothing the caller keeps (no vector values live across a
+    // kernel's return).
     unsafe {
         std::arch::asm!(
             "vpxord zmm16, zmm16, zmm16",

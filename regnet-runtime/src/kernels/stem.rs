@@ -146,10 +146,8 @@ mod simd {
     #[target_feature(enable = "avx512f,avx512vl")]
     pub unsafe fn row_avx512(stem: &Stem<'_>, row: usize, out: SendPtr) {
         // SAFETY: forwarded from the caller.
-        unsafe {
-            row_tiles::<__m512, 14, 14>(stem, row, out);
-            leave_avx512();
-        }
+        unsafe { row_tiles::<__m512, 14, 14>(stem, row, out) };
+        leave_avx512();
     }
 
     /// One output row in tiles of at most `PAIR` pixels × 2 vectors of output channels (or
