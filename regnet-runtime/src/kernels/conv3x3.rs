@@ -241,8 +241,10 @@ mod simd {
         group: usize,
         out: SendPtr,
     ) {
+        // A single 16-wide vector needs a broadcast per FMA: 8 pixels keep their input
+        // pointers in registers (14 spill them, and the reloads compete with the broadcasts).
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m512, 14, 14>(conv, blocked, row, group, out) };
+        unsafe { row_group::<__m512, 14, 8>(conv, blocked, row, group, out) };
         leave_avx512();
     }
 
