@@ -570,39 +570,45 @@ mod avx512 {
                 }
             }
         }
-        // Only fixed-index loops touch `acc`, so it lives in registers (a loop LLVM leaves
-        // rolled would keep it on the stack, storing every accumulator on every step of K).
-        // The epilogue works on the stored tile while it is in L1.
+        // Only small fixed-index loops touch `acc` (not iterators over references to it), one
+        // per step of the epilogue, so that LLVM unrolls them all and `acc` lives in registers
+        // (one loop with the epilogue's branches inside stays rolled, and then every FMA of the
+        // K loop stores its accumulator).
+        if pass.last {
+            // SAFETY: the bias is padded to whole panels.
+            let bias: [__m512; V] = std::array::from_fn(|v| unsafe {
+                _mm512_loadu_ps(gemm.weights.bias[first_column + v * PANEL..].as_ptr())
+            });
+            #[allow(clippy::needless_range_loop)]
+            for r in 0..R {
+                for v in 0..V {
+                    acc[r][v] = _mm512_add_ps(acc[r][v], bias[v]);
+                }
+            }
+            if let Some(residual) = gemm.residual {
+                for r in 0..R {
+                    for v in 0..V {
+                        let res = residual[rows.residual[r] + first_column + v * PANEL..].as_ptr();
+                        // SAFETY: the residual row holds the panel's masked columns (checked
+                        // in `run`).
+                        let res = unsafe { _mm512_maskz_loadu_ps(masks[v], res) };
+                        acc[r][v] = _mm512_add_ps(acc[r][v], res);
+                    }
+                }
+            }
+            if gemm.relu {
+                #[allow(clippy::needless_range_loop)]
+                for r in 0..R {
+                    for v in 0..V {
+                        acc[r][v] = _mm512_max_ps(acc[r][v], _mm512_setzero_ps());
+                    }
+                }
+            }
+        }
         for r in 0..R {
             for v in 0..V {
                 // SAFETY: as for the loads of partial sums above.
                 unsafe { _mm512_mask_storeu_ps(c[r].add(v * PANEL), masks[v], acc[r][v]) };
-            }
-        }
-        if !pass.last {
-            return;
-        }
-        // SAFETY: the bias is padded to whole panels.
-        let bias: [__m512; V] = std::array::from_fn(|v| unsafe {
-            _mm512_loadu_ps(gemm.weights.bias[first_column + v * PANEL..].as_ptr())
-        });
-        let zero = _mm512_setzero_ps();
-        for r in 0..R {
-            for v in 0..V {
-                // SAFETY: as for the loads of partial sums above.
-                let mut value = unsafe { _mm512_maskz_loadu_ps(masks[v], c[r].add(v * PANEL)) };
-                value = _mm512_add_ps(value, bias[v]);
-                if let Some(residual) = gemm.residual {
-                    let res = residual[rows.residual[r] + first_column + v * PANEL..].as_ptr();
-                    // SAFETY: the residual row holds the panel's masked columns (checked in
-                    // `run`).
-                    value = _mm512_add_ps(value, unsafe { _mm512_maskz_loadu_ps(masks[v], res) });
-                }
-                if gemm.relu {
-                    value = _mm512_max_ps(value, zero);
-                }
-                // SAFETY: as for the loads of partial sums above.
-                unsafe { _mm512_mask_storeu_ps(c[r].add(v * PANEL), masks[v], value) };
             }
         }
     }
