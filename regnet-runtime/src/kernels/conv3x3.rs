@@ -1,8 +1,8 @@
 //! The grouped 3×3 convolution (padding 1, stride 1 or 2) with bias and ReLU fused, from a
 //! zero-bordered NHWC input to a dense NHWC output. Every group width works; widths that are
 //! multiples of 8 (all published RegNets) run a register-blocked kernel: 8-wide vectors with
-//! AVX2 (16 registers) or AVX-512 (32 registers), 16-wide ones with AVX-512 when the group width
-//! is a multiple of 16.
+//! AVX2 (16 registers) or AVX-512 (32 registers), and with AVX-512 for group widths of 16 or more,
+//! 16-wide vectors (and an 8-wide one for a last 8 channels, as in groups of 24).
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
@@ -392,9 +392,11 @@ mod simd {
                     });
                     let weights: [*const f32; B] =
                         std::array::from_fn(|b| site.weights.add((b * TAPS + tap) * gw * V::LANES));
+                    // Past the group's weights when the tile has no half block (H = 0): formed
+                    // with wrapping arithmetic, and only read when H = 1.
                     let half_weights = site
                         .weights
-                        .add(half_channel * TAPS * gw + tap * gw * <V::Half>::LANES);
+                        .wrapping_add(half_channel * TAPS * gw + tap * gw * <V::Half>::LANES);
                     for i in 0..gw {
                         let w: [V; B] =
                             std::array::from_fn(|b| V::load(weights[b].add(i * V::LANES)));
