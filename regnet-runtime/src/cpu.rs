@@ -256,54 +256,11 @@ impl CpuNetwork {
             }
             let (input_whole, input_rest) = input.split_at(whole * image_floats);
             let (buffers_whole, buffers_rest) = buffers.split_at(whole, layout);
-            let one_image = Context {
-                threads: 1,
-                batch: 1,
+            let images = Context {
+                batch: whole,
                 ..context
             };
-            if context.threads <= 1 {
-                // One thread: image after image, each through the whole network while its
-                // activations are in cache.
-                let (mut input, mut buffers) = (input_whole, buffers_whole);
-                for _ in 0..whole {
-                    let (image, input_next) = input.split_at(image_floats);
-                    let (one, buffers_next) = buffers.split_at(1, layout);
-                    self.forward(one_image, image, one, None, None);
-                    (input, buffers) = (input_next, buffers_next);
-                }
-            } else {
-                // Every per-image size is positive: a valid architecture has at least one
-                // stage.
-                (
-                    input_whole.par_chunks(image_floats),
-                    buffers_whole.image.par_chunks_mut(layout.image),
-                    buffers_whole.x.par_chunks_mut(layout.activation),
-                    buffers_whole.y.par_chunks_mut(layout.activation),
-                    buffers_whole.shortcut.par_chunks_mut(layout.shortcut),
-                    buffers_whole
-                        .padded
-                        .par_chunks_mut(layout.bottleneck_padded),
-                    buffers_whole.bottleneck.par_chunks_mut(layout.bottleneck),
-                    buffers_whole.vectors.par_chunks_mut(layout.vector),
-                    buffers_whole.logits.par_chunks_mut(layout.logits),
-                )
-                    .into_par_iter()
-                    .for_each(
-                        |(input, image, x, y, shortcut, padded, bottleneck, vectors, logits)| {
-                            let buffers = Buffers {
-                                image,
-                                x,
-                                y,
-                                shortcut,
-                                padded,
-                                bottleneck,
-                                vectors,
-                                logits,
-                            };
-                            self.forward(one_image, input, buffers, None, None);
-                        },
-                    );
-            }
+            self.whole_images(images, input_whole, buffers_whole, layout);
             if whole < batch {
                 let rest = Context {
                     batch: batch - whole,
@@ -315,6 +272,39 @@ impl CpuNetwork {
         match pool {
             Some(pool) => pool.install(run),
             None => run(),
+        }
+    }
+
+    /// Runs `context.batch` images each on one thread from start to end: one after another on
+    /// one thread (each image's activations stay in cache), else halves of the batch at once on
+    /// the pool's threads.
+    fn whole_images(
+        &self,
+        context: Context,
+        input: &[f32],
+        buffers: Buffers<'_>,
+        layout: &WorkspaceLayout,
+    ) {
+        let images = context.batch;
+        if images == 1 {
+            let one_thread = Context {
+                threads: 1,
+                ..context
+            };
+            self.forward(one_thread, input, buffers, None, None);
+            return;
+        }
+        let half = images / 2;
+        let (input_first, input_second) = input.split_at(input.len() / images * half);
+        let (first, second) = buffers.split_at(half, layout);
+        let halves = [half, images - half].map(|batch| Context { batch, ..context });
+        let run_first = || self.whole_images(halves[0], input_first, first, layout);
+        let run_second = || self.whole_images(halves[1], input_second, second, layout);
+        if context.threads <= 1 {
+            run_first();
+            run_second();
+        } else {
+            rayon::join(run_first, run_second);
         }
     }
 
