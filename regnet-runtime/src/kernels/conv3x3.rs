@@ -197,7 +197,9 @@ mod simd {
     use std::arch::x86_64::*;
 
     use super::super::leave_avx512;
-    use super::super::vector::Vector;
+    use std::marker::PhantomData;
+
+    use super::super::vector::{Tile, Vector, widest};
     use super::{Conv3x3, SendPtr, TAPS};
 
     /// # Safety
@@ -323,10 +325,10 @@ mod simd {
                 // (checked in `run`).
                 x += unsafe {
                     match (vectors, halves) {
-                        (1, 1) if wide => widest::<V, 1, 1, PAIR>(site, left),
-                        (0, 1) if wide => widest::<V, 0, 1, SINGLE>(site, left),
-                        (1, _) => widest::<V, 1, 0, SINGLE>(site, left),
-                        _ => widest::<V, 2, 0, PAIR>(site, left),
+                        (1, 1) if wide => widest::<_, PAIR>(ConvTile::<V, 1, 1>::at(site), left),
+                        (0, 1) if wide => widest::<_, SINGLE>(ConvTile::<V, 0, 1>::at(site), left),
+                        (1, _) => widest::<_, SINGLE>(ConvTile::<V, 1, 0>::at(site), left),
+                        _ => widest::<_, PAIR>(ConvTile::<V, 2, 0>::at(site), left),
                     }
                 };
             }
@@ -335,34 +337,27 @@ mod simd {
         }
     }
 
-    /// Runs the widest tile of at most `left` pixels among `MAX`, 7 (a 7-wide map's rows and
-    /// the tail of 14-, 28- and 56-wide ones), 4, 2 and 1; returns the pixels done.
-    ///
-    /// # Safety
-    /// As for `row_group`.
-    #[inline(always)]
-    unsafe fn widest<V: Vector, const B: usize, const H: usize, const MAX: usize>(
+    /// The tile of `B` vectors and `H` half vectors of output channels at `site`.
+    #[derive(Clone, Copy)]
+    struct ConvTile<V, const B: usize, const H: usize> {
         site: Site,
-        left: usize,
-    ) -> usize {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            if left >= MAX {
-                tile::<V, B, H, MAX>(site);
-                MAX
-            } else if MAX > 7 && left >= 7 {
-                tile::<V, B, H, 7>(site);
-                7
-            } else if left >= 4 {
-                tile::<V, B, H, 4>(site);
-                4
-            } else if left >= 2 {
-                tile::<V, B, H, 2>(site);
-                2
-            } else {
-                tile::<V, B, H, 1>(site);
-                1
+        vector: PhantomData<V>,
+    }
+
+    impl<V, const B: usize, const H: usize> ConvTile<V, B, H> {
+        fn at(site: Site) -> Self {
+            ConvTile {
+                site,
+                vector: PhantomData,
             }
+        }
+    }
+
+    impl<V: Vector, const B: usize, const H: usize> Tile for ConvTile<V, B, H> {
+        #[inline(always)]
+        unsafe fn run<const P: usize>(self) {
+            // SAFETY: forwarded from the caller.
+            unsafe { tile::<V, B, H, P>(self.site) }
         }
     }
 

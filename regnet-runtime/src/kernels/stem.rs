@@ -128,7 +128,9 @@ mod simd {
     use std::arch::x86_64::*;
 
     use super::super::leave_avx512;
-    use super::super::vector::Vector;
+    use std::marker::PhantomData;
+
+    use super::super::vector::{Tile, Vector, widest};
     use super::{STRIDE, SendPtr, Stem, TAPS};
 
     /// # Safety
@@ -175,9 +177,25 @@ mod simd {
                 // SAFETY: forwarded; pixels from x on and blocks from `block` on lie inside.
                 x += unsafe {
                     if pair {
-                        widest::<V, 2, PAIR>(stem, at, left, out)
+                        widest::<_, PAIR>(
+                            StemTile::<V, 2> {
+                                stem,
+                                at,
+                                out,
+                                vector: PhantomData,
+                            },
+                            left,
+                        )
                     } else {
-                        widest::<V, 1, SINGLE>(stem, at, left, out)
+                        widest::<_, SINGLE>(
+                            StemTile::<V, 1> {
+                                stem,
+                                at,
+                                out,
+                                vector: PhantomData,
+                            },
+                            left,
+                        )
                     }
                 };
             }
@@ -194,36 +212,20 @@ mod simd {
         block: usize,
     }
 
-    /// Runs the widest tile of at most `left` pixels among `MAX`, 7, 4, 2 and 1; returns the
-    /// pixels done.
-    ///
-    /// # Safety
-    /// As for `row_tiles`.
-    #[inline(always)]
-    unsafe fn widest<V: Vector, const B: usize, const MAX: usize>(
-        stem: &Stem<'_>,
+    /// The tile of `B` vectors of output channels at `at`.
+    #[derive(Clone, Copy)]
+    struct StemTile<'a, 's, V, const B: usize> {
+        stem: &'s Stem<'a>,
         at: Pixel,
-        left: usize,
         out: SendPtr,
-    ) -> usize {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            if left >= MAX {
-                tile::<V, B, MAX>(stem, at, out);
-                MAX
-            } else if MAX > 7 && left >= 7 {
-                tile::<V, B, 7>(stem, at, out);
-                7
-            } else if left >= 4 {
-                tile::<V, B, 4>(stem, at, out);
-                4
-            } else if left >= 2 {
-                tile::<V, B, 2>(stem, at, out);
-                2
-            } else {
-                tile::<V, B, 1>(stem, at, out);
-                1
-            }
+        vector: PhantomData<V>,
+    }
+
+    impl<V: Vector, const B: usize> Tile for StemTile<'_, '_, V, B> {
+        #[inline(always)]
+        unsafe fn run<const P: usize>(self) {
+            // SAFETY: forwarded from the caller.
+            unsafe { tile::<V, B, P>(self.stem, self.at, self.out) }
         }
     }
 

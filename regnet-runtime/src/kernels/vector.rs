@@ -96,3 +96,38 @@ impl Vector for __m512 {
         }
     }
 }
+
+/// A register tile of the caller's choice of width: `P` output pixels.
+pub trait Tile: Copy {
+    /// # Safety
+    /// As for the kernel that makes the tile; its `P` pixels lie in the output row.
+    unsafe fn run<const P: usize>(self);
+}
+
+/// Runs the widest tile of at most `left` pixels among `MAX`, 7 (a 7-wide map's rows and the
+/// tail of 14-, 28- and 56-wide ones), 4, 2 and 1; returns the pixels done.
+///
+/// # Safety
+/// As for `Tile::run`, for the first `left` pixels.
+#[inline(always)]
+pub unsafe fn widest<T: Tile, const MAX: usize>(tile: T, left: usize) -> usize {
+    // SAFETY: forwarded from the caller; each width is at most `left`.
+    unsafe {
+        if left >= MAX {
+            tile.run::<MAX>();
+            MAX
+        } else if MAX > 7 && left >= 7 {
+            tile.run::<7>();
+            7
+        } else if left >= 4 {
+            tile.run::<4>();
+            4
+        } else if left >= 2 {
+            tile.run::<2>();
+            2
+        } else {
+            tile.run::<1>();
+            1
+        }
+    }
+}
