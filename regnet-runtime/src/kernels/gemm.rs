@@ -87,9 +87,27 @@ impl PackedLinear {
         self.inputs
     }
 
+    /// Panel `panel`'s weights (`[k][PANEL]`) and bias, and how many of its PANEL columns are
+    /// real outputs.
+    fn panel(&self, panel: usize) -> Panel<'_> {
+        let k = self.inputs;
+        Panel {
+            weights: &self.panels[panel * k * PANEL..(panel + 1) * k * PANEL],
+            bias: &self.bias[panel * PANEL..(panel + 1) * PANEL],
+            columns: PANEL.min(self.outputs - panel * PANEL),
+        }
+    }
+
     pub fn outputs(&self) -> usize {
         self.outputs
     }
+}
+
+/// One panel of a `PackedLinear`.
+struct Panel<'a> {
+    weights: &'a [f32],
+    bias: &'a [f32],
+    columns: usize,
 }
 
 /// One GEMM: `rows` pixels of `weights.inputs()` channels in, `weights.outputs()` out.
@@ -284,10 +302,12 @@ fn scalar_tile(
     pass: &Pass,
     out: SendPtr,
 ) {
-    let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
-    let weights = &gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL];
-    let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
-    let (offset, cols) = (panel * PANEL, PANEL.min(n - panel * PANEL));
+    let Panel {
+        weights,
+        bias,
+        columns: cols,
+    } = gemm.weights.panel(panel);
+    let offset = panel * PANEL;
     for r in 0..rows.rows {
         let mut acc = [0.0f32; PANEL];
         for i in pass.ks.clone() {
@@ -325,7 +345,7 @@ fn scalar_tile(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Gemm, Order, PANEL, Pass, SendPtr, TILE_ROWS, TileRows};
+    use super::{Gemm, Order, PANEL, Panel, Pass, SendPtr, TILE_ROWS, TileRows};
 
     /// The task's tiles and panels in `order`, over the pass's part of K.
     ///
@@ -353,11 +373,13 @@ mod avx2 {
         pass: &Pass,
         out: SendPtr,
     ) {
-        let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
-        let weights = gemm.weights.panels[panel * k * PANEL..(panel + 1) * k * PANEL].as_ptr();
-        let bias = &gemm.weights.bias[panel * PANEL..(panel + 1) * PANEL];
+        let Panel {
+            weights,
+            bias,
+            columns: cols,
+        } = gemm.weights.panel(panel);
+        let weights = weights.as_ptr();
         let offset = panel * PANEL;
-        let cols = PANEL.min(n - offset);
         // SAFETY: `bias` holds PANEL values.
         let (b0, b1) = unsafe {
             (
@@ -459,7 +481,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::leave_avx512;
-    use super::{AVX512_ROWS, Gemm, Order, PANEL, Pass, SendPtr, TileRows};
+    use super::{AVX512_ROWS, Gemm, Order, PANEL, Panel, Pass, SendPtr, TileRows};
 
     /// Weight rows (cache lines) fetched ahead of the FMAs.
     const PREFETCH_ROWS: usize = 16;
@@ -532,14 +554,11 @@ mod avx512 {
         pass: &Pass,
         out: SendPtr,
     ) {
-        let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
         let first_column = panel * PANEL;
-        let weights: [*const f32; V] =
-            std::array::from_fn(|v| gemm.weights.panels[(panel + v) * k * PANEL..].as_ptr());
-        let masks: [__mmask16; V] = std::array::from_fn(|v| {
-            let cols = PANEL.min(n - first_column - v * PANEL);
-            ((1u32 << cols) - 1) as __mmask16
-        });
+        let panels: [Panel<'_>; V] = std::array::from_fn(|v| gemm.weights.panel(panel + v));
+        let weights: [*const f32; V] = std::array::from_fn(|v| panels[v].weights.as_ptr());
+        let masks: [__mmask16; V] =
+            std::array::from_fn(|v| ((1u32 << panels[v].columns) - 1) as __mmask16);
         let a: [*const f32; R] = std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
         // SAFETY: the output rows hold the panels' columns from `first_column` (checked in
         // `run`); masked accesses touch only those.
@@ -576,9 +595,8 @@ mod avx512 {
         // K loop stores its accumulator).
         if pass.last {
             // SAFETY: the bias is padded to whole panels.
-            let bias: [__m512; V] = std::array::from_fn(|v| unsafe {
-                _mm512_loadu_ps(gemm.weights.bias[first_column + v * PANEL..].as_ptr())
-            });
+            let bias: [__m512; V] =
+                std::array::from_fn(|v| unsafe { _mm512_loadu_ps(panels[v].bias.as_ptr()) });
             #[allow(clippy::needless_range_loop)]
             for r in 0..R {
                 for v in 0..V {
