@@ -9,8 +9,41 @@ use regnet::runtime::spec::{INPUT_CHANNELS, stage_table};
 use regnet::runtime::{Isa, Network, Options, Profile, Step, Workspace};
 use serde::Serialize;
 
+use crate::DeviceChoice;
 use crate::tensors;
 use crate::zoo::{self, Model};
+
+/// Moves a network to the chosen device (`tf32`: tensor cores on CUDA).
+fn place(network: Network, (device, tf32): (DeviceChoice, bool)) -> Result<Network, String> {
+    match device {
+        DeviceChoice::Cpu if tf32 => Err("--tf32 applies to --device cuda only".to_owned()),
+        DeviceChoice::Cpu => Ok(network),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(ordinal) => {
+            let device = if tf32 {
+                regnet::runtime::Device::CudaTf32(ordinal)
+            } else {
+                regnet::runtime::Device::Cuda(ordinal)
+            };
+            network.to_device(device).map_err(|e| e.to_string())
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda(_) => Err(
+            "this regnet was built without CUDA; rebuild it with `cargo build --release \
+             --features cuda`"
+                .to_owned(),
+        ),
+    }
+}
+
+/// How a result names where it ran: the CPU's instruction set, or the GPU.
+fn placement_name(network: &Network, workspace: &Workspace) -> String {
+    match network.device() {
+        regnet::runtime::Device::Cpu => format!("{:?}", workspace.options().isa),
+        #[cfg(feature = "cuda")]
+        device => format!("{device:?}"),
+    }
+}
 
 /// The model named by a spec file stem, or a message listing the names.
 pub fn model(name: &str) -> Result<&'static Model, String> {
@@ -39,6 +72,7 @@ pub struct Run<'a> {
     pub key: &'a str,
     pub threads: Option<usize>,
     pub features: bool,
+    pub device: (DeviceChoice, bool),
 }
 
 /// Loads the weights, runs the batch and writes `logits` (and the stage outputs).
@@ -47,6 +81,7 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
     let architecture = model.architecture;
     let network = Network::load(architecture, args.weights, model.compat_alternative)
         .map_err(|e| e.to_string())?;
+    let network = place(network, args.device)?;
     let input = tensors::read(args.input, args.key)?;
     let r = architecture.resolution;
     if input.shape.len() != 4 || input.shape[1..] != [INPUT_CHANNELS, r, r] || input.shape[0] == 0 {
@@ -111,6 +146,7 @@ pub struct Bench<'a> {
     pub isa: Option<Isa>,
     pub iters: usize,
     pub weights: Option<&'a Path>,
+    pub device: (DeviceChoice, bool),
 }
 
 /// Times forward passes (random weights unless a checkpoint is given) after a warm-up; also
@@ -123,6 +159,7 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
         isa,
         iters,
         weights,
+        device,
     } = args;
     if batch == 0 || iters == 0 {
         return Err("--batch and --iters must be at least 1".into());
@@ -135,6 +172,7 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
             .map_err(|e| e.to_string())?,
         None => Network::random(architecture, 0).map_err(|e| e.to_string())?,
     };
+    let network = place(network, device)?;
     let load = start.elapsed();
     let mut workspace = Workspace::with_options(&architecture, batch, options(threads, isa, false))
         .map_err(|e| e.to_string())?;
@@ -148,7 +186,7 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
         model: name.to_owned(),
         batch,
         threads: workspace.options().threads,
-        isa: format!("{:?}", workspace.options().isa),
+        isa: placement_name(&network, &workspace),
         median_ms: round(median, 3),
         min_ms: round(times[0].as_secs_f64() * 1e3, 3),
         images_per_s: round(batch as f64 * 1e3 / median, 2),

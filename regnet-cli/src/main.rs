@@ -42,6 +42,37 @@ impl From<IsaChoice> for regnet::runtime::Isa {
     }
 }
 
+/// `--device` values: `cpu`, `cuda` or `cuda:N`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceChoice {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+fn parse_device(text: &str) -> Result<DeviceChoice, String> {
+    match text.split_once(':') {
+        None if text == "cpu" => Ok(DeviceChoice::Cpu),
+        None if text == "cuda" => Ok(DeviceChoice::Cuda(0)),
+        Some(("cuda", ordinal)) => ordinal
+            .parse()
+            .map(DeviceChoice::Cuda)
+            .map_err(|_| format!("`{ordinal}` is not a GPU number (cuda:0, cuda:1, ...)")),
+        _ => Err("expected cpu, cuda or cuda:N".to_owned()),
+    }
+}
+
+/// Where `run` and `bench` execute.
+#[derive(clap::Args, Clone, Copy)]
+struct Placement {
+    /// cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
+    #[arg(long, value_parser = parse_device, default_value = "cpu")]
+    device: DeviceChoice,
+    /// On CUDA, run the large 1×1 convolutions on TF32 tensor cores.
+    #[arg(long)]
+    tf32: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run one model end to end on built-in random weights: stage table, top-5, time.
@@ -75,6 +106,8 @@ enum Command {
         /// Also write the stem's and every stage's output.
         #[arg(long)]
         features: bool,
+        #[command(flatten)]
+        placement: Placement,
     },
     /// Time forward passes on random weights and inputs.
     Bench {
@@ -100,6 +133,8 @@ enum Command {
         /// falls back to the best it has below that.
         #[arg(long, value_enum)]
         isa: Option<IsaChoice>,
+        #[command(flatten)]
+        placement: Placement,
     },
     /// Print the stage table and complexity of a spec.
     Inspect {
@@ -186,6 +221,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             key,
             threads,
             features,
+            placement,
         } => execute::run(&execute::Run {
             model: &model,
             weights: &weights,
@@ -194,6 +230,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             key: &key,
             threads,
             features,
+            device: (placement.device, placement.tf32),
         })
         .map_err(Failure::Input)?,
         Command::Bench {
@@ -203,19 +240,28 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             iters,
             profile: true,
             isa,
+            placement,
             ..
-        } => execute::profile(out, &model, batch, threads, isa.map(Into::into), iters)?
-            .map_err(Failure::Input)?,
+        } if placement.device == DeviceChoice::Cpu => {
+            execute::profile(out, &model, batch, threads, isa.map(Into::into), iters)?
+                .map_err(Failure::Input)?
+        }
         Command::Bench {
             model,
             batch,
             threads,
             iters,
             json,
-            profile: false,
+            profile,
             weights,
             isa,
+            placement,
         } => {
+            if profile {
+                return Err(Failure::Input(
+                    "--profile times the CPU kernels' steps; drop --device".to_owned(),
+                ));
+            }
             let (result, load) = execute::bench(&execute::Bench {
                 name: &model,
                 batch,
@@ -223,6 +269,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                 isa: isa.map(Into::into),
                 iters,
                 weights: weights.as_deref(),
+                device: (placement.device, placement.tf32),
             })
             .map_err(Failure::Input)?;
             if json {

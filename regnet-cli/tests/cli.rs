@@ -228,3 +228,33 @@ fn closed_stdout_is_not_an_error() {
     assert!(output.status.success(), "{:?}", output.status);
     assert_eq!(stderr(&output), "");
 }
+
+#[test]
+fn a_gpu_that_cannot_be_used_is_an_error_not_a_panic() {
+    // Without the `cuda` feature: built without CUDA; with it but no driver: no CUDA driver;
+    // with a GPU: no device 99. Each is one `error:` line and exit 2.
+    let output = regnet(&[
+        "bench",
+        "regnetx_200mf",
+        "--device",
+        "cuda:99",
+        "--iters",
+        "1",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.starts_with("error: "), "{message}");
+    assert!(message.contains("CUDA"), "{message}");
+    assert!(!message.contains("panicked"), "{message}");
+}
+
+#[test]
+fn a_device_that_is_not_cpu_or_cuda_is_a_usage_error() {
+    let output = regnet(&["bench", "regnetx_200mf", "--device", "gpu0"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("expected cpu, cuda or cuda:N"),
+        "{}",
+        stderr(&output)
+    );
+}

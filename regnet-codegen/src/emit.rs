@@ -185,6 +185,15 @@ pub fn generate(
                 &self.network
             }
 
+            /// The same network on another device (with the runtime's `cuda` feature, a GPU:
+            /// `Device::Cuda(0)`); its weights are read again from their checkpoint or seed.
+            pub fn to_device(
+                self,
+                device: #rt::Device,
+            ) -> ::core::result::Result<Self, #rt::DeviceError> {
+                self.network.to_device(device).map(|network| Self { network })
+            }
+
             /// The operation graph: one node per convolution, BN, ReLU, SE, residual add, pool
             /// and linear layer, each with its input and output shape.
             pub fn graph() -> #rt_spec::graph::Graph {

@@ -11,32 +11,9 @@ use crate::kernels::{Isa, Pixels};
 use crate::weights::{BlockWeights, ConvBn, NetworkWeights};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
-/// PyTorch's BatchNorm epsilon in pycls, torchvision and timm.
-const BN_EPS: f64 = 1e-5;
-
-/// Folds eval-mode BatchNorm into the preceding convolution: per output channel,
-/// w' = w·γ/√(σ² + ε) and b' = β − μ·γ/√(σ² + ε), computed in f64.
-fn fold(conv: &ConvBn) -> (Vec<f32>, Vec<f32>) {
-    let bn = &conv.bn;
-    let outputs = bn.weight.len();
-    let per_output = conv.weight.len() / outputs;
-    let mut weight = Vec::with_capacity(conv.weight.len());
-    let mut bias = Vec::with_capacity(outputs);
-    for o in 0..outputs {
-        let scale = f64::from(bn.weight[o]) / (f64::from(bn.running_var[o]) + BN_EPS).sqrt();
-        weight.extend(
-            conv.weight[o * per_output..(o + 1) * per_output]
-                .iter()
-                .map(|&w| (f64::from(w) * scale) as f32),
-        );
-        bias.push((f64::from(bn.bias[o]) - f64::from(bn.running_mean[o]) * scale) as f32);
-    }
-    (weight, bias)
-}
-
 fn pointwise(conv: &ConvBn, inputs: usize, outputs: usize) -> PackedLinear {
-    let (weight, bias) = fold(conv);
-    PackedLinear::new(&weight, &bias, inputs, outputs)
+    let folded = conv.fold();
+    PackedLinear::new(&folded.weight, &folded.bias, inputs, outputs)
 }
 
 struct SqueezeExcite {
@@ -58,14 +35,14 @@ impl CpuBlock {
         let (w_in, w, w_b) = (geometry.in_width, geometry.width, geometry.bottleneck_width);
         // The loader guarantees SE weights exactly where the architecture has SE.
         debug_assert_eq!(weights.se.is_some(), geometry.se_width.is_some());
-        let (b_weight, b_bias) = fold(&weights.b);
+        let grouped = weights.b.fold();
         CpuBlock {
             geometry,
             proj: weights.proj.as_ref().map(|proj| pointwise(proj, w_in, w)),
             a: pointwise(&weights.a, w_in, w_b),
             b: PackedConv3x3::new(
-                &b_weight,
-                &b_bias,
+                &grouped.weight,
+                &grouped.bias,
                 w_b,
                 w_b / geometry.groups,
                 geometry.stride,
@@ -164,7 +141,7 @@ impl CpuNetwork {
     /// Folds BatchNorm and packs every layer. `weights` must match `architecture` (as the
     /// loader guarantees).
     pub fn new(architecture: Architecture<'static>, weights: &NetworkWeights) -> Self {
-        let (stem_weight, stem_bias) = fold(&weights.stem);
+        let stem = weights.stem.fold();
         // Folding and packing are independent per block: spread them over the cores.
         let geometry: Vec<Block> = architecture.blocks().collect();
         let blocks = geometry
@@ -174,8 +151,8 @@ impl CpuNetwork {
             .collect();
         CpuNetwork {
             stem: PackedStem::new(
-                &stem_weight,
-                &stem_bias,
+                &stem.weight,
+                &stem.bias,
                 INPUT_CHANNELS,
                 architecture.stem_width,
             ),

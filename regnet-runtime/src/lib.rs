@@ -10,6 +10,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+mod device;
 pub mod kernels;
 pub mod layers;
 mod network;
@@ -17,6 +20,7 @@ pub mod weights;
 pub mod workspace;
 
 pub use cpu::{Profile, Step};
+pub use device::{Device, DeviceError};
 pub use kernels::Isa;
 pub use network::{FeatureMaps, Network, RunError};
 pub use weights::{LoadError, NetworkWeights, Scheme};

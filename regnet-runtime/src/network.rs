@@ -1,11 +1,14 @@
 //! A loaded network, independent of the backend that runs it. Generated network types wrap
 //! this; a new backend becomes another variant of `Backend` without touching generated code.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use regnet_spec::{Architecture, INPUT_CHANNELS};
 
 use crate::cpu::{CpuNetwork, Profile};
+#[cfg(feature = "cuda")]
+use crate::cuda::{CudaNetwork, Precision};
+use crate::device::{Device, DeviceError};
 use crate::weights::{self, LoadError, NetworkWeights, Scheme};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
@@ -43,16 +46,84 @@ pub enum RunError {
     WorkspaceTooLarge { capacity: usize },
     #[error("the architecture is inconsistent: {0}")]
     InvalidArchitecture(String),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }
 
 enum Backend {
     Cpu(CpuNetwork),
+    #[cfg(feature = "cuda")]
+    Cuda(CudaNetwork),
+}
+
+impl Backend {
+    fn new(
+        device: Device,
+        architecture: Architecture<'static>,
+        weights: &NetworkWeights,
+    ) -> Result<Self, DeviceError> {
+        match device {
+            Device::Cpu => Ok(Backend::Cpu(CpuNetwork::new(architecture, weights))),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(ordinal) => {
+                CudaNetwork::new(architecture, weights, ordinal, Precision::Fp32).map(Backend::Cuda)
+            }
+            #[cfg(feature = "cuda")]
+            Device::CudaTf32(ordinal) => {
+                CudaNetwork::new(architecture, weights, ordinal, Precision::Tf32).map(Backend::Cuda)
+            }
+        }
+    }
+
+    fn device(&self) -> Device {
+        match self {
+            Backend::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(cuda) => match cuda.precision() {
+                Precision::Fp32 => Device::Cuda(cuda.ordinal()),
+                Precision::Tf32 => Device::CudaTf32(cuda.ordinal()),
+            },
+        }
+    }
+
+    fn architecture(&self) -> &Architecture<'static> {
+        match self {
+            Backend::Cpu(cpu) => cpu.architecture(),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(cuda) => cuda.architecture(),
+        }
+    }
+
+    fn run(
+        &self,
+        input: &[f32],
+        batch: usize,
+        workspace: &mut Workspace,
+        features: bool,
+    ) -> Result<(), RunError> {
+        match self {
+            Backend::Cpu(cpu) => cpu.run(input, batch, workspace, features, None),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(cuda) => cuda.run(input, batch, workspace, features)?,
+        }
+        Ok(())
+    }
+}
+
+/// Where a network's weights came from, to read them again for another device.
+enum Source {
+    File {
+        path: PathBuf,
+        alternative: Option<(String, Vec<usize>)>,
+    },
+    Random(u64),
 }
 
 /// A network with its weights, ready to run. `Send + Sync`: share it between threads, each with
 /// its own workspace.
 pub struct Network {
     backend: Backend,
+    source: Source,
     scheme: Option<Scheme>,
     /// The workspace layout this network's passes need, computed once.
     layout: WorkspaceLayout,
@@ -118,19 +189,57 @@ impl Network {
             .validate()
             .map_err(|reason| LoadError::InvalidArchitecture { reason })?;
         let (weights, scheme) = weights::load(path, &architecture, alternative)?;
-        let mut network = Self::from_weights(architecture, &weights);
-        network.scheme = Some(scheme);
-        Ok(network)
+        let source = Source::File {
+            path: path.to_owned(),
+            alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
+        };
+        Ok(Self::on_cpu(architecture, &weights, source, Some(scheme)))
     }
 
     /// `weights` must hold this architecture's tensors (as `NetworkWeights::random` and the
     /// loader give).
-    fn from_weights(architecture: Architecture<'static>, weights: &NetworkWeights) -> Self {
+    fn on_cpu(
+        architecture: Architecture<'static>,
+        weights: &NetworkWeights,
+        source: Source,
+        scheme: Option<Scheme>,
+    ) -> Self {
         Network {
             backend: Backend::Cpu(CpuNetwork::new(architecture, weights)),
-            scheme: None,
+            source,
+            scheme,
             layout: WorkspaceLayout::of(&architecture),
         }
+    }
+
+    /// The same network on `device`. The weights are read again from where they came from
+    /// (the checkpoint file, or the random seed) and prepared for that device; on the device
+    /// it already is on, the network is returned as it is.
+    pub fn to_device(self, device: Device) -> Result<Self, DeviceError> {
+        if device == self.device() {
+            return Ok(self);
+        }
+        let architecture = *self.architecture();
+        let weights = match &self.source {
+            Source::File { path, alternative } => {
+                let alternative = alternative
+                    .as_ref()
+                    .map(|(name, widths)| (name.as_str(), widths.as_slice()));
+                weights::load(path, &architecture, alternative)
+                    .map_err(|error| DeviceError::Reload(error.to_string()))?
+                    .0
+            }
+            Source::Random(seed) => NetworkWeights::random(&architecture, *seed),
+        };
+        Ok(Network {
+            backend: Backend::new(device, architecture, &weights)?,
+            ..self
+        })
+    }
+
+    /// The device this network runs on.
+    pub fn device(&self) -> Device {
+        self.backend.device()
     }
 
     /// Deterministic random weights (and randomized BatchNorm statistics): for benchmarks.
@@ -138,9 +247,11 @@ impl Network {
         architecture
             .validate()
             .map_err(RunError::InvalidArchitecture)?;
-        Ok(Self::from_weights(
+        Ok(Self::on_cpu(
             architecture,
             &NetworkWeights::random(&architecture, seed),
+            Source::Random(seed),
+            None,
         ))
     }
 
@@ -150,8 +261,7 @@ impl Network {
     }
 
     pub fn architecture(&self) -> &Architecture<'static> {
-        let Backend::Cpu(cpu) = &self.backend;
-        cpu.architecture()
+        self.backend.architecture()
     }
 
     /// NCHW f32 images in, logits out (`[batch][classes]`, inside the workspace).
@@ -161,9 +271,8 @@ impl Network {
         workspace: &'w mut Workspace,
     ) -> Result<&'w [f32], RunError> {
         let batch = self.check(input, workspace, false)?;
-        let Backend::Cpu(cpu) = &self.backend;
-        cpu.run(input, batch, workspace, false, None);
-        Ok(&workspace.logits[..batch * cpu.architecture().num_classes])
+        self.backend.run(input, batch, workspace, false)?;
+        Ok(&workspace.logits[..batch * self.architecture().num_classes])
     }
 
     /// Like `forward`, and also keeps the stem's and every stage's output.
@@ -173,15 +282,15 @@ impl Network {
         workspace: &'w mut Workspace,
     ) -> Result<(&'w [f32], FeatureMaps<'w>), RunError> {
         let batch = self.check(input, workspace, true)?;
-        let Backend::Cpu(cpu) = &self.backend;
-        cpu.run(input, batch, workspace, true, None);
+        self.backend.run(input, batch, workspace, true)?;
+        let architecture = self.architecture();
         let features = FeatureMaps {
             buffer: &workspace.features,
-            architecture: cpu.architecture(),
+            architecture,
             batch,
         };
         Ok((
-            &workspace.logits[..batch * cpu.architecture().num_classes],
+            &workspace.logits[..batch * architecture.num_classes],
             features,
         ))
     }
@@ -194,9 +303,36 @@ impl Network {
         profile: &mut Profile,
     ) -> Result<(), RunError> {
         let batch = self.check(input, workspace, false)?;
-        let Backend::Cpu(cpu) = &self.backend;
-        cpu.run(input, batch, workspace, false, Some(profile));
+        match &self.backend {
+            Backend::Cpu(cpu) => cpu.run(input, batch, workspace, false, Some(profile)),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda(_) => {
+                return Err(DeviceError::Unsupported(
+                    "per-step profiles are measured on the CPU only".to_owned(),
+                )
+                .into());
+            }
+        }
         Ok(())
+    }
+
+    /// Images on the network's GPU in, logits out (`[batch][classes]`, in the workspace's
+    /// device memory, valid until its next pass): nothing crosses to the host. The pass waits
+    /// for the work queued on the input's stream.
+    #[cfg(feature = "cuda")]
+    pub fn forward_on_device<'w>(
+        &self,
+        input: &cudarc::driver::CudaSlice<f32>,
+        workspace: &'w mut Workspace,
+    ) -> Result<cudarc::driver::CudaView<'w, f32>, RunError> {
+        let batch = self.check_floats(input.len(), workspace, false)?;
+        match &self.backend {
+            Backend::Cuda(cuda) => Ok(cuda.run_on_device(input, batch, workspace)?),
+            Backend::Cpu(_) => Err(DeviceError::Unsupported(
+                "device buffers need a network on a GPU: move it with `to_device` first".to_owned(),
+            )
+            .into()),
+        }
     }
 
     fn check(
@@ -205,19 +341,28 @@ impl Network {
         workspace: &Workspace,
         features: bool,
     ) -> Result<usize, RunError> {
+        self.check_floats(input.len(), workspace, features)
+    }
+
+    fn check_floats(
+        &self,
+        floats: usize,
+        workspace: &Workspace,
+        features: bool,
+    ) -> Result<usize, RunError> {
         let architecture = self.architecture();
         let size = architecture.resolution;
         let per_image = INPUT_CHANNELS * size * size;
-        if !input.len().is_multiple_of(per_image) {
+        if !floats.is_multiple_of(per_image) {
             return Err(RunError::InputLength {
                 name: architecture.name,
-                floats: input.len(),
+                floats,
                 channels: INPUT_CHANNELS,
                 size,
                 per_image,
             });
         }
-        let batch = input.len() / per_image;
+        let batch = floats / per_image;
         if batch == 0 {
             return Err(RunError::EmptyBatch);
         }

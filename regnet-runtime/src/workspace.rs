@@ -130,6 +130,10 @@ pub struct Workspace {
     pub(crate) vectors: AlignedBuffer,
     pub(crate) logits: AlignedBuffer,
     pub(crate) features: AlignedBuffer,
+    /// Device buffers, stream and captured graphs, made by the first pass of a network on a
+    /// GPU (the only allocations after `new`, once per batch size for the graphs).
+    #[cfg(feature = "cuda")]
+    pub(crate) device: Option<crate::cuda::DeviceWorkspace>,
 }
 
 impl Workspace {
@@ -194,6 +198,8 @@ impl Workspace {
             } else {
                 AlignedBuffer::default()
             },
+            #[cfg(feature = "cuda")]
+            device: None,
         })
     }
 

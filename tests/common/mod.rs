@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use regnet::runtime::{FeatureMaps, Isa};
+use std::fmt::Debug;
+
+use regnet::runtime::FeatureMaps;
 use safetensors::SafeTensors;
 
 /// Stem and stage outputs must match PyTorch's within this; logits within `LOGIT_TOLERANCE`.
@@ -34,7 +36,14 @@ fn max_difference(a: &[f32], b: &[f32]) -> f32 {
 
 /// Checks one forward pass against `expected.safetensors` (logits, stem, s1..): shapes exactly,
 /// values within the tolerances; prints the measured differences.
-pub fn check(fixture: &str, isa: Isa, expected: &Path, logits: &[f32], features: &FeatureMaps<'_>) {
+/// `isa` names where the pass ran (an `Isa`, or a GPU).
+pub fn check(
+    fixture: &str,
+    isa: impl Debug,
+    expected: &Path,
+    logits: &[f32],
+    features: &FeatureMaps<'_>,
+) {
     let mut report = Vec::new();
     let (want, shape) = tensor(expected, "stem");
     let (stem, stem_shape) = features.stem();
@@ -67,7 +76,13 @@ pub fn check(fixture: &str, isa: Isa, expected: &Path, logits: &[f32], features:
 }
 
 /// Checks logits of the fixture's images in the order `images` against `expected.safetensors`.
-pub fn check_logits(fixture: &str, isa: Isa, expected: &Path, logits: &[f32], images: &[usize]) {
+pub fn check_logits(
+    fixture: &str,
+    isa: impl Debug,
+    expected: &Path,
+    logits: &[f32],
+    images: &[usize],
+) {
     let (want, shape) = tensor(expected, "logits");
     let classes = shape[1];
     let want: Vec<f32> = images

@@ -28,6 +28,32 @@ pub struct ConvBn {
     pub bn: BatchNorm,
 }
 
+/// PyTorch's BatchNorm epsilon in pycls, torchvision and timm.
+const BN_EPS: f64 = 1e-5;
+
+impl ConvBn {
+    /// Folds eval-mode BatchNorm into the convolution: per output channel,
+    /// w' = w·γ/√(σ² + ε) and b' = β − μ·γ/√(σ² + ε), computed in f64. Every backend runs
+    /// these folded weights.
+    pub fn fold(&self) -> Linear {
+        let bn = &self.bn;
+        let outputs = bn.weight.len();
+        let per_output = self.weight.len() / outputs;
+        let mut weight = Vec::with_capacity(self.weight.len());
+        let mut bias = Vec::with_capacity(outputs);
+        for o in 0..outputs {
+            let scale = f64::from(bn.weight[o]) / (f64::from(bn.running_var[o]) + BN_EPS).sqrt();
+            weight.extend(
+                self.weight[o * per_output..(o + 1) * per_output]
+                    .iter()
+                    .map(|&w| (f64::from(w) * scale) as f32),
+            );
+            bias.push((f64::from(bn.bias[o]) - f64::from(bn.running_mean[o]) * scale) as f32);
+        }
+        Linear { weight, bias }
+    }
+}
+
 /// A fully connected layer (also the SE's 1×1 convolutions): `weight` is `[out][in]`, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear {

@@ -1,0 +1,603 @@
+//! A network's weights on a GPU, and the per-workspace device buffers and captured graphs its
+//! forward passes replay.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cudarc::driver::sys::{CUdevice_attribute, CUgraphInstantiate_flags, CUstreamCaptureMode};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, CudaView, LaunchConfig,
+    PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
+use regnet_spec::{Architecture, INPUT_CHANNELS};
+
+use super::plan::{self, Buffer, Step, Weights};
+use super::source::{self, Kernel, Tile};
+use super::{Precision, compile, require_driver};
+use crate::device::DeviceError;
+use crate::weights::{Linear, NetworkWeights};
+use crate::workspace::{Workspace, WorkspaceLayout};
+
+/// Tells networks apart, so a workspace never replays a graph captured for another one's
+/// weights.
+static NEXT_NETWORK: AtomicU64 = AtomicU64::new(0);
+
+/// A network's weights in the layouts `kernels.cu` reads, its compiled kernels, and the plan
+/// of its forward pass.
+pub struct CudaNetwork {
+    id: u64,
+    ordinal: usize,
+    architecture: Architecture<'static>,
+    context: Arc<CudaContext>,
+    functions: HashMap<Kernel, CudaFunction>,
+    precision: Precision,
+    multiprocessors: usize,
+    weights: CudaSlice<f32>,
+    /// The plan (with the feature copies), each step with its tensors' ranges in `weights`.
+    steps: Vec<(Step, Vec<Range<usize>>)>,
+}
+
+/// `rows`×`columns` row-major → `columns`×`rows`.
+fn transpose(matrix: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    (0..columns * rows)
+        .map(|i| matrix[(i % rows) * columns + i / rows])
+        .collect()
+}
+
+/// A layer's weights transposed so a warp's threads (consecutive output channels) read
+/// consecutive floats: PyTorch's `[outputs][rest]` becomes `[rest][outputs]`.
+fn outputs_last(layer: &Linear) -> [Vec<f32>; 2] {
+    let outputs = layer.bias.len();
+    [
+        transpose(&layer.weight, outputs, layer.weight.len() / outputs),
+        layer.bias.clone(),
+    ]
+}
+
+/// The device tensors of one step, in the order its kernel takes them.
+fn tensors(which: Weights, weights: &NetworkWeights) -> Vec<Vec<f32>> {
+    let folded = |conv: &crate::weights::ConvBn| outputs_last(&conv.fold()).to_vec();
+    match which {
+        Weights::Stem => folded(&weights.stem),
+        Weights::Projection(b) => folded(
+            weights.blocks[b]
+                .proj
+                .as_ref()
+                .expect("the plan projects exactly where the architecture does"),
+        ),
+        Weights::Reduce(b) => folded(&weights.blocks[b].a),
+        Weights::Grouped(b) => folded(&weights.blocks[b].b),
+        Weights::Expand(b) => folded(&weights.blocks[b].c),
+        Weights::Excite(b) => {
+            let se = weights.blocks[b]
+                .se
+                .as_ref()
+                .expect("the plan excites exactly where the architecture does");
+            let [w2, b2] = outputs_last(&se.expand);
+            vec![se.reduce.weight.clone(), se.reduce.bias.clone(), w2, b2]
+        }
+        Weights::Classifier => outputs_last(&weights.fc).to_vec(),
+    }
+}
+
+impl CudaNetwork {
+    /// Compiles (or finds in the cache) the network's kernels for device `ordinal` and uploads
+    /// its folded weights. `weights` must match `architecture`, as the loader guarantees.
+    pub fn new(
+        architecture: Architecture<'static>,
+        weights: &NetworkWeights,
+        ordinal: usize,
+        precision: Precision,
+    ) -> Result<Self, DeviceError> {
+        require_driver()?;
+        compile::require_nvrtc()?;
+        let context =
+            CudaContext::new(ordinal).map_err(|e| DeviceError::driver("cuCtxCreate", e))?;
+        // SAFETY: event tracking orders a buffer's uses across streams; here every stream is
+        // ordered by hand instead: the weights are uploaded and synchronized before any pass,
+        // each workspace's buffers are used on that workspace's stream only, which every pass
+        // synchronizes before it returns (failed ones too), and device inputs are joined from
+        // their stream. (Its events would also break graph capture.)
+        unsafe { context.disable_event_tracking() };
+        let (major, minor) = context
+            .compute_capability()
+            .map_err(|e| DeviceError::driver("cuDeviceGetAttribute", e))?;
+        let arch = u32::try_from(major * 10 + minor).unwrap_or(0);
+        if precision == Precision::Tf32 && arch < 80 {
+            return Err(DeviceError::Unsupported(format!(
+                "TF32 tensor cores need sm_80 or newer; device {ordinal} is sm_{arch}"
+            )));
+        }
+        let kernels = source::kernels(&architecture, precision);
+        source::fits_shared_memory(&kernels).map_err(DeviceError::Unsupported)?;
+        let modules = source::modules(&kernels);
+        let sources: Vec<&str> = modules.iter().map(|(_, source)| source.as_str()).collect();
+        let cubins = compile::in_parallel(&sources, |source| compile::cached(source, arch))?;
+        let mut functions = HashMap::new();
+        for ((kernels, source), cubin) in modules.iter().zip(cubins) {
+            let module = match context.load_module(Ptx::from_binary(cubin)) {
+                Ok(module) => module,
+                // A damaged cache entry: compile again and replace it.
+                Err(_) => context
+                    .load_module(Ptx::from_binary(compile::refresh(source, arch)?))
+                    .map_err(|e| DeviceError::driver("cuModuleLoadData", e))?,
+            };
+            for kernel in kernels {
+                let function = module
+                    .load_function(&kernel.name())
+                    .map_err(|e| DeviceError::driver("cuModuleGetFunction", e))?;
+                functions.insert(*kernel, function);
+            }
+        }
+        let mut host = Vec::new();
+        let steps = plan::steps(&architecture, true)
+            .into_iter()
+            .map(|step| {
+                let ranges = step
+                    .weights
+                    .map(|which| tensors(which, weights))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|tensor| {
+                        let start = host.len();
+                        host.extend(tensor);
+                        start..host.len()
+                    })
+                    .collect();
+                (step, ranges)
+            })
+            .collect();
+        let stream = context.default_stream();
+        let weights = stream
+            .clone_htod(&host)
+            .map_err(|e| DeviceError::driver("cuMemcpyHtoD", e))?;
+        stream
+            .synchronize()
+            .map_err(|e| DeviceError::driver("cuStreamSynchronize", e))?;
+        let multiprocessors = context
+            .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| DeviceError::driver("cuDeviceGetAttribute", e))?;
+        Ok(CudaNetwork {
+            id: NEXT_NETWORK.fetch_add(1, Ordering::Relaxed),
+            ordinal,
+            architecture,
+            context,
+            functions,
+            precision,
+            multiprocessors: usize::try_from(multiprocessors).unwrap_or(1).max(1),
+            weights,
+            steps,
+        })
+    }
+
+    pub fn architecture(&self) -> &Architecture<'static> {
+        &self.architecture
+    }
+
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Runs `batch` NCHW images from the host (checked by the caller) and copies the logits,
+    /// and with `features` the feature maps, into the workspace's host buffers.
+    pub fn run(
+        &self,
+        input: &[f32],
+        batch: usize,
+        workspace: &mut Workspace,
+        features: bool,
+    ) -> Result<(), DeviceError> {
+        let Workspace {
+            device,
+            layout,
+            capacity,
+            options,
+            logits: host_logits,
+            features: host_features,
+            ..
+        } = workspace;
+        let classes = self.architecture.num_classes;
+        self.pass(device, layout, *capacity, options.features, |device| {
+            let stream = &device.stream;
+            stream
+                .memcpy_htod(input, &mut device.buffers.input.slice_mut(..input.len()))
+                .map_err(|e| DeviceError::driver("cuMemcpyHtoDAsync", e))?;
+            self.replay(device, batch, features)?;
+            let stream = &device.stream;
+            let logits = device.buffers.logits.slice(..batch * classes);
+            stream
+                .memcpy_dtoh(&logits, &mut host_logits[..batch * classes])
+                .map_err(|e| DeviceError::driver("cuMemcpyDtoHAsync", e))?;
+            if features {
+                let floats = batch * layout.features;
+                let maps = device.buffers.features.slice(..floats);
+                stream
+                    .memcpy_dtoh(&maps, &mut host_features[..floats])
+                    .map_err(|e| DeviceError::driver("cuMemcpyDtoHAsync", e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Like `run` with the images already on this device (after the work queued on their
+    /// stream); returns the logits there, valid until the workspace's next pass.
+    pub fn run_on_device<'w>(
+        &self,
+        input: &CudaSlice<f32>,
+        batch: usize,
+        workspace: &'w mut Workspace,
+    ) -> Result<CudaView<'w, f32>, DeviceError> {
+        if input.ordinal() != self.ordinal {
+            return Err(DeviceError::Unsupported(format!(
+                "the input is on CUDA device {}, the network on device {}",
+                input.ordinal(),
+                self.ordinal
+            )));
+        }
+        let Workspace {
+            device,
+            layout,
+            capacity,
+            options,
+            ..
+        } = workspace;
+        self.pass(device, layout, *capacity, options.features, |device| {
+            // The caller's uploads or kernels that produce the input finish first.
+            device
+                .stream
+                .join(input.stream())
+                .map_err(|e| DeviceError::driver("cuStreamWaitEvent", e))?;
+            device
+                .stream
+                .memcpy_dtod(input, &mut device.buffers.input.slice_mut(..input.len()))
+                .map_err(|e| DeviceError::driver("cuMemcpyDtoDAsync", e))?;
+            self.replay(device, batch, false)
+        })?;
+        let device = device.as_ref().expect("a successful pass keeps its state");
+        Ok(device
+            .buffers
+            .logits
+            .slice(..batch * self.architecture.num_classes))
+    }
+
+    /// Runs `work` on the workspace's device state and waits for its stream, also when `work`
+    /// failed (nothing of a failed pass may still run when the network is dropped). After a
+    /// failure the state is dropped, so a capture left open cannot poison the next pass.
+    fn pass(
+        &self,
+        slot: &mut Option<DeviceWorkspace>,
+        layout: &WorkspaceLayout,
+        capacity: usize,
+        features: bool,
+        work: impl FnOnce(&mut DeviceWorkspace) -> Result<(), DeviceError>,
+    ) -> Result<(), DeviceError> {
+        let device = self.bind(slot, layout, capacity, features)?;
+        let result = work(device);
+        let synchronized = device
+            .stream
+            .synchronize()
+            .map_err(|e| DeviceError::driver("cuStreamSynchronize", e));
+        let result = result.and(synchronized);
+        if result.is_err() {
+            *slot = None;
+        }
+        result
+    }
+
+    /// The workspace's device state for this network: made on first use (device buffers for
+    /// the workspace's capacity and a stream of its own), kept while the workspace serves this
+    /// network, and made again if it moves to another.
+    fn bind<'w>(
+        &self,
+        slot: &'w mut Option<DeviceWorkspace>,
+        layout: &WorkspaceLayout,
+        capacity: usize,
+        features: bool,
+    ) -> Result<&'w mut DeviceWorkspace, DeviceError> {
+        if slot
+            .as_ref()
+            .is_some_and(|device| device.network != self.id)
+        {
+            // The old graphs and buffers go first: both sets need not fit at once.
+            *slot = None;
+        }
+        match slot {
+            Some(device) => Ok(device),
+            None => Ok(slot.insert(DeviceWorkspace::new(self, layout, capacity, features)?)),
+        }
+    }
+
+    /// Launches the captured graph of this batch size, capturing it on first use.
+    fn replay(
+        &self,
+        device: &mut DeviceWorkspace,
+        batch: usize,
+        features: bool,
+    ) -> Result<(), DeviceError> {
+        let key = (batch, features);
+        if !device.graphs.contains_key(&key) {
+            let stream = &device.stream;
+            stream
+                .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+                .map_err(|e| DeviceError::driver("cuStreamBeginCapture", e))?;
+            let launched = self.launch_all(stream, &device.buffers, batch, features);
+            // The capture ends even when a launch failed, leaving the stream usable.
+            let graph = stream
+                .end_capture(CUgraphInstantiate_flags(0))
+                .map_err(|e| DeviceError::driver("cuStreamEndCapture", e));
+            launched?;
+            let graph = graph?.ok_or_else(|| DeviceError::Driver {
+                call: "cuStreamEndCapture",
+                message: "the capture recorded no graph".to_owned(),
+            })?;
+            device.graphs.insert(key, Replay(graph));
+        }
+        device.graphs[&key]
+            .0
+            .launch()
+            .map_err(|e| DeviceError::driver("cuGraphLaunch", e))
+    }
+
+    fn launch_all(
+        &self,
+        stream: &Arc<CudaStream>,
+        buffers: &DeviceBuffers,
+        batch: usize,
+        features: bool,
+    ) -> Result<(), DeviceError> {
+        for (step, ranges) in &self.steps {
+            if matches!(step.kernel, Kernel::ToNchw { .. }) && !features {
+                continue;
+            }
+            self.launch(stream, buffers, step, ranges, batch)?;
+        }
+        Ok(())
+    }
+
+    /// The 1×1 convolution's tile for `rows` output rows: the wide one when it still gives
+    /// every multiprocessor two blocks, else the narrow one.
+    fn tile(&self, rows: usize, columns: usize) -> Tile {
+        let [narrow, wide] = source::tiles(self.precision);
+        let (tile_rows, tile_columns) = wide.shape();
+        let blocks = rows.div_ceil(tile_rows) * columns.div_ceil(tile_columns);
+        if blocks >= 2 * self.multiprocessors {
+            wide
+        } else {
+            narrow
+        }
+    }
+
+    fn launch(
+        &self,
+        stream: &Arc<CudaStream>,
+        buffers: &DeviceBuffers,
+        step: &Step,
+        ranges: &[Range<usize>],
+        batch: usize,
+    ) -> Result<(), DeviceError> {
+        let batch_arg = i32::try_from(batch).map_err(|_| {
+            DeviceError::Unsupported(format!(
+                "a batch of {batch} images is too large for one pass"
+            ))
+        })?;
+        let tensors: Vec<CudaView<'_, f32>> = ranges
+            .iter()
+            .map(|r| self.weights.slice(r.clone()))
+            .collect();
+        let input = buffers.view(step.input, batch);
+        let output = buffers.view(step.output, batch);
+        let threads = source::THREADS;
+        // Grid-stride kernels: enough blocks to fill the GPU several times over, no more.
+        let elements = |count: usize| {
+            let blocks = count
+                .div_ceil(threads as usize)
+                .min(self.multiprocessors * 32);
+            LaunchConfig {
+                grid_dim: (u32::try_from(blocks.max(1)).unwrap_or(u32::MAX), 1, 1),
+                block_dim: (threads, 1, 1),
+                shared_mem_bytes: 0,
+            }
+        };
+        let (kernel, config) = match step.kernel {
+            Kernel::Stem {
+                channels,
+                output_size,
+                ..
+            } => (
+                step.kernel,
+                elements(batch * channels * output_size * output_size),
+            ),
+            Kernel::Grouped {
+                channels,
+                output_size,
+                ..
+            } => (
+                step.kernel,
+                elements(batch * channels * output_size * output_size),
+            ),
+            Kernel::ChannelMean { channels, .. } => (step.kernel, elements(batch * channels)),
+            Kernel::ToNchw { channels, pixels } => {
+                (step.kernel, elements(batch * channels * pixels))
+            }
+            Kernel::Excite { .. } => (
+                step.kernel,
+                LaunchConfig {
+                    grid_dim: (batch_arg as u32, 1, 1),
+                    block_dim: (threads, 1, 1),
+                    shared_mem_bytes: 0,
+                },
+            ),
+            Kernel::Pointwise(shape) => {
+                let rows = batch * step.rows.output_size * step.rows.output_size;
+                let tile = self.tile(rows, shape.outputs);
+                let (tile_rows, tile_columns) = tile.shape();
+                let grid_rows = u32::try_from(rows.div_ceil(tile_rows))
+                    .ok()
+                    .filter(|&blocks| blocks <= 65_535)
+                    .ok_or_else(|| {
+                        DeviceError::Unsupported(format!(
+                            "a batch of {batch} images is too large for one pass; split it"
+                        ))
+                    })?;
+                (
+                    Kernel::Pointwise(source::Pointwise { tile, ..shape }),
+                    LaunchConfig {
+                        grid_dim: (shape.outputs.div_ceil(tile_columns) as u32, grid_rows, 1),
+                        block_dim: (threads, 1, 1),
+                        shared_mem_bytes: 0,
+                    },
+                )
+            }
+        };
+        let function = &self.functions[&kernel];
+        let mut launch = stream.launch_builder(function);
+        launch.arg(&input);
+        match step.kernel {
+            Kernel::Pointwise(_) => {
+                // Unused pointers (no gate, no residual) still need a valid address.
+                let gate = buffers.view(step.gate.unwrap_or(step.input), batch);
+                let residual = buffers.view(step.residual.unwrap_or(step.input), batch);
+                launch.arg(&gate).arg(&tensors[0]).arg(&tensors[1]);
+                let flags =
+                    source::epilogue(step.gate.is_some(), step.residual.is_some(), step.relu);
+                let [in_size, out_size, stride] = [
+                    step.rows.input_size,
+                    step.rows.output_size,
+                    step.rows.stride,
+                ]
+                .map(|n| n as i32);
+                launch
+                    .arg(&residual)
+                    .arg(&output)
+                    .arg(&batch_arg)
+                    .arg(&flags);
+                launch.arg(&in_size).arg(&out_size).arg(&stride);
+                self.launch_with(launch, config)
+            }
+            Kernel::Excite { .. } => {
+                for tensor in &tensors {
+                    launch.arg(tensor);
+                }
+                launch.arg(&output);
+                self.launch_with(launch, config)
+            }
+            _ => {
+                for tensor in &tensors {
+                    launch.arg(tensor);
+                }
+                launch.arg(&output).arg(&batch_arg);
+                self.launch_with(launch, config)
+            }
+        }
+    }
+
+    fn launch_with(
+        &self,
+        mut launch: cudarc::driver::LaunchArgs<'_>,
+        config: LaunchConfig,
+    ) -> Result<(), DeviceError> {
+        // SAFETY: the arguments match the wrapper's C parameters (source.rs writes both from
+        // one signature per kernel kind); every buffer holds the batch's floats (sized from the
+        // workspace layout for the workspace's capacity, which the caller checked the batch
+        // against); a step's output is never one of its inputs (the plan alternates buffers);
+        // and the weights stay alive and unchanged while the network exists.
+        unsafe { launch.launch(config) }
+            .map(|_| ())
+            .map_err(|e| DeviceError::driver("cuLaunchKernel", e))
+    }
+}
+
+/// A captured graph. `CudaGraph` holds raw driver handles, so it is not `Send` by default.
+struct Replay(CudaGraph);
+
+// SAFETY: CUDA driver handles may be used from any thread; cudarc binds the graph's context to
+// the calling thread before every launch, and a workspace (its only owner) is used by one
+// thread at a time (`&mut` access).
+unsafe impl Send for Replay {}
+
+// SAFETY: nothing reads or launches a graph through a shared reference: graphs are reached only
+// through `&mut Workspace` (the field is private to the crate), so sharing `&Replay` between
+// threads gives no access at all.
+unsafe impl Sync for Replay {}
+
+/// One workspace's device buffers for `capacity` images, sized like its host buffers.
+struct DeviceBuffers {
+    input: CudaSlice<f32>,
+    activations: [CudaSlice<f32>; 2],
+    shortcut: CudaSlice<f32>,
+    reduced: CudaSlice<f32>,
+    bottleneck: CudaSlice<f32>,
+    mean: CudaSlice<f32>,
+    gate: CudaSlice<f32>,
+    logits: CudaSlice<f32>,
+    features: CudaSlice<f32>,
+}
+
+impl DeviceBuffers {
+    fn view(&self, buffer: Buffer, batch: usize) -> CudaView<'_, f32> {
+        match buffer {
+            Buffer::Input => self.input.slice(..),
+            Buffer::Activation(i) => self.activations[i].slice(..),
+            Buffer::Shortcut => self.shortcut.slice(..),
+            Buffer::Reduced => self.reduced.slice(..),
+            Buffer::Bottleneck => self.bottleneck.slice(..),
+            Buffer::Mean => self.mean.slice(..),
+            Buffer::Gate => self.gate.slice(..),
+            Buffer::Logits => self.logits.slice(..),
+            Buffer::StageOutputs(per_image) => self.features.slice(per_image * batch..),
+        }
+    }
+}
+
+/// A workspace's state on a GPU: buffers, its own stream, and the graphs captured so far per
+/// (batch size, features).
+pub struct DeviceWorkspace {
+    network: u64,
+    stream: Arc<CudaStream>,
+    buffers: DeviceBuffers,
+    graphs: HashMap<(usize, bool), Replay>,
+}
+
+impl DeviceWorkspace {
+    fn new(
+        network: &CudaNetwork,
+        layout: &WorkspaceLayout,
+        capacity: usize,
+        features: bool,
+    ) -> Result<Self, DeviceError> {
+        let stream = network
+            .context
+            .new_stream()
+            .map_err(|e| DeviceError::driver("cuStreamCreate", e))?;
+        let resolution = network.architecture.resolution;
+        let alloc = |floats_per_image: usize| {
+            stream
+                .alloc_zeros::<f32>((floats_per_image * capacity).max(1))
+                .map_err(|e| DeviceError::driver("cuMemAlloc", e))
+        };
+        let buffers = DeviceBuffers {
+            input: alloc(INPUT_CHANNELS * resolution * resolution)?,
+            activations: [alloc(layout.activation)?, alloc(layout.activation)?],
+            shortcut: alloc(layout.shortcut)?,
+            reduced: alloc(layout.bottleneck_padded)?,
+            bottleneck: alloc(layout.bottleneck)?,
+            mean: alloc(layout.vector)?,
+            gate: alloc(layout.vector)?,
+            logits: alloc(layout.logits)?,
+            features: alloc(if features { layout.features } else { 0 })?,
+        };
+        Ok(DeviceWorkspace {
+            network: network.id,
+            stream,
+            buffers,
+            graphs: HashMap::new(),
+        })
+    }
+}
