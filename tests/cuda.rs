@@ -32,8 +32,14 @@ fn gpu() -> bool {
     }
 }
 
+/// A fixture directory: under `$REGNET_FIXTURES` when set (the GPU machine gets the test binary
+/// and the fixtures it needs carried, away from this checkout), else at `relative` in the
+/// repository.
 fn fixture(relative: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    let dir = match std::env::var_os("REGNET_FIXTURES") {
+        Some(root) => Path::new(&root).join(Path::new(relative).file_name()?),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(relative),
+    };
     if dir.is_dir() {
         Some(dir)
     } else {

@@ -329,7 +329,19 @@ impl Network {
         match &self.backend {
             Backend::Cuda(cuda) => Ok(cuda.run_on_device(input, batch, workspace)?),
             Backend::Cpu(_) => Err(DeviceError::Unsupported(
-                "device buffers need a network on a GPU: move it with `to_device` first".to_owned(),
+                "this network is on the CPU: move it with `to_device` first".to_owned(),
+            )
+            .into()),
+        }
+    }
+
+    /// Copies host floats (images, say) to the network's GPU, for `forward_on_device`.
+    #[cfg(feature = "cuda")]
+    pub fn upload(&self, data: &[f32]) -> Result<cudarc::driver::CudaSlice<f32>, RunError> {
+        match &self.backend {
+            Backend::Cuda(cuda) => Ok(cuda.upload(data)?),
+            Backend::Cpu(_) => Err(DeviceError::Unsupported(
+                "this network is on the CPU: move it with `to_device` first".to_owned(),
             )
             .into()),
         }

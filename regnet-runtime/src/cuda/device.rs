@@ -185,6 +185,18 @@ impl CudaNetwork {
         self.precision
     }
 
+    /// A copy of `data` in this device's memory, ready when this returns.
+    pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, DeviceError> {
+        let stream = self.context.default_stream();
+        let slice = stream
+            .clone_htod(data)
+            .map_err(|e| DeviceError::driver("cuMemcpyHtoD", e))?;
+        stream
+            .synchronize()
+            .map_err(|e| DeviceError::driver("cuStreamSynchronize", e))?;
+        Ok(slice)
+    }
+
     /// Runs `batch` NCHW images from the host (checked by the caller) and copies the logits,
     /// and with `features` the feature maps, into the workspace's host buffers.
     pub fn run(
