@@ -14,7 +14,7 @@ use crate::tensors;
 use crate::zoo::{self, Model};
 
 /// Moves a network to the chosen device (`tf32`: tensor cores on CUDA).
-fn place(network: Network, (device, tf32): (DeviceChoice, bool)) -> Result<Network, String> {
+pub fn place(network: Network, (device, tf32): (DeviceChoice, bool)) -> Result<Network, String> {
     match device {
         DeviceChoice::Cpu if tf32 => Err("--tf32 applies to --device cuda only".to_owned()),
         DeviceChoice::Cpu => Ok(network),
@@ -55,7 +55,7 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
     })
 }
 
-fn options(threads: Option<usize>, isa: Option<Isa>, features: bool) -> Options {
+pub fn options(threads: Option<usize>, isa: Option<Isa>, features: bool) -> Options {
     let defaults = Options::default();
     Options {
         threads: threads.unwrap_or(defaults.threads),

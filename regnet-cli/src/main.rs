@@ -1,8 +1,10 @@
 //! The `regnet` command: run, benchmark and inspect RegNets.
 
+mod classify;
 mod execute;
 mod graph_json;
 mod inspect;
+mod preprocess;
 mod tensors;
 mod zoo;
 
@@ -136,6 +138,34 @@ enum Command {
         #[command(flatten)]
         placement: Placement,
     },
+    /// Classify images (JPEG, PNG, WebP; directories walked) into the 1000 ImageNet classes.
+    Classify {
+        /// A spec's file stem, e.g. regnety_1.6gf.
+        model: String,
+        /// The checkpoint (safetensors; torchvision, timm or pycls names).
+        #[arg(long)]
+        weights: PathBuf,
+        /// Image files and directories.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// How many classes to print per image.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Feed channels as B, G, R (pycls's original checkpoints were trained on BGR input).
+        #[arg(long)]
+        bgr: bool,
+        /// One JSON object per image and line instead of the table.
+        #[arg(long)]
+        jsonl: bool,
+        /// Threads per layer [default: the available cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        #[command(flatten)]
+        placement: Placement,
+    },
     /// Print the stage table and complexity of a spec.
     Inspect {
         /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
@@ -170,6 +200,8 @@ enum Failure {
     Input(String),
     /// Stdout failed for a reason other than a closed pipe.
     Output(io::Error),
+    /// Some inputs (images) could not be read; the rest were processed: exit 1.
+    Partial(String),
 }
 
 impl From<io::Error> for Failure {
@@ -191,6 +223,10 @@ fn main() -> ExitCode {
         }
         Err(Failure::Output(error)) => {
             report(&format!("error: cannot write the output: {error}"));
+            ExitCode::from(1)
+        }
+        Err(Failure::Partial(message)) => {
+            report(&format!("error: {message}"));
             ExitCode::from(1)
         }
         Err(Failure::Input(message)) => {
@@ -289,6 +325,40 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                     result.images_per_s,
                     load.as_secs_f64() * 1e3
                 )?;
+            }
+        }
+        Command::Classify {
+            model,
+            weights,
+            inputs,
+            top,
+            batch,
+            bgr,
+            jsonl,
+            threads,
+            placement,
+        } => {
+            let outcome = classify::classify(
+                out,
+                &classify::Classify {
+                    model: &model,
+                    weights: &weights,
+                    inputs: &inputs,
+                    top,
+                    batch,
+                    bgr,
+                    jsonl,
+                    threads,
+                    device: (placement.device, placement.tf32),
+                },
+            )?
+            .map_err(Failure::Input)?;
+            if outcome.failed > 0 {
+                return Err(Failure::Partial(format!(
+                    "{} of {} images could not be classified",
+                    outcome.failed,
+                    outcome.failed + outcome.classified
+                )));
             }
         }
         Command::Inspect { spec, json } => {
