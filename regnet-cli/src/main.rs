@@ -190,6 +190,8 @@ enum Format {
     Dot,
     /// One JSON object with nodes and edges.
     Json,
+    /// The graph drawn as SVG by Graphviz (`dot` must be installed).
+    Svg,
 }
 
 /// Why a command failed; each kind has its own exit code.
@@ -379,10 +381,52 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                     out.write_all(regnet_spec::graph::to_dot(&graph, name).as_bytes())?
                 }
                 Format::Json => graph_json::write(out, &graph, name)?,
+                Format::Svg => {
+                    let svg = render_svg(&regnet_spec::graph::to_dot(&graph, name))
+                        .map_err(Failure::Input)?;
+                    out.write_all(&svg)?
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Draws DOT as SVG with Graphviz's `dot`, or says how to get it.
+fn render_svg(dot: &str) -> Result<Vec<u8>, String> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| match error.kind() {
+            io::ErrorKind::NotFound => "Graphviz's `dot` is not installed (e.g. `apt install \
+                                        graphviz`); `--format dot` prints the graph for any \
+                                        Graphviz viewer"
+                .to_owned(),
+            _ => format!("cannot run Graphviz's `dot`: {error}"),
+        })?;
+    // Feed stdin from a thread: `dot` may fill its stdout pipe before reading all its input.
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let input = dot.to_owned();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("Graphviz's `dot` failed: {e}"))?;
+    let written = writer
+        .join()
+        .map_err(|_| "writing to `dot` panicked".to_owned())?;
+    if !output.status.success() {
+        return Err(format!(
+            "Graphviz's `dot` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    written.map_err(|e| format!("cannot write to Graphviz's `dot`: {e}"))?;
+    Ok(output.stdout)
 }
 
 /// The spec used when none is given, compiled into the binary so it works from anywhere.

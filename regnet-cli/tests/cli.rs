@@ -258,3 +258,28 @@ fn a_device_that_is_not_cpu_or_cuda_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn graph_svg_is_drawn_by_graphviz_or_says_it_is_missing() {
+    let output = regnet(&["graph", REGNETX_200MF, "--format", "svg"]);
+    let has_dot = Command::new("dot")
+        .arg("-V")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_dot {
+        let svg = stdout(&output);
+        assert!(
+            svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{svg}"
+        );
+    } else {
+        eprintln!("Graphviz is not installed: checking the message");
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            stderr(&output).contains("`dot` is not installed"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
