@@ -4,6 +4,7 @@ mod classify;
 mod execute;
 mod graph_json;
 mod inspect;
+mod plot;
 mod preprocess;
 mod tensors;
 mod zoo;
@@ -165,6 +166,14 @@ enum Command {
         threads: Option<usize>,
         #[command(flatten)]
         placement: Placement,
+    },
+    /// Draw the per-block widths of a spec: continuous, quantized, and the stages (SVG or PNG).
+    Plot {
+        /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
+        spec: Option<PathBuf>,
+        /// The picture to write: .svg or .png.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Print the stage table and complexity of a spec.
     Inspect {
@@ -362,6 +371,10 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                     outcome.failed + outcome.classified
                 )));
             }
+        }
+        Command::Plot { spec, output } => {
+            let (network, stem) = load(spec.as_deref())?;
+            plot::plot(&network, network.display_name(&stem), &output).map_err(Failure::Input)?;
         }
         Command::Inspect { spec, json } => {
             let (network, stem) = load(spec.as_deref())?;

@@ -283,3 +283,50 @@ fn graph_svg_is_drawn_by_graphviz_or_says_it_is_missing() {
         );
     }
 }
+
+#[test]
+fn plot_writes_svg_and_png_and_refuses_other_formats() {
+    let dir = std::env::temp_dir().join(format!("regnet-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("widths.svg");
+    stdout(&regnet(&[
+        "plot",
+        REGNETY_1_6GF,
+        "-o",
+        svg.to_str().unwrap(),
+    ]));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg"), "not SVG");
+    assert!(
+        text.contains(
+            "RegNetY-1.6GF: d=27 w0=48 wa=20.71 wm=2.65 g=24 SE, 1.612 GF, 11.20 M params"
+        ),
+        "title with the parameters, flops and params"
+    );
+    assert!(text.contains("stage widths after the group rule"));
+    let png = dir.join("widths.png");
+    stdout(&regnet(&[
+        "plot",
+        REGNETX_200MF,
+        "-o",
+        png.to_str().unwrap(),
+    ]));
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((width, height), (960, 600));
+    let other = regnet(&[
+        "plot",
+        REGNETX_200MF,
+        "-o",
+        dir.join("w.gif").to_str().unwrap(),
+    ]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(
+        stderr(&other).contains(".svg or .png"),
+        "{}",
+        stderr(&other)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
