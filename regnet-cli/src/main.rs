@@ -6,6 +6,7 @@ mod graph_json;
 mod inspect;
 mod plot;
 mod preprocess;
+mod sample;
 mod tensors;
 mod zoo;
 
@@ -43,6 +44,15 @@ impl From<IsaChoice> for regnet::runtime::Isa {
             IsaChoice::Avx512 => regnet::runtime::Isa::Avx512,
         }
     }
+}
+
+/// The design spaces `regnet sample` draws from.
+#[derive(Clone, Copy, ValueEnum)]
+enum SpaceChoice {
+    /// RegNet without squeeze-excitation.
+    Regnetx,
+    /// RegNet with squeeze-excitation.
+    Regnety,
 }
 
 /// `--device` values: `cpu`, `cuda` or `cuda:N`.
@@ -174,6 +184,30 @@ enum Command {
         /// The picture to write: .svg or .png.
         #[arg(short, long)]
         output: PathBuf,
+    },
+    /// Sample the paper's RegNet design spaces: spec files and a table of their complexity.
+    Sample {
+        /// The design space.
+        #[arg(value_enum)]
+        space: SpaceChoice,
+        /// How many samples to keep.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// The random seed (the same seed gives the same samples).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Keep networks with multiply-adds in this range, e.g. 380M..420M.
+        #[arg(long, value_parser = sample::parse_flops)]
+        flops: Option<(u64, u64)>,
+        /// Keep networks with this many stages.
+        #[arg(long)]
+        stages: Option<usize>,
+        /// Give up after this many draws.
+        #[arg(long, default_value_t = 1_000_000)]
+        attempts: usize,
+        /// Write each sample's spec (NAME.yaml), samples.csv and samples.json here.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Print the stage table and complexity of a spec.
     Inspect {
@@ -376,6 +410,29 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             let (network, stem) = load(spec.as_deref())?;
             plot::plot(&network, network.display_name(&stem), &output).map_err(Failure::Input)?;
         }
+        Command::Sample {
+            space,
+            count,
+            seed,
+            flops,
+            stages,
+            attempts,
+            output,
+        } => sample::run(
+            out,
+            &sample::Request {
+                space: match space {
+                    SpaceChoice::Regnetx => regnet_spec::sample::Space::RegNetX,
+                    SpaceChoice::Regnety => regnet_spec::sample::Space::RegNetY,
+                },
+                count,
+                seed,
+                filter: regnet_spec::sample::Filter { flops, stages },
+                attempts,
+                output: output.as_deref(),
+            },
+        )?
+        .map_err(Failure::Input)?,
         Command::Inspect { spec, json } => {
             let (network, stem) = load(spec.as_deref())?;
             let name = network.display_name(&stem);

@@ -330,3 +330,43 @@ fn plot_writes_svg_and_png_and_refuses_other_formats() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sample_writes_specs_that_compile_to_the_tabled_complexity() {
+    let dir = std::env::temp_dir().join(format!("regnet-sample-{}", std::process::id()));
+    let args = [
+        "sample",
+        "regnetx",
+        "--count",
+        "3",
+        "--seed",
+        "5",
+        "--flops",
+        "200M..800M",
+        "--stages",
+        "4",
+        "-o",
+    ];
+    let first = stdout(&regnet(&[&args[..], &[dir.to_str().unwrap()]].concat())).to_owned();
+    let again = stdout(&regnet(&[&args[..], &[dir.to_str().unwrap()]].concat())).to_owned();
+    assert_eq!(first, again, "the same seed gives the same samples");
+    let rows: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("samples.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 3);
+    let csv = std::fs::read_to_string(dir.join("samples.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    for row in &rows {
+        let flops = row["flops"].as_u64().unwrap();
+        assert!((200_000_000..=800_000_000).contains(&flops), "{row}");
+        assert_eq!(row["stages"], 4);
+        assert_eq!(row["se"], false);
+        let spec = dir.join(format!("{}.yaml", row["name"].as_str().unwrap()));
+        let inspected = json(&regnet(&["inspect", spec.to_str().unwrap(), "--json"]));
+        assert_eq!(inspected["flops"], row["flops"], "{}", spec.display());
+        assert_eq!(inspected["params"], row["params"]);
+    }
+    let impossible = regnet(&["sample", "regnety", "--flops", "1..2", "--attempts", "100"]);
+    assert_eq!(impossible.status.code(), Some(2));
+    assert!(stderr(&impossible).contains("found 0 of 10 samples in 100 draws"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -21,6 +21,7 @@ mod diagnostics;
 pub mod graph;
 mod network;
 mod quantize;
+pub mod sample;
 mod spec;
 mod table;
 
