@@ -9,7 +9,11 @@ use syn::{Ident, LitStr, Token, Visibility};
 pub struct MacroInput {
     /// `pub` when the type is not named explicitly.
     pub visibility: Visibility,
+    /// The type's name when written (`Name = ...`); `None` derives it from the spec's `name`
+    /// or the file stem.
     pub type_name: Option<Ident>,
+    /// The spec's path as written, relative to the crate's root (`CARGO_MANIFEST_DIR`); errors
+    /// about the spec point at this literal.
     pub path: LitStr,
 }
 
@@ -42,7 +46,9 @@ impl Parse for MacroInput {
 
 /// A macro input whose spec compiled.
 pub struct Resolved {
+    /// The compiled spec.
     pub network: Network,
+    /// The type's name: the one written, else derived (`RegNetY-1.6GF` → `RegNetY1_6GF`).
     pub type_name: Ident,
     /// Absolute path of the spec, for rebuild tracking.
     pub tracked_path: String,

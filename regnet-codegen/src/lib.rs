@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The code behind `regnet!`: parse the macro input, compile the spec with `regnet-spec`, emit the
 //! network type. Everything here works on `proc_macro2` tokens, so it is tested as a plain library
 //! (snapshot tests of the generated code) and the proc-macro crate stays a one-line shell.

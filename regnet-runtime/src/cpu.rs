@@ -63,6 +63,7 @@ impl CpuBlock {
 /// What each timed step of a forward pass does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Step {
+    /// The stem's stride-2 3×3 convolution (with BN and ReLU).
     Stem,
     /// The shortcut's strided 1×1 projection.
     Projection,
@@ -70,6 +71,7 @@ pub enum Step {
     Reduce,
     /// The grouped 3×3 convolution.
     Grouped,
+    /// Squeeze-and-excitation: pooling, the two small linear layers and the channel scaling.
     SqueezeExcite,
     /// The block's last 1×1 convolution, with the residual add.
     Expand,
@@ -167,6 +169,7 @@ impl CpuNetwork {
         }
     }
 
+    /// The architecture the weights were packed for.
     pub fn architecture(&self) -> &Architecture<'static> {
         &self.architecture
     }

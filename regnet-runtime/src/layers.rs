@@ -18,7 +18,9 @@ pub struct Logits<const N: usize>(PhantomData<[f32; 0]>);
 
 /// A layer with statically known input and output shapes.
 pub trait Layer {
+    /// The feature-map type this layer consumes ([`Features`]).
     type Input;
+    /// The type this layer produces: [`Features`], or [`Logits`] for the head.
     type Output;
     /// Evaluating this fails the build if the layer's own shapes are inconsistent.
     const CHECK: ();

@@ -8,6 +8,7 @@
 // Inside an `unsafe fn`, every unsafe operation still needs its own block and SAFETY comment;
 // this also makes a call from an AVX2 kernel to an AVX-512-only function a hard error.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 pub mod cpu;
 #[cfg(feature = "cuda")]

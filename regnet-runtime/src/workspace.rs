@@ -23,6 +23,7 @@ pub struct WorkspaceLayout {
     pub bottleneck: usize,
     /// Squeeze-and-excitation vectors (pooled, hidden, gate), and the head's pooled features.
     pub vector: usize,
+    /// The classifier's outputs (one per class).
     pub logits: usize,
     /// The stem's and every stage's output in NCHW (only with features).
     pub features: usize,
@@ -33,6 +34,8 @@ const fn max(a: usize, b: usize) -> usize {
 }
 
 impl WorkspaceLayout {
+    /// The per-image sizes for `architecture`: each buffer as large as the largest layer that
+    /// uses it needs. A `const fn`, so a generated network's layout is a compile-time constant.
     pub const fn of(architecture: &Architecture<'_>) -> Self {
         let r = architecture.resolution;
         let stem = architecture.stem_size();
@@ -79,6 +82,8 @@ impl WorkspaceLayout {
         layout
     }
 
+    /// Floats per image of all buffers but `features` (which only workspaces with
+    /// [`Options::features`] allocate), counting both activation buffers.
     pub const fn floats_without_features(&self) -> usize {
         self.image
             + 2 * self.activation
@@ -208,10 +213,13 @@ impl Workspace {
         self.capacity
     }
 
+    /// The options in effect: `threads` is the number the pool actually started (1 without a
+    /// pool) and `isa` what this CPU supports of the requested instruction set.
     pub fn options(&self) -> Options {
         self.options
     }
 
+    /// The per-image buffer sizes this workspace was made with, from its architecture.
     pub fn layout(&self) -> WorkspaceLayout {
         self.layout
     }

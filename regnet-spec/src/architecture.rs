@@ -7,9 +7,15 @@ use crate::INPUT_CHANNELS;
 /// One stage of a quantized RegNet, with the spatial sizes it runs at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stage {
+    /// Number of blocks in the stage (at least 1).
     pub depth: usize,
+    /// Output channels of every block, after the width/group compatibility rule.
     pub width: usize,
+    /// Channels per group of the 3×3 convolution: the spec's `g` clipped to the bottleneck width
+    /// (pycls's `g' = min(g, w_b)`), so a too-large `g` gives a dense convolution.
     pub group_width: usize,
+    /// Channels inside the block (the 3×3 convolution): `round_half_even(width / b)`, always a
+    /// multiple of `group_width`.
     pub bottleneck_width: usize,
     /// Stride of the first block (the later ones have stride 1).
     pub stride: usize,
@@ -35,10 +41,15 @@ impl Stage {
 /// A whole quantized network. All shapes are fixed: batch size is the only free dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Architecture<'a> {
+    /// The network's label (for example `RegNetX-200MF`), for display; the math ignores it.
     pub name: &'a str,
+    /// Side of the square input image in pixels (224 for the pycls zoo).
     pub resolution: usize,
+    /// Output channels of the 3×3 stride-2 stem convolution (32 in pycls).
     pub stem_width: usize,
+    /// Outputs of the classifier (1000 for ImageNet).
     pub num_classes: usize,
+    /// The stages s1..sN in forward order; each must start where the previous one ends.
     pub stages: &'a [Stage],
 }
 
@@ -46,15 +57,28 @@ pub struct Architecture<'a> {
 /// pycls's `s1.b1` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Block {
+    /// 1-based stage number (the `N` of pycls's `sN`).
     pub stage: usize,
+    /// 1-based position within the stage (the `K` of pycls's `bK`).
     pub index: usize,
+    /// Input channels: the previous stage's (or the stem's) width for a stage's first block, the
+    /// stage width otherwise.
     pub in_width: usize,
+    /// Output channels (the stage width).
     pub width: usize,
+    /// Channels of the 1×1 → 3×3 → 1×1 branch's inner convolutions (pycls `w_b`).
     pub bottleneck_width: usize,
+    /// Number of groups of the 3×3 convolution (`bottleneck_width / group_width`; 1 is dense).
     pub groups: usize,
+    /// Stride of the 3×3 convolution and of the projection: the stage's stride for the first
+    /// block, 1 for the others.
     pub stride: usize,
+    /// SE squeeze channels, `round_half_even(se_ratio × in_width)` (from the block's input width,
+    /// as pycls does); `None` without SE.
     pub se_width: Option<usize>,
+    /// Spatial size (height = width) of the block's input.
     pub in_size: usize,
+    /// Spatial size of the block's output, after the stride.
     pub out_size: usize,
 }
 
@@ -69,12 +93,18 @@ impl Block {
 /// sigmoid, pooling, the SE product and the residual add are free.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Complexity {
+    /// Multiply-adds for one image at the network's resolution (pycls "flops"; exceeds 2³² for the
+    /// largest zoo models).
     pub flops: u64,
+    /// Learnable parameters: conv and FC weights and biases plus BN scale and shift (not the
+    /// running statistics), i.e. PyTorch's `sum(p.numel() for p in model.parameters())`.
     pub params: u64,
+    /// Activations: the output elements of every convolution and linear layer for one image.
     pub acts: u64,
 }
 
 impl Architecture<'_> {
+    /// Spatial size after the stride-2 stem (224 → 112), i.e. the first stage's input size.
     pub const fn stem_size(&self) -> usize {
         strided(self.resolution, 2)
     }

@@ -3,7 +3,9 @@ use std::fmt;
 /// A 1-based position in the YAML source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
+    /// 1-based line number.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
 }
 
@@ -16,8 +18,13 @@ impl fmt::Display for Location {
 /// One problem found in a spec: where, which field, and the rule it breaks.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    /// Where the offending key or syntax error sits; `None` when the problem has no position
+    /// (a missing field, a stage-level problem).
     pub location: Option<Location>,
+    /// The spec field concerned (`d`, `w0`, ... or an unknown key); `None` for problems of the
+    /// whole spec or of a derived stage.
     pub field: Option<String>,
+    /// The rule broken, in words, without the position or field prefix.
     pub message: String,
 }
 
@@ -50,6 +57,7 @@ impl Diagnostic {
 pub struct SpecError {
     /// The spec's path as the user wrote it (or another label for in-memory sources).
     pub origin: String,
+    /// The problems, those with a position first in file order, then the others.
     pub diagnostics: Vec<Diagnostic>,
 }
 

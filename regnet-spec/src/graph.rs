@@ -10,12 +10,16 @@ use crate::architecture::{Architecture, Block};
 /// A feature map's shape without the batch dimension: channels × height × width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Shape {
+    /// Number of channels.
     pub channels: usize,
+    /// Height in pixels.
     pub height: usize,
+    /// Width in pixels.
     pub width: usize,
 }
 
 impl Shape {
+    /// A square feature map of `channels` × `size` × `size` (RegNet maps are always square).
     pub const fn new(channels: usize, size: usize) -> Self {
         Shape {
             channels,
@@ -38,20 +42,28 @@ pub enum Op {
     Input,
     /// A k×k convolution with padding (k - 1) / 2.
     Conv {
+        /// Kernel side: 3 for the stem and the blocks' `b`, 1 otherwise.
         kernel: usize,
+        /// Stride, 1 or 2.
         stride: usize,
+        /// Number of groups; 1 is a dense convolution.
         groups: usize,
+        /// Whether it has a bias; the graph's convolutions never do, as each feeds a BN.
         bias: bool,
     },
+    /// Batch normalization (eps 1e-5, momentum 0.1 in pycls, torchvision and timm).
     BatchNorm,
+    /// Rectified linear unit, `max(0, x)`.
     Relu,
     /// Squeeze-and-excitation: global average pool, 1×1 conv to `width`, ReLU, 1×1 conv back,
     /// sigmoid, channel-wise product with the input.
     SqueezeExcite {
+        /// Squeeze channels, from the block's input width (not its bottleneck width).
         width: usize,
     },
     /// The residual sum of the block's two branches.
     Add,
+    /// Average over height and width, down to 1×1, before the classifier.
     GlobalAvgPool,
     /// The classifier, with bias.
     Linear,
@@ -103,9 +115,14 @@ impl fmt::Display for Op {
 /// A node: the operation, its pycls-style name (`s1.b1.f.a`) and its static shapes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
+    /// Dotted module path; operations with weights use pycls's state-dict prefixes
+    /// (`stem.conv`, `s1.b1.proj`, `s1.b1.f.b_bn`, `head.fc`).
     pub name: String,
+    /// The operation.
     pub op: Op,
+    /// Shape of the input (for [`Op::Add`], of each of its two equal-shaped inputs).
     pub input: Shape,
+    /// Shape of the output.
     pub output: Shape,
 }
 

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The RegNet design space ("Designing Network Design Spaces", Radosavovic et al., 2020) exactly as
 //! pycls computes it: YAML spec → per-block widths → quantized stages → width/group compatibility →
 //! complexity → operation graph.

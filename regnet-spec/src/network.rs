@@ -17,8 +17,11 @@ pub const MIN_B: f64 = 1.0 / 1024.0;
 /// A spec compiled into a network: the validated spec, its stages and its complexity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
+    /// The validated spec it was compiled from, defaults filled in.
     pub spec: Spec,
+    /// The stages s1..sN in forward order, with spatial sizes and SE widths.
     pub stages: Vec<Stage>,
+    /// pycls's flops, params and acts for one image at the spec's resolution.
     pub complexity: Complexity,
 }
 
@@ -28,6 +31,8 @@ impl Network {
         self.spec.name.as_deref().unwrap_or(fallback)
     }
 
+    /// Borrows the network as an [`Architecture`] labelled `name`, for the graph, the stage table
+    /// and code generation.
     pub fn architecture<'a>(&'a self, name: &'a str) -> Architecture<'a> {
         Architecture {
             name,

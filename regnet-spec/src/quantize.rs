@@ -7,18 +7,25 @@ use crate::spec::{Compat, Spec};
 /// A stage after quantization and the compatibility rule, before spatial sizes are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuantizedStage {
+    /// Number of consecutive blocks that quantized to the same width `w_j`.
     pub depth: usize,
+    /// Stage width in channels after the compatibility rule (may differ from the quantized `w_j`).
     pub width: usize,
     /// The group width after clipping against the bottleneck width.
     pub group_width: usize,
+    /// `round_half_even(width / b)` channels; a multiple of `group_width`.
     pub bottleneck_width: usize,
 }
 
 /// One block's width before stages are formed: the paper's u_j, its rounded exponent and w_j.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BlockWidth {
+    /// `u_j = w0 + wa·j` in channels, unrounded (computed in f32 under torchvision, then widened).
     pub continuous: f64,
+    /// `k_j = round_half_even(ln(u_j / w0) / ln(wm))`: the block's stage index before stages are
+    /// formed (a skipped value means no stage for it).
     pub exponent: i64,
+    /// `w_j = q · round_half_even(w0 · wm^k_j / q)` channels, before the compatibility rule.
     pub quantized: u64,
 }
 

@@ -12,6 +12,8 @@ use crate::network::{Network, compile_str};
 pub struct Rng([u64; 4]);
 
 impl Rng {
+    /// Seeds the four state words with successive SplitMix64 outputs, so every seed (0 included)
+    /// gives a valid, non-zero state.
     pub fn new(seed: u64) -> Self {
         let mut state = seed;
         let mut split_mix = || {
@@ -24,6 +26,7 @@ impl Rng {
         Rng([split_mix(), split_mix(), split_mix(), split_mix()])
     }
 
+    /// The next 64 random bits (the xoshiro256** output function, then a state step).
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.0;
         let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
@@ -71,31 +74,49 @@ impl Rng {
 /// The paper's RegNet design space, X (no SE) or Y (SE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Space {
+    /// Residual bottleneck blocks without squeeze-excitation.
     RegNetX,
+    /// RegNetX plus squeeze-excitation in every block (SE ratio 0.25 of the block input width).
     RegNetY,
 }
 
 /// One sampled point of a RegNet space: the spec's parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RegNetParams {
+    /// Total number of blocks, uniform in [`DEPTH`].
     pub d: u32,
+    /// Initial width in channels, a multiple of 8 from [`W0`].
     pub w0: u32,
+    /// Width slope in channels per block, a multiple of 0.1 from [`WA`].
     pub wa: f64,
+    /// Width multiplier between stages, a multiple of 0.001 from [`WM`].
     pub wm: f64,
+    /// Group width in channels, from [`GROUP_WIDTH`].
     pub g: u32,
+    /// The paper's bottleneck ratio (bottleneck width = width / b), one of [`BOTTLENECK_RATIOS`].
     pub b: u32,
+    /// Squeeze-excitation: `true` for [`Space::RegNetY`].
     pub se: bool,
 }
 
-/// The ranges sampled (§4 of the paper).
+/// The ranges sampled (§4 of the paper). Depth: inclusive `(low, high)` bounds of `d`, drawn
+/// uniformly (the paper's d < 64).
 pub const DEPTH: (u64, u64) = (1, 63);
+/// `(low, high, quantum)` of `w0`, drawn log-uniformly: multiples of 8 up to 248 (the paper's
+/// w0 < 256; pycls requires w0 % 8 == 0).
 pub const W0: (f64, f64, f64) = (8.0, 248.0, 8.0);
+/// `(low, high, quantum)` of `wa`, drawn log-uniformly in 0.1 steps (the paper's wa < 256).
 pub const WA: (f64, f64, f64) = (0.1, 255.9, 0.1);
+/// `(low, high, quantum)` of `wm`, drawn log-uniformly in 0.001 steps (the paper's 1.5 ≤ wm ≤ 3).
 pub const WM: (f64, f64, f64) = (1.5, 3.0, 0.001);
+/// `(low, high, quantum)` of the group width `g`, drawn log-uniformly over the integers 1..=32.
 pub const GROUP_WIDTH: (f64, f64, f64) = (1.0, 32.0, 1.0);
+/// The paper's bottleneck ratios b (bottleneck width = width / b), drawn uniformly.
 pub const BOTTLENECK_RATIOS: [u32; 3] = [1, 2, 4];
 
 impl RegNetParams {
+    /// Draws one point of `space`: d, w0, wa, wm, g, then b, in that order, so a seed always gives
+    /// the same points.
     pub fn sample(space: Space, rng: &mut Rng) -> Self {
         RegNetParams {
             d: rng.integer(DEPTH.0, DEPTH.1) as u32,
@@ -127,22 +148,28 @@ impl RegNetParams {
 /// Which sampled networks to keep.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Filter {
-    /// Inclusive range of multiply-adds.
+    /// Inclusive range of flops (pycls multiply-adds for one image); `None` keeps any.
     pub flops: Option<(u64, u64)>,
+    /// Exact number of stages (the zoo and timm have 4); `None` keeps any.
     pub stages: Option<usize>,
 }
 
 /// A kept sample: its parameters, its spec file and the compiled network.
 #[derive(Clone, Debug)]
 pub struct Sample {
+    /// `sample_NNNN`, numbered from 0 in the order kept; the spec's `name` and its error origin.
     pub name: String,
+    /// The sampled point.
     pub params: RegNetParams,
+    /// The spec file, as [`RegNetParams::to_yaml`] writes it.
     pub yaml: String,
+    /// The network compiled from `yaml`.
     pub network: Network,
 }
 
 /// Draws points until `count` pass the filter (each compiled from its own YAML, exactly as
-/// `regnet!` would compile it); gives up after `attempts` draws, returning what it found.
+/// `regnet!` would compile it); gives up after `attempts` draws, returning what it found and
+/// the number of draws made.
 pub fn sample(
     space: Space,
     count: usize,

@@ -31,16 +31,17 @@ impl fmt::Display for Compat {
 /// A RegNet spec as written in YAML, defaults filled in, not yet validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
+    /// Display name (for example `RegNetX-200MF`); optional, but not blank when given.
     pub name: Option<String>,
-    /// Total number of blocks.
+    /// Total number of blocks over all stages, 1..=[`MAX_DEPTH`](crate::MAX_DEPTH).
     pub d: u32,
-    /// Initial width.
+    /// Initial width `w0` in channels (the first block's `u_0`); positive and a multiple of `q`.
     pub w0: u32,
-    /// Width slope.
+    /// Width slope `wa` in channels per block (`u_j = w0 + wa·j`); finite and at least 0.
     pub wa: f64,
-    /// Width multiplier between stages.
+    /// Width multiplier `wm` between stages; finite and greater than 1.
     pub wm: f64,
-    /// Group width.
+    /// Group width of the 3×3 convolution in channels, before clipping to the bottleneck width.
     pub g: u32,
     /// The paper's bottleneck ratio: bottleneck width = width / b (pycls's BOT_MUL is 1 / b).
     pub b: f64,
@@ -48,11 +49,15 @@ pub struct Spec {
     pub se: bool,
     /// SE width = round(se_ratio × block input width); `None` means 0.25. Only with `se: true`.
     pub se_ratio: Option<f64>,
+    /// Output channels of the 3×3 stride-2 stem; default 32, as in pycls.
     pub stem_w: u32,
+    /// Outputs of the classifier; default 1000 (ImageNet).
     pub num_classes: u32,
+    /// Side of the square input image in pixels; default 224.
     pub resolution: u32,
-    /// Width quantum.
+    /// Width quantum: block widths are rounded to multiples of it; default 8, as in pycls.
     pub q: u32,
+    /// Which library's arithmetic and compatibility rule to follow; default pycls.
     pub compat: Compat,
 }
 

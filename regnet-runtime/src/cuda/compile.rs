@@ -13,15 +13,21 @@ use super::DeviceError;
 /// What NVRTC made of a module: the CUBIN and ptxas's report (registers, spills per kernel).
 #[derive(Debug)]
 pub struct Compiled {
+    /// The module's machine code for `sm_{arch}`, as `cuModuleLoadData` takes it.
     pub cubin: Vec<u8>,
+    /// NVRTC's program log: warnings, and ptxas's per-kernel report (`--ptxas-options=-v`),
+    /// which [`spills`] reads.
     pub log: String,
 }
 
 /// A kernel's spill traffic as ptxas reports it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Spill {
+    /// The kernel's symbol (an instance's `extern "C"` name); empty when the report named none.
     pub kernel: String,
+    /// Bytes of registers the kernel stores to local memory (0 when it fits its registers).
     pub store_bytes: u64,
+    /// Bytes of spilled registers the kernel loads back from local memory.
     pub load_bytes: u64,
 }
 

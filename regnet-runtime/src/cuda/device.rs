@@ -173,14 +173,17 @@ impl CudaNetwork {
         })
     }
 
+    /// The architecture whose forward pass this network runs.
     pub fn architecture(&self) -> &Architecture<'static> {
         &self.architecture
     }
 
+    /// The CUDA device (its ordinal) that holds the weights and runs the kernels.
     pub fn ordinal(&self) -> usize {
         self.ordinal
     }
 
+    /// The arithmetic of the 1×1 convolutions, fixed when the kernels were compiled.
     pub fn precision(&self) -> Precision {
         self.precision
     }

@@ -12,6 +12,8 @@ pub enum Buffer {
     Input,
     /// The two buffers block inputs and outputs alternate between.
     Activation(usize),
+    /// A projecting block's shortcut (its input through the 1×1 projection, strided with the
+    /// block), added by the block's last 1×1 convolution.
     Shortcut,
     /// The bottleneck after the first 1×1 convolution.
     Reduced,
@@ -19,36 +21,61 @@ pub enum Buffer {
     Bottleneck,
     /// Per image and channel means (squeeze-excitation, and the head's pool).
     Mean,
+    /// Per image and channel squeeze-excitation gates in (0, 1), `[batch][bottleneck width]`:
+    /// they scale the input channels of the block's last 1×1 convolution.
     Gate,
+    /// The classifier's outputs, `[batch][classes]`.
     Logits,
-    /// The feature maps, NCHW, from this many floats per image into the buffer.
+    /// One kept feature map, NCHW, for the whole batch: it starts `offset × batch` floats into
+    /// the features buffer, `offset` being the floats per image of the maps before it.
     StageOutputs(usize),
 }
 
 /// Which checkpoint tensors a step's weights come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Block indices count the network's blocks from 0, across stages. Convolutions come with their
+/// BatchNorm folded in, as a weight with the output channels last and a bias.
 pub enum Weights {
+    /// The stem's 3×3 convolution: weight `[3 (ci)][3 (ky)][3 (kx)][stem width]`, bias.
     Stem,
+    /// A block's 1×1 shortcut projection (strided with the block): weight `[in width][width]`,
+    /// bias.
     Projection(usize),
+    /// A block's first 1×1 convolution: weight `[in width][bottleneck width]`, bias.
     Reduce(usize),
+    /// A block's grouped 3×3 convolution: weight `[group width][3][3][bottleneck width]`, bias.
     Grouped(usize),
+    /// A block's squeeze-excitation: W1 `[hidden][channels]`, b1, W2 `[hidden][channels]`
+    /// (transposed from PyTorch's `[channels][hidden]`), b2.
     Excite(usize),
+    /// A block's last 1×1 convolution: weight `[bottleneck width][width]`, bias.
     Expand(usize),
+    /// The head's fully connected layer: weight `[last width][classes]`, bias.
     Classifier,
 }
 
 /// One kernel launch. A `Pointwise` kernel's tile is chosen at launch from the batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Step {
+    /// The kernel instance; a `Pointwise` kernel's tile here is a placeholder (`Wide`).
     pub kernel: Kernel,
+    /// The buffer the kernel reads (for `Excite`, the channel means).
     pub input: Buffer,
+    /// The buffer the kernel writes; never one of the buffers it reads.
     pub output: Buffer,
+    /// The squeeze-excitation gates that scale a 1×1 convolution's input channels per image
+    /// (the last 1×1 of a block with SE).
     pub gate: Option<Buffer>,
+    /// The shortcut a 1×1 convolution adds before its ReLU (the last 1×1 of every block): the
+    /// block's input, or `Shortcut` where the block projects.
     pub residual: Option<Buffer>,
     /// A 1×1 convolution ends with ReLU (all but the shortcut projection and the classifier).
     pub relu: bool,
     /// Where a 1×1 convolution's rows are (unused by other kernels).
     pub rows: Rows,
+    /// The tensors the kernel takes after its input, in order; `None` for the weightless
+    /// means and NCHW copies.
     pub weights: Option<Weights>,
 }
 

@@ -19,8 +19,11 @@ pub const THREADS: u32 = 256;
 /// `TensorCore` is `Wide` on TF32 tensor cores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tile {
+    /// 32×32 outputs per block, 2×2 per thread, on CUDA cores.
     Narrow,
+    /// 128×64 outputs per block, 8×4 per thread, on CUDA cores.
     Wide,
+    /// 128×64 outputs per block as `mma.m16n8k8` TF32 tiles with fp32 sums (sm_80 and newer).
     TensorCore,
 }
 
@@ -47,8 +50,11 @@ impl Tile {
 /// are ([`Rows`]) is given at launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Pointwise {
+    /// Input channels: the GEMM's reduction length K (a template argument).
     pub inputs: usize,
+    /// Output channels: the GEMM's width N, the row length of the weights and the outputs.
     pub outputs: usize,
+    /// How the outputs are split over blocks (and so which instance runs).
     pub tile: Tile,
 }
 
@@ -56,8 +62,11 @@ pub struct Pointwise {
 /// pixel (image, y·stride, x·stride) of an `input_size`² map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rows {
+    /// Side of the square input map, in pixels (1 for the classifier).
     pub input_size: usize,
+    /// Side of the square output map, `strided(input_size, stride)`.
     pub output_size: usize,
+    /// The spatial stride: the block's (1 or 2) for its shortcut projection, else 1.
     pub stride: usize,
 }
 
@@ -68,31 +77,56 @@ pub fn epilogue(gate: bool, residual: bool, relu: bool) -> i32 {
 
 /// One kernel instance: a template of `kernels.cu` with its shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Sizes are the sides of square maps in pixels; channels count per image.
 pub enum Kernel {
+    /// The stem: 3×3, stride 2, zero padding 1, bias and ReLU, from NCHW RGB images to NHWC.
     Stem {
+        /// Output channels (the stem width); its 27 weights per channel sit in shared memory.
         channels: usize,
+        /// Side of the input images (the resolution).
         input_size: usize,
+        /// Side of the output map.
         output_size: usize,
     },
+    /// A block's grouped 3×3 convolution, zero padding 1, bias and ReLU, NHWC to NHWC.
     Grouped {
+        /// Channels in and out (the bottleneck width).
         channels: usize,
+        /// Channels per group: each output channel reads only its group's inputs.
         group_width: usize,
+        /// Side of the input map.
         input_size: usize,
+        /// Side of the output map, `strided(input_size, stride)`.
         output_size: usize,
+        /// The stage's stride (1 or 2) in its first block, else 1.
         stride: usize,
     },
+    /// Per image and channel, the mean over an NHWC map's pixels: `[batch][channels]`
+    /// (squeeze-excitation's squeeze, the head's pool).
     ChannelMean {
+        /// Channels of the map.
         channels: usize,
+        /// Pixels per image (height × width).
         pixels: usize,
     },
+    /// Squeeze-excitation's two layers, one block per image:
+    /// gate = sigmoid(W2ᵀ·ReLU(W1·mean + b1) + b2).
     Excite {
+        /// Channels gated (the bottleneck width).
         channels: usize,
+        /// Hidden units (the SE width), held in shared memory.
         hidden: usize,
     },
+    /// An NHWC map copied to NCHW, for the feature maps kept.
     ToNchw {
+        /// Channels of the map.
         channels: usize,
+        /// Pixels per image (height × width).
         pixels: usize,
     },
+    /// A 1×1 convolution or the classifier, as a tiled GEMM whose epilogue (gate, residual,
+    /// ReLU) is chosen per launch by [`epilogue`]'s flags.
     Pointwise(Pointwise),
 }
 

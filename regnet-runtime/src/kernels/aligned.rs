@@ -17,6 +17,7 @@ pub struct AlignedBuffer {
 }
 
 impl AlignedBuffer {
+    /// `len` zeros; aborts like `Vec` if the memory cannot be had (see `try_zeroed`).
     pub fn zeroed(len: usize) -> Self {
         AlignedBuffer {
             lines: vec![CacheLine([0.0; FLOATS_PER_LINE]); len.div_ceil(FLOATS_PER_LINE)],
@@ -37,6 +38,7 @@ impl AlignedBuffer {
         Some(AlignedBuffer { lines, len })
     }
 
+    /// An aligned copy of `values` (for packed weights).
     pub fn from_slice(values: &[f32]) -> Self {
         let mut buffer = Self::zeroed(values.len());
         buffer.copy_from_slice(values);

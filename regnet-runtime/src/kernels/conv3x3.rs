@@ -80,10 +80,12 @@ impl PackedConv3x3 {
         }
     }
 
+    /// Input and output channels (the same: the convolution keeps the bottleneck width).
     pub fn channels(&self) -> usize {
         self.channels
     }
 
+    /// 1, or 2 for the first block of a stage, which halves the resolution.
     pub fn stride(&self) -> usize {
         self.stride
     }
@@ -91,16 +93,20 @@ impl PackedConv3x3 {
 
 /// One grouped 3×3 convolution over a batch.
 pub struct Conv3x3<'a> {
+    /// The packed convolution (channels, groups, stride).
     pub weights: &'a PackedConv3x3,
+    /// Images in the batch.
     pub batch: usize,
-    /// Height and width of the input without its zero border.
+    /// Height of the input without its zero border, in pixels.
     pub height: usize,
+    /// Width of the input without its zero border, in pixels.
     pub width: usize,
     /// `[batch][height + 2][width + 2][channels]`, border zero.
     pub input: &'a [f32],
 }
 
 impl Conv3x3<'_> {
+    /// The output's (height, width): `(size - 1) / stride + 1`, as PyTorch's padding-1 3×3 gives.
     pub fn output_size(&self) -> (usize, usize) {
         let s = self.weights.stride;
         ((self.height - 1) / s + 1, (self.width - 1) / s + 1)

@@ -83,6 +83,7 @@ impl PackedLinear {
         }
     }
 
+    /// Input channels (K): the length of each input row.
     pub fn inputs(&self) -> usize {
         self.inputs
     }
@@ -98,6 +99,7 @@ impl PackedLinear {
         }
     }
 
+    /// Output channels (N), without the zero padding to whole panels.
     pub fn outputs(&self) -> usize {
         self.outputs
     }
@@ -112,13 +114,21 @@ struct Panel<'a> {
 
 /// One GEMM: `rows` pixels of `weights.inputs()` channels in, `weights.outputs()` out.
 pub struct Gemm<'a> {
+    /// The packed layer: its inputs are K, its outputs N.
     pub weights: &'a PackedLinear,
+    /// Rows (M) to compute: one per output pixel (batch × height × width), or one per image for
+    /// a linear layer.
     pub rows: usize,
+    /// Rows of `weights.inputs()` channels (NHWC), placed as `input_pixels` says.
     pub input: &'a [f32],
+    /// Where row p is read from in `input` (dense, or strided for a strided 1×1 projection).
     pub input_pixels: Pixels,
     /// Added before the ReLU; dense rows of `weights.outputs()` channels.
     pub residual: Option<&'a [f32]>,
+    /// Whether to apply ReLU to each output (after bias and residual).
     pub relu: bool,
+    /// Where row p is written in the output: dense, or padded to feed a 3×3 convolution
+    /// (whose zero border the GEMM leaves untouched).
     pub output_pixels: Pixels,
 }
 

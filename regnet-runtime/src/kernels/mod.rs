@@ -107,18 +107,29 @@ pub enum Pixels {
     /// Row p is pixel (n, y, x) of an `h`×`w` grid, read at (n, stride·y, stride·x) of a grid of
     /// `in_h`×`in_w` (the input of a strided 1×1 convolution).
     Strided {
+        /// Output grid height, in pixels.
         h: usize,
+        /// Output grid width, in pixels.
         w: usize,
+        /// Step between the input pixels read, in both directions.
         stride: usize,
+        /// Input grid height, in pixels.
         in_h: usize,
+        /// Input grid width, in pixels.
         in_w: usize,
     },
     /// Row p is pixel (n, y, x) of an `h`×`w` grid, stored at (n, y + 1, x + 1) of an
     /// (`h` + 2)×(`w` + 2) grid whose border stays zero (the input of a 3×3 convolution).
-    Padded { h: usize, w: usize },
+    Padded {
+        /// Grid height without the border, in pixels.
+        h: usize,
+        /// Grid width without the border, in pixels.
+        w: usize,
+    },
 }
 
 impl Pixels {
+    /// The buffer pixel that row `p` maps to (multiply by the channel count for a float offset).
     #[inline(always)]
     pub fn index(self, p: usize) -> usize {
         match self {

@@ -41,6 +41,7 @@ impl PackedStem {
         }
     }
 
+    /// Output channels: the stem width.
     pub fn outputs(&self) -> usize {
         self.outputs
     }
@@ -48,15 +49,20 @@ impl PackedStem {
 
 /// The stem over a batch.
 pub struct Stem<'a> {
+    /// The packed stem convolution.
     pub weights: &'a PackedStem,
+    /// Images in the batch.
     pub batch: usize,
+    /// Image height without the zero border, in pixels.
     pub height: usize,
+    /// Image width without the zero border, in pixels.
     pub width: usize,
     /// `[batch][inputs][height + 2][width + 2]`, border zero.
     pub input: &'a [f32],
 }
 
 impl Stem<'_> {
+    /// The output's (height, width): the input's halved, rounding up (stride 2, padding 1).
     pub fn output_size(&self) -> (usize, usize) {
         (
             (self.height - 1) / STRIDE + 1,

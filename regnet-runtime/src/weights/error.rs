@@ -11,22 +11,36 @@ use super::Scheme;
 /// Clippy's `result_large_err` would flag every function that returns it.
 #[derive(thiserror::Error, Debug)]
 pub enum LoadError {
+    /// The architecture fails its own consistency checks, so no checkpoint can fit it.
     #[error("the network's architecture is inconsistent ({reason}); build it from a spec")]
-    InvalidArchitecture { reason: String },
+    InvalidArchitecture {
+        /// What `Architecture::validate` found wrong.
+        reason: String,
+    },
 
+    /// The file could not be opened or read.
     #[error("cannot read {}: {source}", .path.display())]
     Io {
+        /// The checkpoint's path.
         path: Box<Path>,
+        /// The operating system's error.
         source: std::io::Error,
     },
 
+    /// The file is not valid safetensors (often an unconverted PyTorch pickle).
     #[error(
         "{} is not a safetensors file: {reason}. PyTorch checkpoints (.pth, .pyth) must be \
          converted with `python3 tools/convert.py` first",
         .path.display()
     )]
-    NotSafetensors { path: Box<Path>, reason: String },
+    NotSafetensors {
+        /// The checkpoint's path.
+        path: Box<Path>,
+        /// The safetensors parser's complaint.
+        reason: String,
+    },
 
+    /// The tensor names match none of the torchvision, timm and pycls naming schemes.
     #[error(
         "{}: cannot tell which library saved this checkpoint: {}. Recognized are torchvision \
          (`trunk_output.block1.block1-0.f.a.0.weight`), timm (`s1.b1.conv1.conv.weight`) and \
@@ -36,6 +50,7 @@ pub enum LoadError {
         contents(*.tensors, .sample)
     )]
     UnknownScheme {
+        /// The checkpoint's path.
         path: Box<Path>,
         /// How many tensors the file holds.
         tensors: usize,
@@ -43,9 +58,12 @@ pub enum LoadError {
         sample: Vec<String>,
     },
 
+    /// The checkpoint's tensors are not exactly those this network expects (names and shapes).
     #[error("{}", mismatch_message(self))]
     Mismatch {
+        /// The checkpoint's path.
         path: Box<Path>,
+        /// The naming scheme the keys were read in.
         scheme: Scheme,
         /// Expected tensors the file lacks, with the shape they should have.
         missing: Vec<(String, Vec<usize>)>,
@@ -57,14 +75,18 @@ pub enum LoadError {
         hint: Option<String>,
     },
 
+    /// A tensor's element type is not one the loader converts to f32.
     #[error(
         "{}: tensor `{key}` is stored as {dtype}; only F32, F16 and BF16 tensors are accepted \
          (convert the checkpoint to one of those)",
         .path.display()
     )]
     UnsupportedDtype {
+        /// The checkpoint's path.
         path: Box<Path>,
+        /// The tensor's name in the file.
         key: String,
+        /// The element type it is stored as, as safetensors names it (`F64`, `I64`, ...).
         dtype: String,
     },
 }

@@ -14,9 +14,13 @@ pub use naming::{Scheme, expected_tensors};
 /// BatchNorm statistics and affine parameters (eval mode), each of length C.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm {
+    /// The scale γ.
     pub weight: Vec<f32>,
+    /// The shift β.
     pub bias: Vec<f32>,
+    /// The running mean μ used in eval mode.
     pub running_mean: Vec<f32>,
+    /// The running variance σ² used in eval mode (ε is added when folding).
     pub running_var: Vec<f32>,
 }
 
@@ -24,7 +28,9 @@ pub struct BatchNorm {
 /// `[out_channels][in_channels / groups][k][k]`, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvBn {
+    /// The convolution kernel, `[out_channels][in_channels / groups][k][k]`.
     pub weight: Vec<f32>,
+    /// The BatchNorm over the convolution's `out_channels` outputs.
     pub bn: BatchNorm,
 }
 
@@ -57,14 +63,18 @@ impl ConvBn {
 /// A fully connected layer (also the SE's 1×1 convolutions): `weight` is `[out][in]`, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear {
+    /// `[out][in]`, row-major (for a folded convolution, the convolution's own layout).
     pub weight: Vec<f32>,
+    /// One entry per output.
     pub bias: Vec<f32>,
 }
 
 /// Squeeze-and-excitation: `reduce` is w_b → w_se, `expand` is w_se → w_b.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqueezeExcite {
+    /// The w_b → w_se layer, followed by ReLU.
     pub reduce: Linear,
+    /// The w_se → w_b layer, followed by the sigmoid that gives the channel gates.
     pub expand: Linear,
 }
 
@@ -73,16 +83,24 @@ pub struct SqueezeExcite {
 pub struct BlockWeights {
     /// The shortcut's 1×1 projection, present iff the block changes shape.
     pub proj: Option<ConvBn>,
+    /// The 1×1 convolution from the block's input width to the bottleneck width (then ReLU).
     pub a: ConvBn,
+    /// The grouped 3×3 convolution over the bottleneck, with the block's stride (then ReLU).
     pub b: ConvBn,
+    /// Squeeze-and-excitation on the bottleneck, present iff the architecture has SE.
     pub se: Option<SqueezeExcite>,
+    /// The 1×1 convolution from the bottleneck to the block's output width (no ReLU before the
+    /// residual add).
     pub c: ConvBn,
 }
 
 /// A whole network's weights; `blocks` in forward order (as `Architecture::blocks()`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworkWeights {
+    /// The stem's 3×3 convolution, RGB → stem width.
     pub stem: ConvBn,
+    /// Every block of every stage, in forward order.
     pub blocks: Vec<BlockWeights>,
+    /// The classifier, last width → classes.
     pub fc: Linear,
 }

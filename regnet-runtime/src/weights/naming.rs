@@ -21,6 +21,7 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Every scheme, in the order of the enum's discriminants (which index vote counts).
     pub const ALL: [Scheme; 3] = [Scheme::Torchvision, Scheme::Timm, Scheme::Pycls];
 
     /// The library's name, as the specs' `compat:` field and the CLI spell it.
