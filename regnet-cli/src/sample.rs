@@ -56,6 +56,46 @@ struct Row<'a> {
     acts: u64,
 }
 
+/// The table's and the CSV's columns: name, width in the table, left-aligned.
+const COLUMNS: [(&str, usize, bool); 14] = [
+    ("name", 11, true),
+    ("d", 2, false),
+    ("w0", 3, false),
+    ("wa", 5, false),
+    ("wm", 5, false),
+    ("g", 2, false),
+    ("b", 1, false),
+    ("se", 5, true),
+    ("stages", 6, false),
+    ("depths", 14, true),
+    ("widths", 22, true),
+    ("flops", 11, false),
+    ("params", 9, false),
+    ("acts", 9, false),
+];
+
+impl Row<'_> {
+    /// The row's values in the order of `COLUMNS`.
+    fn cells(&self) -> [String; 14] {
+        [
+            self.name.to_owned(),
+            self.d.to_string(),
+            self.w0.to_string(),
+            self.wa.to_string(),
+            self.wm.to_string(),
+            self.g.to_string(),
+            self.b.to_string(),
+            self.se.to_string(),
+            self.stages.to_string(),
+            join(&self.depths),
+            join(&self.widths),
+            self.flops.to_string(),
+            self.params.to_string(),
+            self.acts.to_string(),
+        ]
+    }
+}
+
 fn row(sample: &Sample) -> Row<'_> {
     let p = &sample.params;
     let network = &sample.network;
@@ -105,27 +145,27 @@ pub fn run(out: &mut impl Write, request: &Request<'_>) -> io::Result<Result<(),
         request.attempts,
     );
     let rows: Vec<Row<'_>> = samples.iter().map(row).collect();
+    let line = |cells: &[String]| {
+        COLUMNS
+            .iter()
+            .zip(cells)
+            .map(|(&(_, width, left), cell)| {
+                if left {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     writeln!(
         out,
-        "{:<12} {:>3} {:>4} {:>7} {:>6} {:>3} {:>2}  {:<16} {:<22} {:>14} {:>11}",
-        "name", "d", "w0", "wa", "wm", "g", "b", "depths", "widths", "flops", "params"
+        "{}",
+        line(&COLUMNS.map(|(name, _, _)| name.to_owned()))
     )?;
     for r in &rows {
-        writeln!(
-            out,
-            "{:<12} {:>3} {:>4} {:>7.1} {:>6.3} {:>3} {:>2}  {:<16} {:<22} {:>14} {:>11}",
-            r.name,
-            r.d,
-            r.w0,
-            r.wa,
-            r.wm,
-            r.g,
-            r.b,
-            join(&r.depths),
-            join(&r.widths),
-            r.flops,
-            r.params
-        )?;
+        writeln!(out, "{}", line(&r.cells()))?;
     }
     writeln!(
         out,
@@ -153,25 +193,10 @@ fn write_files(dir: &Path, samples: &[Sample], rows: &[Row<'_>]) -> io::Result<(
     for sample in samples {
         std::fs::write(dir.join(format!("{}.yaml", sample.name)), &sample.yaml)?;
     }
-    let mut csv = String::from("name,d,w0,wa,wm,g,b,se,stages,depths,widths,flops,params,acts\n");
+    let mut csv = COLUMNS.map(|(name, _, _)| name).join(",") + "\n";
     for r in rows {
-        csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            r.name,
-            r.d,
-            r.w0,
-            r.wa,
-            r.wm,
-            r.g,
-            r.b,
-            r.se,
-            r.stages,
-            join(&r.depths),
-            join(&r.widths),
-            r.flops,
-            r.params,
-            r.acts
-        ));
+        csv.push_str(&r.cells().join(","));
+        csv.push('\n');
     }
     std::fs::write(dir.join("samples.csv"), csv)?;
     let json = serde_json::to_string_pretty(rows).map_err(io::Error::other)?;

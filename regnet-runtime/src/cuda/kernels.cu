@@ -15,6 +15,18 @@ __device__ __forceinline__ float relu(float x) { return fmaxf(x, 0.0f); }
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (total);       \
          i += (long long)gridDim.x * blockDim.x)
 
+// Element i of an NHWC batch of H×H maps of C channels: its image, row, column and channel.
+struct Nhwc {
+    long long n;
+    int y, x, c;
+};
+
+template <int C, int H>
+__device__ __forceinline__ Nhwc nhwc(long long i) {
+    const long long pixel = i / C;
+    return {pixel / (H * H), (int)((pixel / H) % H), (int)(pixel % H), (int)(i % C)};
+}
+
 // The stem: 3×3, stride 2, zero padding 1, from the caller's NCHW RGB images to C channels NHWC,
 // bias and ReLU. Weights [ci][ky][kx][C] (consecutive threads read consecutive channels).
 template <int C, int H_IN, int H_OUT>
@@ -25,11 +37,7 @@ __device__ void stem(const float* __restrict__ input, const float* __restrict__ 
     __syncthreads();
     const long long total = (long long)batch * H_OUT * H_OUT * C;
     FOR_EACH_ELEMENT(i, total) {
-        const int c = (int)(i % C);
-        const long long pixel = i / C;
-        const int ox = (int)(pixel % H_OUT);
-        const int oy = (int)((pixel / H_OUT) % H_OUT);
-        const long long n = pixel / (H_OUT * H_OUT);
+        const auto [n, oy, ox, c] = nhwc<C, H_OUT>(i);
         float acc = bias[c];
 #pragma unroll
         for (int ci = 0; ci < 3; ++ci) {
@@ -58,11 +66,7 @@ __device__ void grouped(const float* __restrict__ input, const float* __restrict
                         const float* __restrict__ bias, float* __restrict__ output, int batch) {
     const long long total = (long long)batch * H_OUT * H_OUT * C;
     FOR_EACH_ELEMENT(i, total) {
-        const int c = (int)(i % C);
-        const long long pixel = i / C;
-        const int ox = (int)(pixel % H_OUT);
-        const int oy = (int)((pixel / H_OUT) % H_OUT);
-        const long long n = pixel / (H_OUT * H_OUT);
+        const auto [n, oy, ox, c] = nhwc<C, H_OUT>(i);
         const int first = c - c % GW;
         float acc = bias[c];
 #pragma unroll
