@@ -29,6 +29,20 @@
 //! # Ok::<(), regnet::runtime::RunError>(())
 //! ```
 
+/// Compiles a RegNet spec (YAML, relative to the crate's root) into a network type at build
+/// time; a bad spec is a compile error naming the file, line:column, field and rule.
+///
+/// ```
+/// regnet::regnet!(pub Small = "specs/regnetx_200mf.yaml");
+///
+/// assert_eq!(Small::STAGES.map(|s| s.depth), [1, 1, 4, 7]);
+/// assert_eq!(Small::FLOPS, 199_040_872); // pycls's count (zoo.json)
+/// let model = Small::random(7);
+/// let mut workspace = Small::workspace(1)?;
+/// let logits = model.forward_slice(&vec![0.0; 3 * 224 * 224], &mut workspace)?;
+/// assert_eq!(logits.len(), 1000);
+/// # Ok::<(), regnet::runtime::RunError>(())
+/// ```
 pub use regnet_macros::regnet;
 pub use regnet_runtime as runtime;
 pub use regnet_runtime::spec;

@@ -31,11 +31,20 @@ pub fn plot(network: &Network, name: &str, path: &Path) -> Result<(), String> {
             network,
             name,
         ),
-        Some("png") => draw(
-            &BitMapBackend::new(path, SIZE).into_drawing_area(),
-            network,
-            name,
-        ),
+        Some("png") => {
+            // Drawn into memory and encoded by the `image` crate the CLI already uses (plotters'
+            // own encoder would build a second, older `image`).
+            let mut pixels = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+            draw(
+                &BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+                network,
+                name,
+            )?;
+            image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels)
+                .expect("the buffer holds SIZE's RGB pixels")
+                .save_with_format(path, image::ImageFormat::Png)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }
         _ => Err(format!(
             "{}: the plot is written as .svg or .png; name the file with one of those",
             path.display()
