@@ -425,11 +425,8 @@ impl CudaNetwork {
                 channels,
                 output_size,
                 ..
-            } => (
-                step.kernel,
-                elements(batch * channels * output_size * output_size),
-            ),
-            Kernel::Grouped {
+            }
+            | Kernel::Grouped {
                 channels,
                 output_size,
                 ..
@@ -453,18 +450,19 @@ impl CudaNetwork {
                 let rows = batch * step.rows.output_size * step.rows.output_size;
                 let tile = self.tile(rows, shape.outputs);
                 let (tile_rows, tile_columns) = tile.shape();
-                let grid_rows = u32::try_from(rows.div_ceil(tile_rows))
-                    .ok()
-                    .filter(|&blocks| blocks <= 65_535)
-                    .ok_or_else(|| {
-                        DeviceError::Unsupported(format!(
-                            "a batch of {batch} images is too large for one pass; split it"
-                        ))
-                    })?;
+                // Row tiles on x (up to 2³¹ − 1 blocks; the kernel reads them from blockIdx.x),
+                // the few column tiles on y.
+                let row_tiles = u32::try_from(rows.div_ceil(tile_rows)).map_err(|_| {
+                    DeviceError::Unsupported(format!(
+                        "a batch of {batch} images is too large for one pass; split it"
+                    ))
+                })?;
+                let column_tiles =
+                    u32::try_from(shape.outputs.div_ceil(tile_columns)).unwrap_or(u32::MAX);
                 (
                     Kernel::Pointwise(source::Pointwise { tile, ..shape }),
                     LaunchConfig {
-                        grid_dim: (shape.outputs.div_ceil(tile_columns) as u32, grid_rows, 1),
+                        grid_dim: (row_tiles, column_tiles, 1),
                         block_dim: (threads, 1, 1),
                         shared_mem_bytes: 0,
                     },
@@ -496,18 +494,15 @@ impl CudaNetwork {
                 launch.arg(&in_size).arg(&out_size).arg(&stride);
                 self.launch_with(launch, config)
             }
-            Kernel::Excite { .. } => {
-                for tensor in &tensors {
-                    launch.arg(tensor);
-                }
-                launch.arg(&output);
-                self.launch_with(launch, config)
-            }
             _ => {
                 for tensor in &tensors {
                     launch.arg(tensor);
                 }
-                launch.arg(&output).arg(&batch_arg);
+                launch.arg(&output);
+                // Every kernel but the excitation (one block per image) takes the batch.
+                if !matches!(step.kernel, Kernel::Excite { .. }) {
+                    launch.arg(&batch_arg);
+                }
                 self.launch_with(launch, config)
             }
         }
