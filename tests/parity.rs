@@ -14,6 +14,7 @@ regnet::regnet!(TorchvisionX400 = "specs/regnetx_400mf_tv.yaml");
 regnet::regnet!(TorchvisionY400 = "specs/regnety_400mf.yaml");
 regnet::regnet!(TimmY200 = "specs/regnety_200mf.yaml");
 regnet::regnet!(PyclsX200 = "specs/regnetx_200mf.yaml");
+regnet::regnet!(TimmY200PerStage = "tests/fixtures/per_stage/regnety_200mf.yaml");
 
 /// The shared fixture `name`, or `None` (and a line saying so) when `../shared` is absent.
 fn shared(name: &str) -> Option<PathBuf> {
@@ -56,4 +57,10 @@ parity!(
     PyclsX200,
     shared("pycls_regnetx_200mf"),
     Scheme::Pycls
+);
+parity!(
+    timm_regnety_002_from_a_per_stage_spec,
+    TimmY200PerStage,
+    shared("timm_regnety_002"),
+    Scheme::Timm
 );

@@ -39,6 +39,7 @@ macro_rules! snapshot_specs {
 }
 
 snapshot_specs! {
+    anynetx_e_400mf: "specs/anynetx_e_400mf.yaml",
     regnetx_200mf: "specs/regnetx_200mf.yaml",
     regnetx_400mf: "specs/regnetx_400mf.yaml",
     regnetx_400mf_tv: "specs/regnetx_400mf_tv.yaml",

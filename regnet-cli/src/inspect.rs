@@ -57,10 +57,7 @@ pub fn write_table(out: &mut impl Write, network: &Network, name: &str) -> io::R
 
 fn parameters(network: &Network) -> String {
     let spec = &network.spec;
-    let mut line = format!(
-        "d={} w0={} wa={} wm={} g={} b={} se={}",
-        spec.d, spec.w0, spec.wa, spec.wm, spec.g, spec.b, spec.se
-    );
+    let mut line = format!("{} se={}", spec.parameters(), spec.se);
     if let Some(ratio) = spec.se_ratio {
         line.push_str(&format!(" se_ratio={ratio}"));
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use regnet_spec::sample::{AnyNetSpace, Space};
 use regnet_spec::{Network, SpecError, compile_file, compile_str};
 
 #[derive(Parser)]
@@ -49,10 +50,39 @@ impl From<IsaChoice> for regnet::runtime::Isa {
 /// The design spaces `regnet sample` draws from.
 #[derive(Clone, Copy, ValueEnum)]
 enum SpaceChoice {
+    /// AnyNetX_A: every stage's depth, width, bottleneck ratio and group width independent.
+    #[value(name = "anynetx-a", alias = "anynetx_a")]
+    AnynetxA,
+    /// AnyNetX_B: A with one bottleneck ratio for all stages.
+    #[value(name = "anynetx-b", alias = "anynetx_b")]
+    AnynetxB,
+    /// AnyNetX_C: B with one group width for all stages.
+    #[value(name = "anynetx-c", alias = "anynetx_c")]
+    AnynetxC,
+    /// AnyNetX_D: C with widths that never decrease.
+    #[value(name = "anynetx-d", alias = "anynetx_d")]
+    AnynetxD,
+    /// AnyNetX_E: D with depths that never decrease.
+    #[value(name = "anynetx-e", alias = "anynetx_e")]
+    AnynetxE,
     /// RegNet without squeeze-excitation.
     Regnetx,
     /// RegNet with squeeze-excitation.
     Regnety,
+}
+
+impl From<SpaceChoice> for Space {
+    fn from(choice: SpaceChoice) -> Self {
+        match choice {
+            SpaceChoice::AnynetxA => Space::AnyNetX(AnyNetSpace::A),
+            SpaceChoice::AnynetxB => Space::AnyNetX(AnyNetSpace::B),
+            SpaceChoice::AnynetxC => Space::AnyNetX(AnyNetSpace::C),
+            SpaceChoice::AnynetxD => Space::AnyNetX(AnyNetSpace::D),
+            SpaceChoice::AnynetxE => Space::AnyNetX(AnyNetSpace::E),
+            SpaceChoice::Regnetx => Space::RegNetX,
+            SpaceChoice::Regnety => Space::RegNetY,
+        }
+    }
 }
 
 /// `--device` values: `cpu`, `cuda` or `cuda:N`.
@@ -185,7 +215,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Sample the paper's RegNet design spaces: spec files and a table of their complexity.
+    /// Sample the paper's design spaces (AnyNetX_A–E, RegNetX, RegNetY): spec files and a
+    /// table of their complexity.
     Sample {
         /// The design space.
         #[arg(value_enum)]
@@ -421,10 +452,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
         } => sample::run(
             out,
             &sample::Request {
-                space: match space {
-                    SpaceChoice::Regnetx => regnet_spec::sample::Space::RegNetX,
-                    SpaceChoice::Regnety => regnet_spec::sample::Space::RegNetY,
-                },
+                space: space.into(),
                 count,
                 seed,
                 filter: regnet_spec::sample::Filter { flops, stages },

@@ -59,7 +59,8 @@ fn draw<B: DrawingBackend>(
 ) -> Result<(), String> {
     let fail = |e: DrawingAreaErrorKind<B::ErrorType>| format!("cannot draw the plot: {e}");
     let spec = &network.spec;
-    let widths = block_widths(spec);
+    // A spec in the per-stage form has no width function: only its stage widths are drawn.
+    let widths = block_widths(spec).unwrap_or_default();
     // The network's stage widths after the group rule, block by block.
     let stage_widths: Vec<f64> = network
         .stages
@@ -73,16 +74,17 @@ fn draw<B: DrawingBackend>(
     let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
-    let blocks = widths.len();
+    let blocks = stage_widths.len();
     area.fill(&WHITE).map_err(fail)?;
     let complexity = network.complexity;
     let title = format!(
-        "{name}: d={} w0={} wa={} wm={} g={}{}, {:.3} GF, {:.2} M params",
-        spec.d,
-        spec.w0,
-        spec.wa,
-        spec.wm,
-        spec.g,
+        "{name}: {}{}, {:.3} GF, {:.2} M params",
+        // The per-stage lists do not fit a title line, and the plot shows them.
+        if spec.regnet().is_some() {
+            spec.parameters()
+        } else {
+            "per-stage spec".to_owned()
+        },
         if spec.se { " SE" } else { "" },
         complexity.flops as f64 / 1e9,
         complexity.params as f64 / 1e6,
@@ -118,30 +120,32 @@ fn draw<B: DrawingBackend>(
             ))
             .map_err(fail)?;
     }
-    let continuous: Vec<(f64, f64)> = widths
-        .iter()
-        .enumerate()
-        .map(|(j, w)| (j as f64, w.continuous))
-        .collect();
-    chart
-        .draw_series(LineSeries::new(continuous, BLUE.stroke_width(2)))
-        .map_err(fail)?
-        .label("continuous u_j = w0 + wa·j")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    // Quantized widths as a step: flat over each block.
-    let steps: Vec<(f64, f64)> = widths
-        .iter()
-        .enumerate()
-        .flat_map(|(j, w)| {
-            let w = w.quantized as f64;
-            [(j as f64 - 0.5, w), (j as f64 + 0.5, w)]
-        })
-        .collect();
-    chart
-        .draw_series(LineSeries::new(steps, RED.stroke_width(2)))
-        .map_err(fail)?
-        .label("quantized w_j = w0·wm^round(log_wm(u_j/w0)), to multiples of q")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+    if !widths.is_empty() {
+        let continuous: Vec<(f64, f64)> = widths
+            .iter()
+            .enumerate()
+            .map(|(j, w)| (j as f64, w.continuous))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(continuous, BLUE.stroke_width(2)))
+            .map_err(fail)?
+            .label("continuous u_j = w0 + wa·j")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        // Quantized widths as a step: flat over each block.
+        let steps: Vec<(f64, f64)> = widths
+            .iter()
+            .enumerate()
+            .flat_map(|(j, w)| {
+                let w = w.quantized as f64;
+                [(j as f64 - 0.5, w), (j as f64 + 0.5, w)]
+            })
+            .collect();
+        chart
+            .draw_series(LineSeries::new(steps, RED.stroke_width(2)))
+            .map_err(fail)?
+            .label("quantized w_j = w0·wm^round(log_wm(u_j/w0)), to multiples of q")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+    }
     chart
         .draw_series(
             stage_widths
@@ -150,7 +154,11 @@ fn draw<B: DrawingBackend>(
                 .map(|(j, &w)| Circle::new((j as f64, w), 4, GREEN.mix(0.8).filled())),
         )
         .map_err(fail)?
-        .label("stage widths after the group rule (grey lines: stage boundaries)")
+        .label(if widths.is_empty() {
+            "stage widths as the spec gives them (grey lines: stage boundaries)"
+        } else {
+            "stage widths after the group rule (grey lines: stage boundaries)"
+        })
         .legend(|(x, y)| Circle::new((x + 10, y), 4, GREEN.mix(0.8).filled()));
     chart
         .configure_series_labels()

@@ -4,7 +4,8 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use regnet_spec::sample::{self, Filter, Sample, Space};
-use serde::Serialize;
+use regnet_spec::{RegNetParameters, Stage};
+use serde_json::{Map, Value};
 
 /// "380M..420M" (or "0.4G..", "..1e9", plain numbers; K, M and G are powers of 1000) to an
 /// inclusive range of multiply-adds.
@@ -38,92 +39,88 @@ pub fn parse_flops(text: &str) -> Result<(u64, u64), String> {
     Ok((low, high))
 }
 
-#[derive(Serialize)]
-struct Row<'a> {
-    name: &'a str,
-    d: u32,
-    w0: u32,
-    wa: f64,
-    wm: f64,
-    g: u32,
-    b: u32,
-    se: bool,
-    stages: usize,
-    depths: Vec<usize>,
-    widths: Vec<usize>,
-    flops: u64,
-    params: u64,
-    acts: u64,
+/// One column of the table, the CSV and the JSON: its name, its width in the table (numbers are
+/// right-aligned) and its value for a sample.
+struct Column {
+    name: &'static str,
+    width: usize,
+    left: bool,
+    value: fn(&Sample) -> Value,
 }
 
-/// The table's and the CSV's columns: name, width in the table, left-aligned.
-const COLUMNS: [(&str, usize, bool); 14] = [
-    ("name", 11, true),
-    ("d", 2, false),
-    ("w0", 3, false),
-    ("wa", 5, false),
-    ("wm", 5, false),
-    ("g", 2, false),
-    ("b", 1, false),
-    ("se", 5, true),
-    ("stages", 6, false),
-    ("depths", 14, true),
-    ("widths", 22, true),
-    ("flops", 11, false),
-    ("params", 9, false),
-    ("acts", 9, false),
+const fn column(
+    name: &'static str,
+    width: usize,
+    left: bool,
+    value: fn(&Sample) -> Value,
+) -> Column {
+    Column {
+        name,
+        width,
+        left,
+        value,
+    }
+}
+
+fn regnet(sample: &Sample) -> &RegNetParameters {
+    sample
+        .network
+        .spec
+        .regnet()
+        .expect("RegNet spaces sample RegNet specs")
+}
+
+fn stage_values(sample: &Sample, value: fn(&Stage) -> usize) -> Value {
+    sample.network.stages.iter().map(value).collect()
+}
+
+const NAME: Column = column("name", 11, true, |s| s.name.as_str().into());
+/// The network's columns, shared by both kinds of space: SE, the stages and the complexity.
+const NETWORK: [Column; 9] = [
+    column("se", 5, true, |s| s.network.spec.se.into()),
+    column("stages", 6, false, |s| s.network.stages.len().into()),
+    column("depths", 14, true, |s| stage_values(s, |st| st.depth)),
+    column("widths", 22, true, |s| stage_values(s, |st| st.width)),
+    column("group_widths", 14, true, |s| {
+        stage_values(s, |st| st.group_width)
+    }),
+    column("bottleneck_widths", 22, true, |s| {
+        stage_values(s, |st| st.bottleneck_width)
+    }),
+    column("flops", 11, false, |s| s.network.complexity.flops.into()),
+    column("params", 9, false, |s| s.network.complexity.params.into()),
+    column("acts", 9, false, |s| s.network.complexity.acts.into()),
+];
+/// The RegNet parameters drawn (AnyNet samples are fully described by their stages).
+const REGNET: [Column; 6] = [
+    column("d", 2, false, |s| regnet(s).d.into()),
+    column("w0", 3, false, |s| regnet(s).w0.into()),
+    column("wa", 5, false, |s| regnet(s).wa.into()),
+    column("wm", 5, false, |s| regnet(s).wm.into()),
+    column("g", 2, false, |s| regnet(s).g.into()),
+    column("b", 1, false, |s| regnet(s).b.into()),
 ];
 
-impl Row<'_> {
-    /// The row's values in the order of `COLUMNS`.
-    fn cells(&self) -> [String; 14] {
-        [
-            self.name.to_owned(),
-            self.d.to_string(),
-            self.w0.to_string(),
-            self.wa.to_string(),
-            self.wm.to_string(),
-            self.g.to_string(),
-            self.b.to_string(),
-            self.se.to_string(),
-            self.stages.to_string(),
-            join(&self.depths),
-            join(&self.widths),
-            self.flops.to_string(),
-            self.params.to_string(),
-            self.acts.to_string(),
-        ]
-    }
+fn columns(space: Space) -> Vec<&'static Column> {
+    let parameters: &'static [Column] = match space {
+        Space::AnyNetX(_) => &[],
+        Space::RegNetX | Space::RegNetY => &REGNET,
+    };
+    std::iter::once(&NAME)
+        .chain(parameters)
+        .chain(&NETWORK)
+        .collect()
 }
 
-fn row(sample: &Sample) -> Row<'_> {
-    let p = &sample.params;
-    let network = &sample.network;
-    Row {
-        name: &sample.name,
-        d: p.d,
-        w0: p.w0,
-        wa: p.wa,
-        wm: p.wm,
-        g: p.g,
-        b: p.b,
-        se: p.se,
-        stages: network.stages.len(),
-        depths: network.stages.iter().map(|s| s.depth).collect(),
-        widths: network.stages.iter().map(|s| s.width).collect(),
-        flops: network.complexity.flops,
-        params: network.complexity.params,
-        acts: network.complexity.acts,
+/// A value as one table or CSV cell: lists space-separated, strings bare.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items.iter().map(cell).collect::<Vec<_>>().join(" "),
+        // Rust's shortest round-trip form: b = 2, not 2.0.
+        Value::Number(number) if number.is_f64() => number.as_f64().unwrap_or(f64::NAN).to_string(),
+        other => other.to_string(),
     }
-}
-
-/// Stage depths or widths as one space-separated field.
-fn join(values: &[usize]) -> String {
-    values
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub struct Request<'a> {
@@ -144,28 +141,35 @@ pub fn run(out: &mut impl Write, request: &Request<'_>) -> io::Result<Result<(),
         request.seed,
         request.attempts,
     );
-    let rows: Vec<Row<'_>> = samples.iter().map(row).collect();
-    let line = |cells: &[String]| {
-        COLUMNS
+    let columns = columns(request.space);
+    let rows: Vec<Vec<Value>> = samples
+        .iter()
+        .map(|sample| columns.iter().map(|c| (c.value)(sample)).collect())
+        .collect();
+    let line = |cells: Vec<String>| {
+        columns
             .iter()
             .zip(cells)
-            .map(|(&(_, width, left), cell)| {
-                if left {
-                    format!("{cell:<width$}")
+            .map(|(c, text)| {
+                let width = c.width;
+                if c.left {
+                    format!("{text:<width$}")
                 } else {
-                    format!("{cell:>width$}")
+                    format!("{text:>width$}")
                 }
             })
             .collect::<Vec<_>>()
             .join(" ")
+            .trim_end()
+            .to_owned()
     };
     writeln!(
         out,
         "{}",
-        line(&COLUMNS.map(|(name, _, _)| name.to_owned()))
+        line(columns.iter().map(|c| c.name.to_owned()).collect())
     )?;
-    for r in &rows {
-        writeln!(out, "{}", line(&r.cells()))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row.iter().map(cell).collect()))?;
     }
     writeln!(
         out,
@@ -174,7 +178,7 @@ pub fn run(out: &mut impl Write, request: &Request<'_>) -> io::Result<Result<(),
         request.seed
     )?;
     if let Some(dir) = request.output
-        && let Err(error) = write_files(dir, &samples, &rows)
+        && let Err(error) = write_files(dir, &samples, &columns, &rows)
     {
         return Ok(Err(format!("{}: {error}", dir.display())));
     }
@@ -188,18 +192,35 @@ pub fn run(out: &mut impl Write, request: &Request<'_>) -> io::Result<Result<(),
     Ok(Ok(()))
 }
 
-fn write_files(dir: &Path, samples: &[Sample], rows: &[Row<'_>]) -> io::Result<()> {
+fn write_files(
+    dir: &Path,
+    samples: &[Sample],
+    columns: &[&Column],
+    rows: &[Vec<Value>],
+) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for sample in samples {
         std::fs::write(dir.join(format!("{}.yaml", sample.name)), &sample.yaml)?;
     }
-    let mut csv = COLUMNS.map(|(name, _, _)| name).join(",") + "\n";
-    for r in rows {
-        csv.push_str(&r.cells().join(","));
+    let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
+    let mut csv = names.join(",") + "\n";
+    for row in rows {
+        csv.push_str(&row.iter().map(cell).collect::<Vec<_>>().join(","));
         csv.push('\n');
     }
     std::fs::write(dir.join("samples.csv"), csv)?;
-    let json = serde_json::to_string_pretty(rows).map_err(io::Error::other)?;
+    // Objects keep the columns' order (serde_json's `preserve_order`).
+    let objects: Vec<Map<String, Value>> = rows
+        .iter()
+        .map(|row| {
+            names
+                .iter()
+                .map(|n| n.to_string())
+                .zip(row.iter().cloned())
+                .collect()
+        })
+        .collect();
+    let json = serde_json::to_string_pretty(&objects).map_err(io::Error::other)?;
     std::fs::write(dir.join("samples.json"), json + "\n")
 }
 

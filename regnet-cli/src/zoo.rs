@@ -24,6 +24,7 @@ macro_rules! zoo {
 }
 
 zoo! {
+    "anynetx_e_400mf" => AnynetxE400mf = "../specs/anynetx_e_400mf.yaml",
     "regnetx_1.6gf" => Regnetx1_6gf = "../specs/regnetx_1.6gf.yaml",
     "regnetx_12gf" => Regnetx12gf = "../specs/regnetx_12gf.yaml",
     "regnetx_16gf" => Regnetx16gf = "../specs/regnetx_16gf.yaml",

@@ -299,7 +299,7 @@ fn plot_writes_svg_and_png_and_refuses_other_formats() {
     assert!(text.contains("<svg"), "not SVG");
     assert!(
         text.contains(
-            "RegNetY-1.6GF: d=27 w0=48 wa=20.71 wm=2.65 g=24 SE, 1.612 GF, 11.20 M params"
+            "RegNetY-1.6GF: d=27 w0=48 wa=20.71 wm=2.65 g=24 b=1 SE, 1.612 GF, 11.20 M params"
         ),
         "title with the parameters, flops and params"
     );
@@ -368,5 +368,52 @@ fn sample_writes_specs_that_compile_to_the_tabled_complexity() {
     let impossible = regnet(&["sample", "regnety", "--flops", "1..2", "--attempts", "100"]);
     assert_eq!(impossible.status.code(), Some(2));
     assert!(stderr(&impossible).contains("found 0 of 10 samples in 100 draws"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sample_anynet_writes_per_stage_specs_that_plot_and_inspect() {
+    let dir = std::env::temp_dir().join(format!("regnet-anynet-{}", std::process::id()));
+    let out = regnet(&[
+        "sample",
+        "anynetx-e",
+        "--count",
+        "2",
+        "--seed",
+        "2",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let table = stdout(&out);
+    assert!(
+        table.starts_with("name        se    stages depths"),
+        "AnyNet rows have no RegNet parameters: {table}"
+    );
+    let rows: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("samples.json")).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let widths: Vec<u64> = row["widths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_u64().unwrap())
+            .collect();
+        assert!(widths.windows(2).all(|w| w[0] <= w[1]), "{row}");
+        let spec = dir.join(format!("{}.yaml", row["name"].as_str().unwrap()));
+        let yaml = std::fs::read_to_string(&spec).unwrap();
+        assert!(yaml.contains("\ndepths: ["), "{yaml}");
+        let inspected = json(&regnet(&["inspect", spec.to_str().unwrap(), "--json"]));
+        assert_eq!(inspected["flops"], row["flops"], "{}", spec.display());
+        let text = regnet(&["inspect", spec.to_str().unwrap()]);
+        assert!(stdout(&text).contains(" depths=["), "{}", stdout(&text));
+    }
+    let svg = dir.join("widths.svg");
+    let spec = dir.join("sample_0000.yaml");
+    let plotted = regnet(&["plot", spec.to_str().unwrap(), "-o", svg.to_str().unwrap()]);
+    assert_eq!(plotted.status.code(), Some(0), "{}", stderr(&plotted));
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.contains("stage widths as the spec gives them"));
+    assert!(!drawn.contains("continuous u_j"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -31,7 +31,7 @@ pub use diagnostics::{Diagnostic, Location, SpecError};
 pub use network::{MAX_DEPTH, MIN_B};
 pub use network::{Network, compile_file, compile_str};
 pub use quantize::{BlockWidth, MAX_WIDTH, QuantizedStage, block_widths, quantize};
-pub use spec::{Compat, Spec, parse_spec};
+pub use spec::{Compat, Design, RegNetParameters, Spec, StageSpec, parse_spec};
 pub use table::stage_table;
 
 /// Input channels of every RegNet (RGB images).

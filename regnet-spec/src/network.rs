@@ -1,10 +1,10 @@
 use crate::architecture::{Architecture, Complexity, Stage, strided};
 use crate::diagnostics::{Diagnostic, SpecError};
-use crate::quantize::{MAX_WIDTH, bottleneck_multiplier, quantize};
+use crate::quantize::{MAX_WIDTH, quantize};
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::spec::{Compat, Spec, parse_with_locations};
+use crate::spec::{Compat, Design, RegNetParameters, Spec, StageSpec, parse_with_locations};
 
 /// The deepest network a spec may describe. The paper samples d < 64; this bound keeps every
 /// derived count far from overflow.
@@ -125,75 +125,9 @@ fn validate(spec: &Spec, unusable: &HashSet<&'static str>) -> Vec<Diagnostic> {
             problems.push(Diagnostic::field(field, message));
         }
     };
-    rule(
-        spec.d >= 1,
-        "d",
-        format!("d = {} must be at least 1 (the number of blocks)", spec.d),
-    );
-    rule(
-        spec.d <= MAX_DEPTH,
-        "d",
-        format!("d = {} must be at most {MAX_DEPTH}", spec.d),
-    );
-    rule(
-        spec.w0 >= 1,
-        "w0",
-        format!("w0 = {} must be positive", spec.w0),
-    );
-    rule(
-        u64::from(spec.w0) <= MAX_WIDTH,
-        "w0",
-        format!("w0 = {} must be at most {MAX_WIDTH}", spec.w0),
-    );
-    rule(spec.q >= 1, "q", format!("q = {} must be positive", spec.q));
-    rule(
-        spec.q == 0 || unusable.contains("q") || spec.w0.is_multiple_of(spec.q),
-        "w0",
-        format!("w0 = {} must be a multiple of q = {}", spec.w0, spec.q),
-    );
-    rule(
-        spec.wa.is_finite() && spec.wa >= 0.0,
-        "wa",
-        format!("wa = {} must be finite and at least 0", spec.wa),
-    );
-    rule(
-        spec.wm.is_finite() && spec.wm > 1.0,
-        "wm",
-        format!("wm = {} must be finite and greater than 1", spec.wm),
-    );
-    rule(
-        spec.g >= 1,
-        "g",
-        format!("g = {} must be positive (the group width)", spec.g),
-    );
-    rule(
-        spec.b.is_finite() && spec.b > 0.0,
-        "b",
-        format!(
-            "b = {} must be finite and greater than 0 (bottleneck width = width / b)",
-            spec.b
-        ),
-    );
-    rule(
-        !(spec.b > 0.0 && spec.b < MIN_B),
-        "b",
-        format!(
-            "b = {} must be at least 1/{} (bottleneck width = width / b)",
-            spec.b,
-            1.0 / MIN_B
-        ),
-    );
-    if spec.compat == Compat::Pycls && spec.b.is_finite() && spec.b > 0.0 {
-        let multiplier = bottleneck_multiplier(spec);
-        rule(
-            multiplier <= 1.0 || multiplier.fract() == 0.0,
-            "b",
-            format!(
-                "b = {} gives a bottleneck multiplier 1/b = {multiplier}, which pycls's rule needs \
-                 to be an integer when b < 1 (use b = 1/2, 1/4, ...)",
-                spec.b
-            ),
-        );
+    match &spec.design {
+        Design::RegNet(regnet) => validate_regnet(regnet, spec, unusable, &mut rule),
+        Design::Stages(stages) => validate_stages(stages, &mut rule),
     }
     match spec.se_ratio {
         Some(ratio) if !spec.se => rule(
@@ -236,6 +170,119 @@ fn validate(spec: &Spec, unusable: &HashSet<&'static str>) -> Vec<Diagnostic> {
         );
     }
     problems
+}
+
+/// The RegNet parameters' rules, as pycls asserts them plus the bounds that keep counts finite.
+fn validate_regnet(
+    p: &RegNetParameters,
+    spec: &Spec,
+    unusable: &HashSet<&'static str>,
+    rule: &mut impl FnMut(bool, &str, String),
+) {
+    rule(
+        p.d >= 1,
+        "d",
+        format!("d = {} must be at least 1 (the number of blocks)", p.d),
+    );
+    rule(
+        p.d <= MAX_DEPTH,
+        "d",
+        format!("d = {} must be at most {MAX_DEPTH}", p.d),
+    );
+    rule(p.w0 >= 1, "w0", format!("w0 = {} must be positive", p.w0));
+    rule(
+        u64::from(p.w0) <= MAX_WIDTH,
+        "w0",
+        format!("w0 = {} must be at most {MAX_WIDTH}", p.w0),
+    );
+    rule(spec.q >= 1, "q", format!("q = {} must be positive", spec.q));
+    rule(
+        spec.q == 0 || unusable.contains("q") || p.w0.is_multiple_of(spec.q),
+        "w0",
+        format!("w0 = {} must be a multiple of q = {}", p.w0, spec.q),
+    );
+    rule(
+        p.wa.is_finite() && p.wa >= 0.0,
+        "wa",
+        format!("wa = {} must be finite and at least 0", p.wa),
+    );
+    rule(
+        p.wm.is_finite() && p.wm > 1.0,
+        "wm",
+        format!("wm = {} must be finite and greater than 1", p.wm),
+    );
+    rule(
+        p.g >= 1,
+        "g",
+        format!("g = {} must be positive (the group width)", p.g),
+    );
+    rule(
+        p.b.is_finite() && p.b > 0.0,
+        "b",
+        format!(
+            "b = {} must be finite and greater than 0 (bottleneck width = width / b)",
+            p.b
+        ),
+    );
+    rule(
+        !(p.b > 0.0 && p.b < MIN_B),
+        "b",
+        format!(
+            "b = {} must be at least 1/{} (bottleneck width = width / b)",
+            p.b,
+            1.0 / MIN_B
+        ),
+    );
+    if spec.compat == Compat::Pycls && p.b.is_finite() && p.b > 0.0 {
+        let multiplier = 1.0 / p.b;
+        rule(
+            multiplier <= 1.0 || multiplier.fract() == 0.0,
+            "b",
+            format!(
+                "b = {} gives a bottleneck multiplier 1/b = {multiplier}, which pycls's rule needs \
+                 to be an integer when b < 1 (use b = 1/2, 1/4, ...)",
+                p.b
+            ),
+        );
+    }
+}
+
+/// The per-stage form's rules on each entry (an empty list is reported by the parser); the group
+/// rule needs the bottleneck widths and is checked when the stages are formed.
+fn validate_stages(stages: &[StageSpec], rule: &mut impl FnMut(bool, &str, String)) {
+    let total: u64 = stages.iter().map(|s| u64::from(s.depth)).sum();
+    rule(
+        total <= u64::from(MAX_DEPTH),
+        "depths",
+        format!("the depths add up to {total} blocks; at most {MAX_DEPTH} are allowed"),
+    );
+    for (i, s) in stages.iter().enumerate() {
+        rule(
+            s.depth >= 1,
+            "depths",
+            format!("depths[{i}] = {} must be at least 1", s.depth),
+        );
+        rule(
+            s.width >= 1 && u64::from(s.width) <= MAX_WIDTH,
+            "widths",
+            format!("widths[{i}] = {} must be from 1 to {MAX_WIDTH}", s.width),
+        );
+        rule(
+            s.group_width >= 1,
+            "group_widths",
+            format!("group_widths[{i}] = {} must be positive", s.group_width),
+        );
+        let ratio = s.bottleneck_ratio;
+        rule(
+            ratio.is_finite() && ratio >= MIN_B,
+            "bottleneck_ratios",
+            format!(
+                "bottleneck_ratios[{i}] = {ratio} must be finite and at least 1/{} (bottleneck \
+                 width = width / ratio)",
+                1.0 / MIN_B
+            ),
+        );
+    }
 }
 
 /// Adds strides, spatial sizes, input widths and SE widths to the quantized stages.

@@ -2,7 +2,7 @@
 //! width/group compatibility rule.
 
 use crate::diagnostics::Diagnostic;
-use crate::spec::{Compat, Spec};
+use crate::spec::{Compat, Design, RegNetParameters, Spec, StageSpec};
 
 /// A stage after quantization and the compatibility rule, before spatial sizes are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,11 +30,17 @@ pub struct BlockWidth {
 }
 
 /// Per-block widths (steps 1–3) in the arithmetic of the spec's `compat` library: float64 for
-/// pycls, float32 for torchvision (whose tensors default to it).
-pub fn block_widths(spec: &Spec) -> Vec<BlockWidth> {
-    let quantum = f64::from(spec.q);
+/// pycls, float32 for torchvision (whose tensors default to it). `None` for a spec that gives its
+/// stages explicitly (it has no width function).
+pub fn block_widths(spec: &Spec) -> Option<Vec<BlockWidth>> {
+    spec.regnet()
+        .map(|p| regnet_block_widths(p, spec.q, spec.compat))
+}
+
+fn regnet_block_widths(spec: &RegNetParameters, q: u32, compat: Compat) -> Vec<BlockWidth> {
+    let quantum = f64::from(q);
     (0..spec.d)
-        .map(|j| match spec.compat {
+        .map(|j| match compat {
             Compat::Pycls => {
                 let w0 = f64::from(spec.w0);
                 let continuous = f64::from(j) * spec.wa + w0;
@@ -68,10 +74,15 @@ pub fn block_widths(spec: &Spec) -> Vec<BlockWidth> {
 pub const MAX_WIDTH: u64 = 1 << 20;
 
 /// Quantizes a validated spec into stages. Equal adjacent stages are kept apart, as pycls does:
-/// the stage count is fixed before the compatibility rule can make two stages equal.
+/// the stage count is fixed before the compatibility rule can make two stages equal. A spec in the
+/// per-stage form is taken as written, its group widths checked against its bottleneck widths.
 pub fn quantize(spec: &Spec) -> Result<Vec<QuantizedStage>, Vec<Diagnostic>> {
+    let regnet = match &spec.design {
+        Design::RegNet(regnet) => regnet,
+        Design::Stages(stages) => return explicit_stages(stages),
+    };
     let mut runs: Vec<(u64, usize)> = Vec::new();
-    for block in block_widths(spec) {
+    for block in regnet_block_widths(regnet, spec.q, spec.compat) {
         match runs.last_mut() {
             Some((width, depth)) if *width == block.quantized => *depth += 1,
             _ => runs.push((block.quantized, 1)),
@@ -88,7 +99,7 @@ pub fn quantize(spec: &Spec) -> Result<Vec<QuantizedStage>, Vec<Diagnostic>> {
             )));
             continue;
         }
-        match compatible(spec, width as usize) {
+        match compatible(regnet, spec.compat, width as usize) {
             Ok((width, group_width, bottleneck_width)) => stages.push(QuantizedStage {
                 depth,
                 width,
@@ -108,16 +119,72 @@ pub fn quantize(spec: &Spec) -> Result<Vec<QuantizedStage>, Vec<Diagnostic>> {
     }
 }
 
-/// pycls's BOT_MUL: the bottleneck width is width × BOT_MUL.
-pub(crate) fn bottleneck_multiplier(spec: &Spec) -> f64 {
-    1.0 / spec.b
+/// Stages given one by one: pycls's AnyNet computes the bottleneck as round(width × BOT_MUL)
+/// and clips the group width to it, without the RegNet compatibility rule, so a group width
+/// that does not divide the bottleneck is an error here rather than a silently changed width.
+fn explicit_stages(stages: &[StageSpec]) -> Result<Vec<QuantizedStage>, Vec<Diagnostic>> {
+    let mut diagnostics = Vec::new();
+    let mut quantized = Vec::with_capacity(stages.len());
+    for (i, stage) in stages.iter().enumerate() {
+        let width = stage.width as usize;
+        let bottleneck = f64::from(stage.width) / stage.bottleneck_ratio;
+        let bottleneck_width = bottleneck.round_ties_even() as usize;
+        if bottleneck_width == 0 || bottleneck_width as u64 > MAX_WIDTH {
+            diagnostics.push(Diagnostic::field(
+                "bottleneck_ratios",
+                format!(
+                    "stage {}: width {width} / bottleneck ratio {} rounds to {bottleneck_width} \
+                     bottleneck channels; it must be from 1 to {MAX_WIDTH}",
+                    i + 1,
+                    stage.bottleneck_ratio
+                ),
+            ));
+            continue;
+        }
+        let group_width = (stage.group_width as usize).min(bottleneck_width);
+        if !bottleneck_width.is_multiple_of(group_width) {
+            let divisors: Vec<String> = (1..=group_width)
+                .rev()
+                .filter(|d| bottleneck_width.is_multiple_of(*d))
+                .take(3)
+                .map(|d| d.to_string())
+                .collect();
+            diagnostics.push(Diagnostic::field(
+                "group_widths",
+                format!(
+                    "stage {}: group width {group_width} does not divide the bottleneck width \
+                     {bottleneck_width} (width {width} / ratio {}); group widths that do: {}",
+                    i + 1,
+                    stage.bottleneck_ratio,
+                    divisors.join(", ")
+                ),
+            ));
+            continue;
+        }
+        quantized.push(QuantizedStage {
+            depth: stage.depth as usize,
+            width,
+            group_width,
+            bottleneck_width,
+        });
+    }
+    if diagnostics.is_empty() {
+        Ok(quantized)
+    } else {
+        Err(diagnostics)
+    }
 }
 
 /// Step 5 and step 6's bottleneck width: returns (stage width, group width, bottleneck width).
-fn compatible(spec: &Spec, width: usize) -> Result<(usize, usize, usize), String> {
-    let multiplier = bottleneck_multiplier(spec);
+fn compatible(
+    spec: &RegNetParameters,
+    compat: Compat,
+    width: usize,
+) -> Result<(usize, usize, usize), String> {
+    // pycls's BOT_MUL: the bottleneck width is width × BOT_MUL.
+    let multiplier = 1.0 / spec.b;
     let group = spec.g as usize;
-    let (width, group_width) = match spec.compat {
+    let (width, group_width) = match compat {
         Compat::Pycls => {
             // pycls main `adjust_block_compatibility`.
             let bottleneck = (width as f64 * multiplier).max(1.0) as usize;

@@ -1,8 +1,11 @@
-//! Sampling the paper's RegNet design spaces (§4): d < 64, w0 and wa < 256, 1.5 ≤ wm ≤ 3, and
-//! one bottleneck ratio b ∈ {1, 2, 4} and group width g ∈ {1, …, 32} shared by all stages (as
-//! AnyNetX_E), without (RegNetX) or with squeeze-excitation (RegNetY). Continuous parameters
-//! are sampled log-uniformly and quantized as pycls's sweep sampler does
-//! (`pycls/sweep/random.py`); depth uniformly. Deterministic for a seed, on every platform.
+//! Sampling the paper's design spaces. AnyNetX_A to AnyNetX_E (§3.1–3.2): four stages, each
+//! with depth d_i ≤ 16, width w_i ≤ 1024 in multiples of 8, bottleneck ratio b_i ∈ {1, 2, 4}
+//! and group width g_i ∈ {1, …, 32}, all log-uniform; B shares b, C also shares g, D adds
+//! w_{i+1} ≥ w_i and E also d_{i+1} ≥ d_i. RegNet (§4): d < 64, w0 and wa < 256, 1.5 ≤ wm ≤ 3,
+//! and one b ∈ {1, 2, 4} and g ∈ {1, …, 32} for all stages (as AnyNetX_E), without (RegNetX) or
+//! with squeeze-excitation (RegNetY); continuous parameters log-uniform and quantized as pycls's
+//! sweep sampler does (`pycls/sweep/random.py`), depth uniform. Deterministic for a seed, on
+//! every platform.
 
 use crate::network::{Network, compile_str};
 
@@ -71,13 +74,126 @@ impl Rng {
     }
 }
 
-/// The paper's RegNet design space, X (no SE) or Y (SE).
+/// A design space of the paper.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Space {
+    /// AnyNetX_A to AnyNetX_E: four explicit stages, sampled as the spec's per-stage form.
+    AnyNetX(AnyNetSpace),
     /// Residual bottleneck blocks without squeeze-excitation.
     RegNetX,
     /// RegNetX plus squeeze-excitation in every block (SE ratio 0.25 of the block input width).
     RegNetY,
+}
+
+/// The AnyNetX spaces, each adding one constraint to the one before (§3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AnyNetSpace {
+    /// Every stage's d, w, b and g drawn independently.
+    A,
+    /// One bottleneck ratio b for all stages.
+    B,
+    /// B and one group width g for all stages.
+    C,
+    /// C and widths that never decrease: w_{i+1} ≥ w_i.
+    D,
+    /// D and depths that never decrease: d_{i+1} ≥ d_i.
+    E,
+}
+
+impl AnyNetSpace {
+    /// The paper's name, `AnyNetX_A` to `AnyNetX_E`.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnyNetSpace::A => "AnyNetX_A",
+            AnyNetSpace::B => "AnyNetX_B",
+            AnyNetSpace::C => "AnyNetX_C",
+            AnyNetSpace::D => "AnyNetX_D",
+            AnyNetSpace::E => "AnyNetX_E",
+        }
+    }
+}
+
+/// Stages of an AnyNetX network.
+pub const ANYNET_STAGES: usize = 4;
+/// `(low, high, quantum)` of each stage's depth, drawn log-uniformly (the paper's d_i ≤ 16).
+pub const ANYNET_DEPTH: (f64, f64, f64) = (1.0, 16.0, 1.0);
+/// `(low, high, quantum)` of each stage's width, drawn log-uniformly (the paper's w_i ≤ 1024,
+/// divisible by 8).
+pub const ANYNET_WIDTH: (f64, f64, f64) = (8.0, 1024.0, 8.0);
+
+/// One sampled point of an AnyNetX space: per-stage depth, width, bottleneck ratio and group
+/// width, written as a spec in the per-stage form.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnyNetParams {
+    /// Blocks per stage, from [`ANYNET_DEPTH`].
+    pub depths: [u32; ANYNET_STAGES],
+    /// Stage widths in channels, from [`ANYNET_WIDTH`].
+    pub widths: [u32; ANYNET_STAGES],
+    /// The paper's bottleneck ratios (bottleneck width = width / b), from [`BOTTLENECK_RATIOS`].
+    pub bottleneck_ratios: [u32; ANYNET_STAGES],
+    /// Group widths in channels, from [`GROUP_WIDTH`].
+    pub group_widths: [u32; ANYNET_STAGES],
+}
+
+impl AnyNetParams {
+    /// Draws the depths, then the widths, then the bottleneck ratios (one when shared), then
+    /// the group widths (one when shared); D and E sort the widths and depths drawn, which gives
+    /// exactly the distribution of independent draws conditioned on their order (up to ties).
+    /// The group width may not divide a stage's bottleneck width: such a point is not a valid
+    /// network and [`sample`] skips it, as the paper keeps only valid models.
+    pub fn sample(space: AnyNetSpace, rng: &mut Rng) -> Self {
+        let mut log_uniform =
+            |(low, high, q): (f64, f64, f64)| rng.log_uniform(low, high, q) as u32;
+        let mut depths = [0; ANYNET_STAGES].map(|_| log_uniform(ANYNET_DEPTH));
+        let mut widths = [0; ANYNET_STAGES].map(|_| log_uniform(ANYNET_WIDTH));
+        let bottleneck_ratios = shared_or_not(space >= AnyNetSpace::B, || {
+            BOTTLENECK_RATIOS[rng.integer(0, 2) as usize]
+        });
+        let group_widths = shared_or_not(space >= AnyNetSpace::C, || {
+            rng.log_uniform(GROUP_WIDTH.0, GROUP_WIDTH.1, GROUP_WIDTH.2) as u32
+        });
+        if space >= AnyNetSpace::D {
+            widths.sort_unstable();
+        }
+        if space >= AnyNetSpace::E {
+            depths.sort_unstable();
+        }
+        AnyNetParams {
+            depths,
+            widths,
+            bottleneck_ratios,
+            group_widths,
+        }
+    }
+
+    /// The point as a spec file in the per-stage form.
+    pub fn to_yaml(&self, space: AnyNetSpace, name: &str) -> String {
+        let list = |values: &[u32]| {
+            values
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "# Sampled from the {} design space by `regnet sample`.\nname: {name}\n\
+             depths: [{}]\nwidths: [{}]\ngroup_widths: [{}]\nbottleneck_ratios: [{}]\n",
+            space.name(),
+            list(&self.depths),
+            list(&self.widths),
+            list(&self.group_widths),
+            list(&self.bottleneck_ratios),
+        )
+    }
+}
+
+/// One value drawn for all stages, or one per stage.
+fn shared_or_not(shared: bool, mut draw: impl FnMut() -> u32) -> [u32; ANYNET_STAGES] {
+    if shared {
+        [draw(); ANYNET_STAGES]
+    } else {
+        [0; ANYNET_STAGES].map(|_| draw())
+    }
 }
 
 /// One sampled point of a RegNet space: the spec's parameters.
@@ -95,7 +211,7 @@ pub struct RegNetParams {
     pub g: u32,
     /// The paper's bottleneck ratio (bottleneck width = width / b), one of [`BOTTLENECK_RATIOS`].
     pub b: u32,
-    /// Squeeze-excitation: `true` for [`Space::RegNetY`].
+    /// Squeeze-excitation: `true` in RegNetY.
     pub se: bool,
 }
 
@@ -115,9 +231,9 @@ pub const GROUP_WIDTH: (f64, f64, f64) = (1.0, 32.0, 1.0);
 pub const BOTTLENECK_RATIOS: [u32; 3] = [1, 2, 4];
 
 impl RegNetParams {
-    /// Draws one point of `space`: d, w0, wa, wm, g, then b, in that order, so a seed always gives
-    /// the same points.
-    pub fn sample(space: Space, rng: &mut Rng) -> Self {
+    /// Draws one point of RegNetX (`se: false`) or RegNetY (`se: true`): d, w0, wa, wm, g, then
+    /// b, in that order, so a seed always gives the same points.
+    pub fn sample(se: bool, rng: &mut Rng) -> Self {
         RegNetParams {
             d: rng.integer(DEPTH.0, DEPTH.1) as u32,
             w0: rng.log_uniform(W0.0, W0.1, W0.2) as u32,
@@ -125,7 +241,7 @@ impl RegNetParams {
             wm: rng.log_uniform(WM.0, WM.1, WM.2),
             g: rng.log_uniform(GROUP_WIDTH.0, GROUP_WIDTH.1, GROUP_WIDTH.2) as u32,
             b: BOTTLENECK_RATIOS[rng.integer(0, 2) as usize],
-            se: space == Space::RegNetY,
+            se,
         }
     }
 
@@ -154,14 +270,13 @@ pub struct Filter {
     pub stages: Option<usize>,
 }
 
-/// A kept sample: its parameters, its spec file and the compiled network.
+/// A kept sample: its spec file and the network compiled from it (whose `spec` holds the
+/// sampled parameters).
 #[derive(Clone, Debug)]
 pub struct Sample {
     /// `sample_NNNN`, numbered from 0 in the order kept; the spec's `name` and its error origin.
     pub name: String,
-    /// The sampled point.
-    pub params: RegNetParams,
-    /// The spec file, as [`RegNetParams::to_yaml`] writes it.
+    /// The spec file, as [`RegNetParams::to_yaml`] or [`AnyNetParams::to_yaml`] writes it.
     pub yaml: String,
     /// The network compiled from `yaml`.
     pub network: Network,
@@ -182,10 +297,15 @@ pub fn sample(
     let mut drawn = 0;
     while kept.len() < count && drawn < attempts {
         drawn += 1;
-        let params = RegNetParams::sample(space, &mut rng);
         let name = format!("sample_{:04}", kept.len());
-        let yaml = params.to_yaml(&name);
-        // A point the spec rules reject (possible at the edges of the space) is skipped.
+        let yaml = match space {
+            Space::AnyNetX(space) => AnyNetParams::sample(space, &mut rng).to_yaml(space, &name),
+            Space::RegNetX | Space::RegNetY => {
+                RegNetParams::sample(space == Space::RegNetY, &mut rng).to_yaml(&name)
+            }
+        };
+        // A point the spec rules reject (a group width that does not divide an AnyNet stage's
+        // bottleneck, or the edges of the RegNet space) is not a valid network: skipped.
         let Ok(network) = compile_str(&yaml, &name) else {
             continue;
         };
@@ -201,7 +321,6 @@ pub fn sample(
         }
         kept.push(Sample {
             name,
-            params,
             yaml,
             network,
         });

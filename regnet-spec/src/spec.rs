@@ -33,6 +33,40 @@ impl fmt::Display for Compat {
 pub struct Spec {
     /// Display name (for example `RegNetX-200MF`); optional, but not blank when given.
     pub name: Option<String>,
+    /// How the stages are given: the RegNet parameters or one entry per stage.
+    pub design: Design,
+    /// Squeeze-and-excitation (RegNetY).
+    pub se: bool,
+    /// SE width = round(se_ratio × block input width); `None` means 0.25. Only with `se: true`.
+    pub se_ratio: Option<f64>,
+    /// Output channels of the 3×3 stride-2 stem; default 32, as in pycls.
+    pub stem_w: u32,
+    /// Outputs of the classifier; default 1000 (ImageNet).
+    pub num_classes: u32,
+    /// Side of the square input image in pixels; default 224.
+    pub resolution: u32,
+    /// Width quantum: block widths are rounded to multiples of it; default 8, as in pycls. Only
+    /// for the RegNet parameters.
+    pub q: u32,
+    /// Which library's arithmetic and compatibility rule to follow; default pycls. Only for the
+    /// RegNet parameters (explicit stages are taken as written).
+    pub compat: Compat,
+}
+
+/// The two ways a spec gives its stages (the paper's §3: RegNet is a restriction of AnyNet).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Design {
+    /// Stages quantized from a linear width function (keys `d`, `w0`, `wa`, `wm`, `g`, `b`).
+    RegNet(RegNetParameters),
+    /// The AnyNet form: each stage's depth, width, group width and bottleneck ratio given
+    /// explicitly (keys `depths`, `widths`, `group_widths`, `bottleneck_ratios`), as the paper's
+    /// AnyNetX spaces and pycls's `ANYNET` config describe networks.
+    Stages(Vec<StageSpec>),
+}
+
+/// The RegNet parameters of a spec (the paper's §3.3).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RegNetParameters {
     /// Total number of blocks over all stages, 1..=[`MAX_DEPTH`](crate::MAX_DEPTH).
     pub d: u32,
     /// Initial width `w0` in channels (the first block's `u_0`); positive and a multiple of `q`.
@@ -45,27 +79,66 @@ pub struct Spec {
     pub g: u32,
     /// The paper's bottleneck ratio: bottleneck width = width / b (pycls's BOT_MUL is 1 / b).
     pub b: f64,
-    /// Squeeze-and-excitation (RegNetY).
-    pub se: bool,
-    /// SE width = round(se_ratio × block input width); `None` means 0.25. Only with `se: true`.
-    pub se_ratio: Option<f64>,
-    /// Output channels of the 3×3 stride-2 stem; default 32, as in pycls.
-    pub stem_w: u32,
-    /// Outputs of the classifier; default 1000 (ImageNet).
-    pub num_classes: u32,
-    /// Side of the square input image in pixels; default 224.
-    pub resolution: u32,
-    /// Width quantum: block widths are rounded to multiples of it; default 8, as in pycls.
-    pub q: u32,
-    /// Which library's arithmetic and compatibility rule to follow; default pycls.
-    pub compat: Compat,
+}
+
+/// One stage of a spec in the per-stage (AnyNet) form, taken as written: no quantization and no
+/// compatibility rule, so the group width must divide the bottleneck width.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StageSpec {
+    /// Number of blocks (`depths` entry), at least 1.
+    pub depth: u32,
+    /// Output channels of every block (`widths` entry).
+    pub width: u32,
+    /// Channels per group of the 3×3 convolution (`group_widths` entry), clipped to the
+    /// bottleneck width as pycls does.
+    pub group_width: u32,
+    /// The paper's bottleneck ratio (`bottleneck_ratios` entry; default 1): bottleneck width =
+    /// round(width / ratio).
+    pub bottleneck_ratio: f64,
+}
+
+impl Spec {
+    /// The RegNet parameters, or `None` for a spec that gives its stages explicitly.
+    pub fn regnet(&self) -> Option<&RegNetParameters> {
+        match &self.design {
+            Design::RegNet(parameters) => Some(parameters),
+            Design::Stages(_) => None,
+        }
+    }
+
+    /// The design's parameters in one line, as the CLI, the plot title and generated rustdoc
+    /// show them: `d=13 w0=24 wa=36.44 wm=2.49 g=8 b=1` or `depths=[1, 2] widths=[32, 64]
+    /// group_widths=[8, 8] bottleneck_ratios=[1, 1]`.
+    pub fn parameters(&self) -> String {
+        match &self.design {
+            Design::RegNet(p) => format!(
+                "d={} w0={} wa={} wm={} g={} b={}",
+                p.d, p.w0, p.wa, p.wm, p.g, p.b
+            ),
+            Design::Stages(stages) => {
+                let list = |value: fn(&StageSpec) -> String| {
+                    stages.iter().map(value).collect::<Vec<_>>().join(", ")
+                };
+                format!(
+                    "depths=[{}] widths=[{}] group_widths=[{}] bottleneck_ratios=[{}]",
+                    list(|s| s.depth.to_string()),
+                    list(|s| s.width.to_string()),
+                    list(|s| s.group_width.to_string()),
+                    list(|s| s.bottleneck_ratio.to_string()),
+                )
+            }
+        }
+    }
 }
 
 /// Where each top-level key of the YAML document sits.
 pub(crate) type KeyLocations = HashMap<String, Location>;
 
-const REQUIRED: [&str; 5] = ["d", "w0", "wa", "wm", "g"];
-const KNOWN: [&str; 14] = [
+/// The RegNet parameters; all but `b` are required when the spec uses this form.
+const REGNET_KEYS: [&str; 6] = ["d", "w0", "wa", "wm", "g", "b"];
+/// The per-stage lists; all but `bottleneck_ratios` are required when the spec uses this form.
+const STAGE_KEYS: [&str; 4] = ["depths", "widths", "group_widths", "bottleneck_ratios"];
+const KNOWN: [&str; 18] = [
     "name",
     "d",
     "w0",
@@ -73,6 +146,10 @@ const KNOWN: [&str; 14] = [
     "wm",
     "g",
     "b",
+    "depths",
+    "widths",
+    "group_widths",
+    "bottleneck_ratios",
     "se",
     "se_ratio",
     "stem_w",
@@ -112,7 +189,8 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnosti
     })?;
     let Value::Mapping(mapping) = document else {
         return Err(vec![Diagnostic::general(format!(
-            "a spec is a YAML mapping of fields (d, w0, wa, wm, g, ...), found {}",
+            "a spec is a YAML mapping of fields (d, w0, wa, wm, g, ... or depths, widths, ...), \
+             found {}",
             describe(&document)
         ))]);
     };
@@ -146,10 +224,45 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnosti
         }
     }
     let mut unusable = HashSet::new();
-    for required in REQUIRED {
-        if !fields.contains_key(required) {
-            diagnostics.push(Diagnostic::field(required, "missing required field"));
-            unusable.insert(required);
+    let explicit = STAGE_KEYS.iter().any(|key| fields.contains_key(key));
+    if explicit {
+        for key in REGNET_KEYS.iter().filter(|key| fields.contains_key(*key)) {
+            diagnostics.push(
+                Diagnostic::field(
+                    key,
+                    "the per-stage lists (depths, widths, group_widths, bottleneck_ratios) replace \
+                     the RegNet parameters (d, w0, wa, wm, g, b); give one form or the other",
+                )
+                .at(locations.get(*key).copied()),
+            );
+        }
+    }
+    if explicit {
+        for key in ["q", "compat"]
+            .iter()
+            .filter(|key| fields.contains_key(*key))
+        {
+            diagnostics.push(
+                Diagnostic::field(
+                    key,
+                    format!(
+                        "{key} applies to the RegNet parameters' quantization; per-stage widths \
+                         are taken as written"
+                    ),
+                )
+                .at(locations.get(*key).copied()),
+            );
+        }
+    }
+    let required: &[&'static str] = if explicit {
+        &STAGE_KEYS[..3]
+    } else {
+        &REGNET_KEYS[..5]
+    };
+    for &field in required {
+        if !fields.contains_key(field) {
+            diagnostics.push(Diagnostic::field(field, "missing required field"));
+            unusable.insert(field);
         }
     }
 
@@ -159,14 +272,26 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnosti
         locations: &locations,
         unusable: &mut unusable,
     };
+    let design = if explicit {
+        let depths: Vec<u32> = typed.required("depths", take("depths"));
+        let widths: Vec<u32> = typed.required("widths", take("widths"));
+        let group_widths: Vec<u32> = typed.required("group_widths", take("group_widths"));
+        let ratios: Option<Vec<f64>> =
+            typed.optional("bottleneck_ratios", take("bottleneck_ratios"), None);
+        typed.stages(depths, widths, group_widths, ratios)
+    } else {
+        Design::RegNet(RegNetParameters {
+            d: typed.required("d", take("d")),
+            w0: typed.required("w0", take("w0")),
+            wa: typed.required("wa", take("wa")),
+            wm: typed.required("wm", take("wm")),
+            g: typed.required("g", take("g")),
+            b: typed.optional("b", take("b"), 1.0),
+        })
+    };
     let spec = Spec {
         name: typed.optional("name", take("name"), None),
-        d: typed.required("d", take("d")),
-        w0: typed.required("w0", take("w0")),
-        wa: typed.required("wa", take("wa")),
-        wm: typed.required("wm", take("wm")),
-        g: typed.required("g", take("g")),
-        b: typed.optional("b", take("b"), 1.0),
+        design,
         se: typed.optional("se", take("se"), false),
         se_ratio: typed.optional("se_ratio", take("se_ratio"), None),
         stem_w: typed.optional("stem_w", take("stem_w"), 32),
@@ -223,6 +348,62 @@ impl Typed<'_> {
                 default
             }
         }
+    }
+}
+
+impl Typed<'_> {
+    /// Zips the per-stage lists into stages, reporting lists whose lengths differ from `depths`.
+    fn stages(
+        &mut self,
+        depths: Vec<u32>,
+        widths: Vec<u32>,
+        group_widths: Vec<u32>,
+        ratios: Option<Vec<f64>>,
+    ) -> Design {
+        let stages = depths.len();
+        let ratios = ratios.unwrap_or_else(|| vec![1.0; stages]);
+        let lengths = [
+            ("widths", widths.len()),
+            ("group_widths", group_widths.len()),
+            ("bottleneck_ratios", ratios.len()),
+        ];
+        let usable = |field: &str| !self.unusable.contains(field);
+        if usable("depths") {
+            if stages == 0 {
+                self.diagnostics.push(
+                    Diagnostic::field("depths", "depths must list at least one stage")
+                        .at(self.locations.get("depths").copied()),
+                );
+            }
+            for (field, length) in lengths {
+                if usable(field) && length != stages {
+                    self.diagnostics.push(
+                        Diagnostic::field(
+                            field,
+                            format!(
+                                "{field} has {length} {} and depths {stages}; every \
+                                 per-stage list has one entry per stage",
+                                if length == 1 { "entry" } else { "entries" }
+                            ),
+                        )
+                        .at(self.locations.get(field).copied()),
+                    );
+                }
+            }
+        }
+        Design::Stages(
+            (0..stages
+                .min(widths.len())
+                .min(group_widths.len())
+                .min(ratios.len()))
+                .map(|i| StageSpec {
+                    depth: depths[i],
+                    width: widths[i],
+                    group_width: group_widths[i],
+                    bottleneck_ratio: ratios[i],
+                })
+                .collect(),
+        )
     }
 }
 
