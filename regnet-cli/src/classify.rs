@@ -98,8 +98,18 @@ fn top_k(logits: &[f32], top: usize) -> Vec<(usize, f64)> {
 }
 
 pub fn classify(out: &mut impl Write, args: &Classify<'_>) -> io::Result<Result<Outcome, String>> {
+    let (paths, any_directory) = files(args.inputs);
+    // Said before the weights load: an empty directory is a mistake, not a successful run.
+    if paths.is_empty() {
+        return Ok(Err(format!(
+            "no images ({}) in the directories given",
+            EXTENSIONS.join(", ")
+        )));
+    }
     match prepare(args) {
-        Ok((network, mut workspace)) => run(out, args, &network, &mut workspace).map(Ok),
+        Ok((network, mut workspace)) => {
+            run(out, args, &paths, any_directory, &network, &mut workspace).map(Ok)
+        }
         Err(message) => Ok(Err(message)),
     }
 }
@@ -125,6 +135,8 @@ fn prepare(args: &Classify<'_>) -> Result<(Network, Workspace), String> {
 fn run(
     out: &mut impl Write,
     args: &Classify<'_>,
+    paths: &[PathBuf],
+    any_directory: bool,
     network: &Network,
     workspace: &mut Workspace,
 ) -> io::Result<Outcome> {
@@ -138,7 +150,6 @@ fn run(
             "(not an ImageNet class)"
         }
     };
-    let (paths, any_directory) = files(args.inputs);
     let bar = if any_directory {
         let bar = ProgressBar::new(paths.len() as u64);
         if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} images, {eta} left") {

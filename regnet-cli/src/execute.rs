@@ -130,6 +130,10 @@ pub struct BenchResult {
     pub median_ms: f64,
     pub min_ms: f64,
     pub images_per_s: f64,
+    /// The workspace's buffers for `batch` images, from the static shapes.
+    pub workspace_bytes: usize,
+    /// Learnable parameters (each an f32 in the checkpoint and, packed, in memory).
+    pub params: u64,
 }
 
 /// A deterministic image batch in [-1, 1): benchmarks and demos need no data.
@@ -190,6 +194,8 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
         median_ms: round(median, 3),
         min_ms: round(times[0].as_secs_f64() * 1e3, 3),
         images_per_s: round(batch as f64 * 1e3 / median, 2),
+        workspace_bytes: workspace.layout().floats_without_features() * batch * size_of::<f32>(),
+        params: architecture.complexity().map_or(0, |c| c.params),
     };
     Ok((result, load))
 }

@@ -5,7 +5,6 @@ mod execute;
 mod graph_json;
 mod inspect;
 mod plot;
-mod preprocess;
 mod sample;
 mod tensors;
 mod zoo;
@@ -15,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use regnet_cli::preprocess;
 use regnet_spec::sample::{AnyNetSpace, Space};
 use regnet_spec::{Network, SpecError, compile_file, compile_str};
 

@@ -16,16 +16,29 @@ pub const RESIZE: usize = 256;
 /// Fixed-point bits of PIL's 8-bit resampling coefficients (`PRECISION_BITS` in Resample.c).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// Reads an image file (JPEG, PNG, WebP) as 8-bit RGB, as PIL's `convert("RGB")` does: gray is
-/// replicated, alpha dropped.
+/// Reads an image file (JPEG, PNG, WebP) as 8-bit RGB; see [`decode`].
 pub fn read(path: &Path) -> Result<RgbImage, String> {
-    let image = image::ImageReader::open(path)
-        .map_err(|e| e.to_string())?
+    decode(&std::fs::read(path).map_err(|e| e.to_string())?)
+}
+
+/// Decodes an image (JPEG, PNG, WebP, told apart by content) as 8-bit RGB, as PIL's
+/// `convert("RGB")` does: gray is replicated, alpha dropped. The `image` crate's default limits
+/// apply (at most 512 MiB decoded), and an image without pixels is an error.
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, String> {
+    let image = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?
         .decode()
-        .map_err(|e| e.to_string())?;
-    Ok(image.to_rgb8())
+        .map_err(|e| e.to_string())?
+        .to_rgb8();
+    if image.width() == 0 || image.height() == 0 {
+        return Err(format!(
+            "the image is {}×{} pixels; it has no pixels to classify",
+            image.width(),
+            image.height()
+        ));
+    }
+    Ok(image)
 }
 
 /// torchvision's `Resize(RESIZE)` output size: the shorter side becomes `RESIZE`, the longer
@@ -39,16 +52,21 @@ fn resized(width: usize, height: usize) -> (usize, usize) {
     }
 }
 
-/// PIL's resampling weights for one axis (`precompute_coeffs` with the bilinear filter, then
-/// `normalize_coeffs_8bpc`): for each output position, the first input index and fixed-point
-/// weights.
-fn coefficients(input: usize, output: usize) -> Vec<(usize, Vec<i32>)> {
+/// PIL's resampling weights for the outputs `outputs` of one axis resized from `input` to
+/// `output` samples (`precompute_coeffs` with the bilinear filter, then `normalize_coeffs_8bpc`):
+/// for each, the first input index and fixed-point weights. Only the outputs the crop keeps are
+/// computed, so a very elongated image costs no more than its crop.
+fn coefficients(
+    input: usize,
+    output: usize,
+    outputs: std::ops::Range<usize>,
+) -> Vec<(usize, Vec<i32>)> {
     let scale = input as f64 / output as f64;
     let filter_scale = scale.max(1.0);
     // PIL multiplies by the reciprocal; dividing could round a weight differently.
     let inverse = 1.0 / filter_scale;
     let support = filter_scale;
-    (0..output)
+    outputs
         .map(|x| {
             let center = (x as f64 + 0.5) * scale;
             let first = ((center - support + 0.5) as isize).max(0) as usize;
@@ -80,37 +98,60 @@ fn resample(samples: impl Iterator<Item = u8>, weights: &[i32]) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// PIL's `resize((width, height), BILINEAR)`: a horizontal pass into bytes, then a vertical one
-/// (each skipped when that size does not change).
-fn resize(image: &RgbImage, width: usize, height: usize) -> RgbImage {
+/// The window `columns` × `rows` of PIL's `resize((width, height), BILINEAR)`: a horizontal
+/// pass into bytes, then a vertical one (each skipped when that size does not change). Every
+/// output pixel depends only on its own row and column weights, so computing only the window
+/// gives PIL's values there exactly.
+fn resize_window(
+    image: &RgbImage,
+    (width, height): (usize, usize),
+    columns: std::ops::Range<usize>,
+    rows: std::ops::Range<usize>,
+) -> RgbImage {
     let (in_width, in_height) = (image.width() as usize, image.height() as usize);
-    let mut current = image.clone();
-    if width != in_width {
-        let columns = coefficients(in_width, width);
-        current = RgbImage::from_fn(width as u32, in_height as u32, |x, y| {
-            let (first, weights) = &columns[x as usize];
+    let window_width = columns.len() as u32;
+    let horizontal = if width != in_width {
+        let weights = coefficients(in_width, width, columns);
+        RgbImage::from_fn(window_width, in_height as u32, |x, y| {
+            let (first, weights) = &weights[x as usize];
             image::Rgb(std::array::from_fn(|c| {
                 resample(
                     (0..weights.len()).map(|i| image.get_pixel((first + i) as u32, y).0[c]),
                     weights,
                 )
             }))
-        });
-    }
+        })
+    } else {
+        image::imageops::crop_imm(
+            image,
+            columns.start as u32,
+            0,
+            window_width,
+            in_height as u32,
+        )
+        .to_image()
+    };
     if height != in_height {
-        let rows = coefficients(in_height, height);
-        let source = current;
-        current = RgbImage::from_fn(width as u32, height as u32, |x, y| {
-            let (first, weights) = &rows[y as usize];
+        let weights = coefficients(in_height, height, rows.clone());
+        RgbImage::from_fn(window_width, rows.len() as u32, |x, y| {
+            let (first, weights) = &weights[y as usize];
             image::Rgb(std::array::from_fn(|c| {
                 resample(
-                    (0..weights.len()).map(|i| source.get_pixel(x, (first + i) as u32).0[c]),
+                    (0..weights.len()).map(|i| horizontal.get_pixel(x, (first + i) as u32).0[c]),
                     weights,
                 )
             }))
-        });
+        })
+    } else {
+        image::imageops::crop_imm(
+            &horizontal,
+            0,
+            rows.start as u32,
+            window_width,
+            rows.len() as u32,
+        )
+        .to_image()
     }
-    current
 }
 
 /// torchvision's centre-crop offset: `int(round((size - crop) / 2))`, Python's round (ties to
@@ -124,18 +165,21 @@ fn crop_offset(size: usize, crop: usize) -> usize {
 /// The network input of one image, CHW f32, `crop`×`crop`: resized, centre-cropped, scaled to
 /// [0, 1] and normalized; with `bgr`, channels in B, G, R order (pycls's original checkpoints).
 pub fn preprocess(image: &RgbImage, crop: usize, bgr: bool) -> Vec<f32> {
-    let (width, height) = resized(image.width() as usize, image.height() as usize);
-    let resized = resize(image, width, height);
-    let (left, top) = (crop_offset(width, crop), crop_offset(height, crop));
+    let size = resized(image.width() as usize, image.height() as usize);
+    let (left, top) = (crop_offset(size.0, crop), crop_offset(size.1, crop));
+    // The part of the resized image inside the crop; a crop larger than the image pads with
+    // zeros, as torchvision's does.
+    let (columns, rows) = (left..size.0.min(left + crop), top..size.1.min(top + crop));
+    let window = resize_window(image, size, columns.clone(), rows.clone());
     let mut tensor = vec![0.0f32; 3 * crop * crop];
     for c in 0..3 {
         let channel = if bgr { 2 - c } else { c };
         for y in 0..crop {
             for x in 0..crop {
-                // A crop larger than the image pads with zeros, as torchvision's does.
                 let (sx, sy) = (x + left, y + top);
-                let value = if sx < width && sy < height {
-                    f32::from(resized.get_pixel(sx as u32, sy as u32).0[channel]) / 255.0
+                let value = if columns.contains(&sx) && rows.contains(&sy) {
+                    let pixel = window.get_pixel((sx - left) as u32, (sy - top) as u32);
+                    f32::from(pixel.0[channel]) / 255.0
                 } else {
                     0.0
                 };
@@ -193,6 +237,25 @@ mod tests {
         let plane = 224 * 224;
         assert_eq!(bgr[..plane], rgb[2 * plane..]);
         assert_eq!(bgr[2 * plane..], rgb[..plane]);
+    }
+
+    /// A 1×20,000 image resizes to 256×5,120,000 before the crop: computing only the crop
+    /// keeps that to the input's height times the crop (the whole resize would need 3.9 GB).
+    #[test]
+    fn an_elongated_image_costs_only_its_crop() {
+        let image = RgbImage::from_fn(1, 20_000, |_, y| image::Rgb([(y % 256) as u8, 7, 200]));
+        let tensor = preprocess(&image, 224, false);
+        assert_eq!(tensor.len(), 3 * 224 * 224);
+        // One input column: every output column is that column's value, so rows are constant.
+        let row = &tensor[..224];
+        assert!(row.iter().all(|&v| v == row[0]), "{row:?}");
+        assert!(tensor.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn undecodable_bytes_are_errors() {
+        assert!(decode(b"").is_err());
+        assert!(decode(b"\x89PNG\r\n\x1a\n truncated").is_err());
     }
 
     #[test]

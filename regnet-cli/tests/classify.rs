@@ -224,3 +224,24 @@ fn classify_prints_a_table_and_needs_images() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
 }
+
+/// A directory without images used to "succeed" silently with nothing printed.
+#[test]
+fn a_directory_without_images_is_an_error() {
+    let scratch = Scratch::new("no-images");
+    std::fs::write(scratch.0.join("notes.txt"), "not an image").unwrap();
+    // No checkpoint is read: the inputs are checked first.
+    let output = regnet(&[
+        "classify",
+        "regnety_400mf",
+        "--weights",
+        "unused.safetensors",
+        scratch.0.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no images (jpg, jpeg, png, webp, jfif)"),
+        "{stderr}"
+    );
+}

@@ -92,3 +92,24 @@ fn a_broken_kernel_is_a_compile_error_with_nvrtcs_log() {
     assert!(error.contains("sm_80"), "{error}");
     assert!(error.contains("undefined_symbol"), "{error}");
 }
+
+/// The successful path through NVRTC's C API (program, compile, CUBIN size and copy, log),
+/// small enough to run under valgrind (`tools/harden.sh valgrind`).
+#[test]
+fn a_small_kernel_compiles_to_an_elf_cubin() {
+    if !nvrtc_or_skip() {
+        return;
+    }
+    let compiled = compile::compile(
+        "extern \"C\" __global__ void k(float* x) { x[threadIdx.x] *= 2.0f; }",
+        80,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        compiled.cubin.starts_with(b"\x7fELF"),
+        "a CUBIN is an ELF image"
+    );
+    let reports = spills(&compiled.log);
+    assert_eq!(reports.len(), 1, "{}", compiled.log);
+    assert_eq!((reports[0].store_bytes, reports[0].load_bytes), (0, 0));
+}

@@ -92,9 +92,15 @@ pub fn quantize(spec: &Spec) -> Result<Vec<QuantizedStage>, Vec<Diagnostic>> {
     let mut stages = Vec::with_capacity(runs.len());
     for (index, &(width, depth)) in runs.iter().enumerate() {
         if width == 0 || width > MAX_WIDTH {
+            // A width past MAX_WIDTH may be a float that saturated the cast: no number for it.
+            let quantized = if width == 0 {
+                "0 channels".to_owned()
+            } else {
+                format!("more than {MAX_WIDTH} channels")
+            };
             diagnostics.push(Diagnostic::general(format!(
-                "stage {} quantizes to a width of {width} channels; widths must be between 1 and \
-                 {MAX_WIDTH} (check w0, wa and wm)",
+                "stage {} quantizes to {quantized}; widths must be between 1 and {MAX_WIDTH} \
+                 (check w0, wa and wm)",
                 index + 1
             )));
             continue;

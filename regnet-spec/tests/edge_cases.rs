@@ -596,6 +596,14 @@ fn huge_values_are_rejected_without_panicking() {
         let result = compile_without_panic(&source);
         assert!(result.is_err(), "{source} was accepted");
     }
+    // A width past the f64 → u64 cast used to be reported as 18446744073709551615 channels.
+    let error =
+        compile_without_panic("d: 1024\nw0: 1048576\nwa: 1e300\nwm: 1e300\ng: 8\n").unwrap_err();
+    assert_eq!(
+        error.diagnostics[0].message,
+        "stage 2 quantizes to more than 1048576 channels; widths must be between 1 and 1048576 \
+         (check w0, wa and wm)"
+    );
     // All of them at once.
     let source = "d: 4294967295\nw0: 4294967288\nwa: 1e308\nwm: 1e308\ng: 4294967295\n\
                   resolution: 4294967295\nstem_w: 4294967295\nnum_classes: 4294967295\n";

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Every bad input of the README's table, run through the release CLI: prints the table's rows
+# (input, the first line the user sees, exit code) and fails if anything panicked (exit 101),
+# crashed (a signal) or exited 0. Needs ../shared/fixtures for the checkpoint rows.
+#
+#   bash tools/bad_inputs.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q -p regnet-cli || exit 1
+regnet=$PWD/target/release/regnet
+fixtures=$PWD/../shared/fixtures
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+# Spec files.
+printf 'd: 13\nw0: [24\n' >syntax.yaml
+printf -- '- 13\n- 24\n' >list.yaml
+printf 'd: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\ncolour: red\n' >unknown.yaml
+printf 'd: 0\nw0: 20\nwa: .nan\nwm: 1\ng: 8\n' >rules.yaml
+printf 'd: 13\nw0: 4294967296\nwa: 36.44\nwm: 2.49\ng: 8\n' >overflow.yaml
+printf 'd: 1024\nw0: 1048576\nwa: 1e300\nwm: 1e300\ng: 8\n' >huge_widths.yaml
+printf 'd: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\nresolution: 4294967295\n' >resolution.yaml
+printf 'depths: [1, 2]\nwidths: [32, 40]\ngroup_widths: [8, 12]\n' >groups.yaml
+printf 'depths: [1, 2]\nwidths: [32]\ngroup_widths: [8, 8]\n' >lengths.yaml
+printf 'd: 13\ndepths: [1]\nwidths: [32]\ngroup_widths: [8]\n' >mixed.yaml
+: >empty.yaml
+
+# Checkpoints.
+: >empty.safetensors
+head -c 4096 /dev/urandom >random.safetensors
+head -c 100000 "$fixtures/regnet_y_400mf/model.safetensors" >truncated.safetensors
+python3 - <<'PY'
+import json, struct
+def write(name, header, data=b""):
+    raw = json.dumps(header).encode()
+    open(name, "wb").write(struct.pack("<Q", len(raw)) + raw + data)
+write("past_end.safetensors", {"stem.0.weight": {"dtype": "F32", "shape": [32, 3, 3, 3], "data_offsets": [0, 3456]}})
+write("huge_shape.safetensors", {"stem.0.weight": {"dtype": "F32", "shape": [2**62, 4], "data_offsets": [0, 16]}}, bytes(16))
+write("bad_dtype.safetensors", {"stem.0.weight": {"dtype": "Q4", "shape": [1], "data_offsets": [0, 4]}}, bytes(4))
+open("huge_header.safetensors", "wb").write(struct.pack("<Q", 2**63) + b"{}")
+PY
+mkdir -p dir.safetensors
+
+# Inputs and images.
+python3 - <<'PY'
+import json, struct
+def tensors(name, entries):
+    header, data = {}, b""
+    for key, shape in entries:
+        n = 1
+        for d in shape:
+            n *= d
+        header[key] = {"dtype": "F32", "shape": shape, "data_offsets": [len(data), len(data) + 4 * n]}
+        data += bytes(4 * n)
+    raw = json.dumps(header).encode()
+    open(name, "wb").write(struct.pack("<Q", len(raw)) + raw + data)
+tensors("wrong_key.safetensors", [("images", [1, 3, 224, 224])])
+tensors("wrong_shape.safetensors", [("input", [1, 3, 100, 100])])
+PY
+printf 'not an image' >text.jpg
+head -c 200 "$OLDPWD/regnet-cli/tests/images/landscape.png" >truncated.png
+: >zero.png
+mkdir -p no_images
+
+y400=$fixtures/regnet_y_400mf/model.safetensors
+x400=$fixtures/regnet_x_400mf/model.safetensors
+status=0
+row() {
+  local label=$1
+  shift
+  local err code
+  err=$("$regnet" "$@" 2>&1 >/dev/null)
+  code=$?
+  local first
+  first=$(printf '%s\n' "$err" | grep -v '^\s*$' | head -1 | sed "s|$fixtures|../shared/fixtures|g" | cut -c1-230)
+  printf '| %s | `%s` | %s |\n' "$label" "${first//|/\\|}" "$code"
+  if [ "$code" -eq 0 ] || [ "$code" -ge 101 ] || printf '%s' "$err" | grep -q 'panicked'; then
+    echo "^ NOT HANDLED: exit $code" >&2
+    status=1
+  fi
+}
+
+echo '| bad input | what the user sees (first line) | exit |'
+echo '|---|---|---|'
+row 'spec file missing' inspect missing.yaml
+row 'spec: YAML syntax error' inspect syntax.yaml
+row 'spec: a list, not a mapping' inspect list.yaml
+row 'spec: empty file' inspect empty.yaml
+row 'spec: unknown key' inspect unknown.yaml
+row 'spec: d 0, w0 not a multiple of 8, wa NaN, wm 1 (four errors)' inspect rules.yaml
+row 'spec: w0 above u32' inspect overflow.yaml
+row 'spec: widths that overflow (wa, wm 1e300)' inspect huge_widths.yaml
+row 'spec: resolution 4294967295 (flops overflow u64)' inspect resolution.yaml
+row 'spec: group width not dividing a per-stage bottleneck' inspect groups.yaml
+row 'spec: per-stage lists of different lengths' inspect lengths.yaml
+row 'spec: both forms mixed' inspect mixed.yaml
+row 'weights: file missing' run regnety_400mf --weights missing.safetensors --input x --output y
+row 'weights: a directory' run regnety_400mf --weights dir.safetensors --input x --output y
+row 'weights: empty file' run regnety_400mf --weights empty.safetensors --input x --output y
+row 'weights: random bytes' run regnety_400mf --weights random.safetensors --input x --output y
+row 'weights: header length 2⁶³' run regnety_400mf --weights huge_header.safetensors --input x --output y
+row 'weights: truncated checkpoint' run regnety_400mf --weights truncated.safetensors --input x --output y
+row 'weights: offsets past the end' run regnety_400mf --weights past_end.safetensors --input x --output y
+row 'weights: shape 2⁶²×4' run regnety_400mf --weights huge_shape.safetensors --input x --output y
+row 'weights: unknown dtype' run regnety_400mf --weights bad_dtype.safetensors --input x --output y
+row 'weights: another model (RegNetX-400MF for Y-400MF)' run regnety_400mf --weights "$x400" --input x --output y
+row "weights: torchvision's X-400MF for pycls's spec" run regnetx_400mf --weights "$x400" --input x --output y
+row 'input: file missing' run regnety_400mf --weights "$y400" --input missing.safetensors --output y.safetensors
+row 'input: no tensor "input"' run regnety_400mf --weights "$y400" --input wrong_key.safetensors --output y.safetensors
+row 'input: 100×100 images' run regnety_400mf --weights "$y400" --input wrong_shape.safetensors --output y.safetensors
+row 'image: text named .jpg' classify regnety_400mf --weights "$y400" text.jpg
+row 'image: truncated PNG' classify regnety_400mf --weights "$y400" truncated.png
+row 'image: empty file' classify regnety_400mf --weights "$y400" zero.png
+row 'image: directory without images' classify regnety_400mf --weights "$y400" no_images
+row 'CLI: unknown model' bench regnety_9gf
+row 'CLI: --batch 0' bench regnety_200mf --batch 0
+row 'CLI: --flops 5G..1G' sample regnetx --flops 5G..1G
+row 'CLI: plot to .gif' plot -o widths.gif
+row 'CLI: graph --format png' graph --format png
+row 'CLI: --device cuda:7 (no GPU or no cuda feature)' bench regnety_200mf --device cuda:7
+row 'CLI: unknown subcommand' train
+exit $status
