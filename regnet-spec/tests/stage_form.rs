@@ -35,37 +35,7 @@ fn every_zoo_and_torchvision_model_written_per_stage_has_the_same_numbers() {
         let yaml = per_stage_yaml(expected);
         let net = compile_str(&yaml, expected.file).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         assert!(matches!(net.spec.design, Design::Stages(_)));
-        let stages: Vec<[usize; 5]> = net
-            .stages
-            .iter()
-            .map(|s| {
-                [
-                    s.depth,
-                    s.width,
-                    s.group_width,
-                    s.bottleneck_width,
-                    s.stride,
-                ]
-            })
-            .collect();
-        assert_eq!(stages, expected.stages, "{}", expected.file);
-        let groups: Vec<usize> = net.stages.iter().map(|s| s.groups()).collect();
-        assert_eq!(groups, expected.groups, "{}", expected.file);
-        if let Some(se) = expected.se_widths {
-            let got: Vec<_> = net
-                .stages
-                .iter()
-                .map(|s| (s.se_width, s.se_width_rest))
-                .collect();
-            assert_eq!(got, se, "{}", expected.file);
-        }
-        let cx = net.complexity;
-        assert_eq!(
-            (cx.flops, cx.params, cx.acts),
-            (expected.flops, expected.params, expected.acts),
-            "{}",
-            expected.file
-        );
+        zoo_data::assert_matches(&net, expected);
     }
 }
 

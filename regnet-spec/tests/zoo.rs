@@ -19,38 +19,7 @@ fn compile(file: &str) -> Network {
 }
 
 fn check(expected: &Expected) {
-    let net = compile(expected.file);
-    let stages: Vec<[usize; 5]> = net
-        .stages
-        .iter()
-        .map(|s| {
-            [
-                s.depth,
-                s.width,
-                s.group_width,
-                s.bottleneck_width,
-                s.stride,
-            ]
-        })
-        .collect();
-    assert_eq!(stages, expected.stages, "{}: stages", expected.file);
-    let groups: Vec<usize> = net.stages.iter().map(|s| s.groups()).collect();
-    assert_eq!(groups, expected.groups, "{}: groups", expected.file);
-    if let Some(se_widths) = expected.se_widths {
-        let actual: Vec<_> = net
-            .stages
-            .iter()
-            .map(|s| (s.se_width, s.se_width_rest))
-            .collect();
-        assert_eq!(actual, se_widths, "{}: SE widths", expected.file);
-    }
-    let cx = net.complexity;
-    assert_eq!(
-        (cx.flops, cx.params, cx.acts),
-        (expected.flops, expected.params, expected.acts),
-        "{}: flops, params, acts",
-        expected.file
-    );
+    zoo_data::assert_matches(&compile(expected.file), expected);
 }
 
 #[test]

@@ -3,6 +3,41 @@
 //! timm). Stages are [depth, width, group width, bottleneck width, stride]; SE widths are
 //! (first block, later blocks).
 
+/// Asserts that `net` has `expected`'s stages, groups, SE widths and complexity.
+pub fn assert_matches(net: &regnet_spec::Network, expected: &Expected) {
+    let stages: Vec<[usize; 5]> = net
+        .stages
+        .iter()
+        .map(|s| {
+            [
+                s.depth,
+                s.width,
+                s.group_width,
+                s.bottleneck_width,
+                s.stride,
+            ]
+        })
+        .collect();
+    assert_eq!(stages, expected.stages, "{}: stages", expected.file);
+    let groups: Vec<usize> = net.stages.iter().map(|s| s.groups()).collect();
+    assert_eq!(groups, expected.groups, "{}: groups", expected.file);
+    if let Some(se_widths) = expected.se_widths {
+        let actual: Vec<_> = net
+            .stages
+            .iter()
+            .map(|s| (s.se_width, s.se_width_rest))
+            .collect();
+        assert_eq!(actual, se_widths, "{}: SE widths", expected.file);
+    }
+    let cx = net.complexity;
+    assert_eq!(
+        (cx.flops, cx.params, cx.acts),
+        (expected.flops, expected.params, expected.acts),
+        "{}: flops, params, acts",
+        expected.file
+    );
+}
+
 pub struct Expected {
     pub file: &'static str,
     pub stages: &'static [[usize; 5]],
