@@ -236,8 +236,6 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnosti
                 .at(locations.get(*key).copied()),
             );
         }
-    }
-    if explicit {
         for key in ["q", "compat"]
             .iter()
             .filter(|key| fields.contains_key(*key))
@@ -349,9 +347,7 @@ impl Typed<'_> {
             }
         }
     }
-}
 
-impl Typed<'_> {
     /// Zips the per-stage lists into stages, reporting lists whose lengths differ from `depths`.
     fn stages(
         &mut self,
