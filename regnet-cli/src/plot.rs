@@ -60,7 +60,7 @@ fn draw<B: DrawingBackend>(
     let fail = |e: DrawingAreaErrorKind<B::ErrorType>| format!("cannot draw the plot: {e}");
     let spec = &network.spec;
     // A spec in the per-stage form has no width function: only its stage widths are drawn.
-    let widths = block_widths(spec).unwrap_or_default();
+    let widths = block_widths(spec);
     // The network's stage widths after the group rule, block by block.
     let stage_widths: Vec<f64> = network
         .stages
@@ -69,6 +69,7 @@ fn draw<B: DrawingBackend>(
         .collect();
     let values = widths
         .iter()
+        .flatten()
         .flat_map(|w| [w.continuous, w.quantized as f64])
         .chain(stage_widths.iter().copied());
     let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
@@ -80,7 +81,7 @@ fn draw<B: DrawingBackend>(
     let title = format!(
         "{name}: {}{}, {:.3} GF, {:.2} M params",
         // The per-stage lists do not fit a title line, and the plot shows them.
-        if spec.regnet().is_some() {
+        if widths.is_some() {
             spec.parameters()
         } else {
             "per-stage spec".to_owned()
@@ -120,7 +121,7 @@ fn draw<B: DrawingBackend>(
             ))
             .map_err(fail)?;
     }
-    if !widths.is_empty() {
+    if let Some(widths) = &widths {
         let continuous: Vec<(f64, f64)> = widths
             .iter()
             .enumerate()
@@ -154,10 +155,10 @@ fn draw<B: DrawingBackend>(
                 .map(|(j, &w)| Circle::new((j as f64, w), 4, GREEN.mix(0.8).filled())),
         )
         .map_err(fail)?
-        .label(if widths.is_empty() {
-            "stage widths as the spec gives them (grey lines: stage boundaries)"
-        } else {
+        .label(if widths.is_some() {
             "stage widths after the group rule (grey lines: stage boundaries)"
+        } else {
+            "stage widths as the spec gives them (grey lines: stage boundaries)"
         })
         .legend(|(x, y)| Circle::new((x + 10, y), 4, GREEN.mix(0.8).filled()));
     chart

@@ -133,8 +133,7 @@ fn explicit_stages(stages: &[StageSpec]) -> Result<Vec<QuantizedStage>, Vec<Diag
     let mut quantized = Vec::with_capacity(stages.len());
     for (i, stage) in stages.iter().enumerate() {
         let width = stage.width as usize;
-        let bottleneck = f64::from(stage.width) / stage.bottleneck_ratio;
-        let bottleneck_width = bottleneck.round_ties_even() as usize;
+        let bottleneck_width = bottleneck_width(width, stage.bottleneck_ratio);
         if bottleneck_width == 0 || bottleneck_width as u64 > MAX_WIDTH {
             diagnostics.push(Diagnostic::field(
                 "bottleneck_ratios",
@@ -224,7 +223,7 @@ fn compatible(
             ((divisible as f64 / multiplier) as usize, group_width)
         }
     };
-    let bottleneck_width = (width as f64 * multiplier).round_ties_even() as usize;
+    let bottleneck_width = bottleneck_width(width, spec.b);
     if width as u64 > MAX_WIDTH || bottleneck_width as u64 > MAX_WIDTH {
         return Err(format!(
             "the compatibility rule gives width {width} with bottleneck width {bottleneck_width}; \
@@ -239,6 +238,12 @@ fn compatible(
         ));
     }
     Ok((width, group_width, bottleneck_width))
+}
+
+/// pycls's bottleneck width for the paper's ratio b: `round(w × BOT_MUL)` with BOT_MUL = 1 / b
+/// (Python's round, half to even), for RegNet stages and per-stage specs alike.
+fn bottleneck_width(width: usize, b: f64) -> usize {
+    (width as f64 * (1.0 / b)).round_ties_even() as usize
 }
 
 fn gcd(a: usize, b: usize) -> usize {
