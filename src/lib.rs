@@ -13,7 +13,7 @@
 //! assert_eq!(RegNetY200MF::INPUT_SHAPE, [3, 224, 224]);
 //!
 //! // `RegNetY200MF::load("w.safetensors")?` reads torchvision, timm or pycls checkpoints.
-//! let model = RegNetY200MF::random(0);
+//! let model = RegNetY200MF::random(0)?;
 //! let options = Options { threads: 2, features: true, ..Options::default() };
 //! let mut workspace = RegNetY200MF::workspace_with(2, options)?;
 //!
@@ -37,7 +37,7 @@
 ///
 /// assert_eq!(Small::STAGES.map(|s| s.depth), [1, 1, 4, 7]);
 /// assert_eq!(Small::FLOPS, 199_040_872); // pycls's count (zoo.json)
-/// let model = Small::random(7);
+/// let model = Small::random(7)?;
 /// let mut workspace = Small::workspace(1)?;
 /// let logits = model.forward_slice(&vec![0.0; 3 * 224 * 224], &mut workspace)?;
 /// assert_eq!(logits.len(), 1000);

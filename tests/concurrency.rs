@@ -62,7 +62,7 @@ fn run(
 
 #[test]
 fn shared_network_gives_every_thread_the_result_of_a_lone_run() {
-    let net = Net::random(11);
+    let net = Net::random(11).unwrap();
     let inputs: Vec<Vec<f32>> = (0..INPUTS).map(input).collect();
     // Alone, one settings at a time: the expected bits of every (settings, input) pair.
     let expected: Vec<Vec<Vec<u32>>> = (0..THREADS)

@@ -120,7 +120,11 @@ fn without_a_gpu_moving_there_is_an_error_not_a_panic() {
         eprintln!("SKIPPED: this machine has a GPU");
         return;
     }
-    let error = TvX::random(0).to_device(Device::Cuda(0)).err().unwrap();
+    let error = TvX::random(0)
+        .unwrap()
+        .to_device(Device::Cuda(0))
+        .err()
+        .unwrap();
     eprintln!("{error}");
     assert!(
         matches!(error, DeviceError::NoDriver | DeviceError::Driver { .. }),

@@ -36,7 +36,7 @@ regnet::regnet!(Net = "specs/regnety_200mf.yaml");
 
 #[test]
 fn forward_passes_do_not_allocate() {
-    let net = Net::random(7);
+    let net = Net::random(7).unwrap();
     // A heap batch: two 224×224 images as one NCHW slice (arrays this large would sit on the
     // test thread's stack in an unoptimized build).
     let images = vec![0.25f32; 2 * 3 * 224 * 224];

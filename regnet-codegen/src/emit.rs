@@ -128,13 +128,10 @@ pub fn generate(
                 #rt::Network::load(Self::ARCHITECTURE, path.as_ref(), Self::COMPAT_ALTERNATIVE).map(|network| Self { network })
             }
 
-            /// Deterministic random weights and BatchNorm statistics, for benchmarks and demos.
-            pub fn random(seed: u64) -> Self {
-                match #rt::Network::random(Self::ARCHITECTURE, seed) {
-                    ::core::result::Result::Ok(network) => Self { network },
-                    // The macro built ARCHITECTURE from a spec that passed every check.
-                    ::core::result::Result::Err(error) => ::core::unreachable!("{error}"),
-                }
+            /// Deterministic random weights and BatchNorm statistics, for benchmarks and demos;
+            /// whatever the runtime refuses is an error, like every constructor's.
+            pub fn random(seed: u64) -> ::core::result::Result<Self, #rt::RunError> {
+                #rt::Network::random(Self::ARCHITECTURE, seed).map(|network| Self { network })
             }
 
             /// Buffers and threads for batches of up to `capacity` images (default options:

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use proc_macro2::Span;
-use regnet_spec::{Network, SpecError, compile_file};
+use regnet_spec::{Network, SpecError, compile_file, excerpt};
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Token, Visibility};
 
@@ -71,7 +71,9 @@ impl MacroInput {
             fail("CARGO_MANIFEST_DIR is not set; regnet! must be built by cargo".into())
         })?;
         let path: PathBuf = manifest_dir.join(&written);
-        if !path.is_file() {
+        // Whatever exists (a directory, a FIFO, a device) is left to `compile_file`, which says
+        // what it is instead of "not found".
+        if !path.exists() {
             return Err(fail(format!(
                 "{written}: spec file not found (paths are relative to the crate's root, \
                  CARGO_MANIFEST_DIR)"
@@ -102,21 +104,36 @@ fn spec_errors(error: &SpecError, span: Span) -> syn::Error {
         .unwrap_or_else(|| syn::Error::new(span, error.origin.clone()))
 }
 
+/// Names that are identifiers but would break the generated code as a type name: the primitive
+/// types, which a struct may shadow (the generated `[f32; N]` and `usize` would then mean it).
+const PRIMITIVE_TYPES: [&str; 19] = [
+    "bool", "char", "str", "f16", "f32", "f64", "f128", "i8", "i16", "i32", "i64", "i128", "isize",
+    "u8", "u16", "u32", "u64", "u128", "usize",
+];
+
 /// `RegNetY-1.6GF` → `RegNetY1_6GF`: hyphens dropped, dots to underscores. Without a `name`,
-/// the file stem in CamelCase (`my_net.yaml` → `MyNet`).
+/// the file stem in CamelCase (`my_net.yaml` → `MyNet`). A name that cannot be a type name is
+/// an error pointing at the spec's `name` (or naming the file), never a baffling rustc error.
 fn derive_type_name(network: &Network, written: &str) -> Result<Ident, String> {
-    let candidate: String = match &network.spec.name {
-        Some(name) => name
-            .chars()
-            .filter(|c| *c != '-')
-            .map(|c| if c == '.' { '_' } else { c })
-            .collect(),
+    let (candidate, source) = match &network.spec.name {
+        Some(name) => {
+            let derived = name
+                .chars()
+                .filter(|c| *c != '-')
+                .map(|c| if c == '.' { '_' } else { c })
+                .collect();
+            let location = network
+                .name_location
+                .map_or(String::new(), |location| format!(":{location}"));
+            (derived, format!("{written}{location}: field `name`"))
+        }
         None => {
             let stem = Path::new(written)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            stem.split(['_', '-'])
+            let derived = stem
+                .split(['_', '-'])
                 .map(|part| {
                     let mut chars = part.chars();
                     chars
@@ -125,22 +142,94 @@ fn derive_type_name(network: &Network, written: &str) -> Result<Ident, String> {
                         .unwrap_or_default()
                 })
                 .collect::<String>()
-                .replace('.', "_")
+                .replace('.', "_");
+            (
+                derived,
+                format!("{written}: the file name (the spec has no `name`)"),
+            )
         }
     };
-    let valid = candidate
+    let identifier = candidate
         .chars()
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic())
         && candidate
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if valid {
-        Ok(Ident::new(&candidate, Span::call_site()))
+    let problem = if !identifier {
+        "is not a Rust identifier"
+    } else if syn::parse_str::<Ident>(&candidate).is_err() {
+        "is a Rust keyword"
+    } else if PRIMITIVE_TYPES.contains(&candidate.as_str()) {
+        "is a Rust primitive type"
     } else {
-        Err(format!(
-            "{written}: field `name`: cannot make a Rust type name from `{candidate}`; name the type yourself: \
-             regnet!(pub MyNet = \"{written}\")"
-        ))
+        return Ok(Ident::new(&candidate, Span::call_site()));
+    };
+    Err(format!(
+        "{source}: the type name derived from it, `{}`, {problem}; name the type yourself: \
+         regnet!(pub MyNet = \"{written}\")",
+        excerpt(&candidate)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMETERS: &str = "d: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n";
+
+    fn type_name(name_line: &str, written: &str) -> Result<String, String> {
+        let source = format!("{PARAMETERS}{name_line}");
+        let network = regnet_spec::compile_str(&source, written).unwrap();
+        derive_type_name(&network, written).map(|ident| ident.to_string())
+    }
+
+    #[test]
+    fn keywords_and_primitive_types_are_refused_at_the_name() {
+        for (name, problem) in [
+            ("fn", "is a Rust keyword"),
+            ("Self", "is a Rust keyword"),
+            ("crate", "is a Rust keyword"),
+            ("async", "is a Rust keyword"),
+            ("type", "is a Rust keyword"),
+            ("f32", "is a Rust primitive type"),
+            ("u8", "is a Rust primitive type"),
+            ("usize", "is a Rust primitive type"),
+            ("str", "is a Rust primitive type"),
+            ("bool", "is a Rust primitive type"),
+            ("char", "is a Rust primitive type"),
+            ("2fast", "is not a Rust identifier"),
+            ("net work", "is not a Rust identifier"),
+        ] {
+            let error = type_name(&format!("name: {name}\n"), "net.yaml").unwrap_err();
+            assert_eq!(
+                error,
+                format!(
+                    "net.yaml:6:1: field `name`: the type name derived from it, `{name}`, \
+                     {problem}; name the type yourself: regnet!(pub MyNet = \"net.yaml\")"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_stem_that_makes_a_keyword_is_refused_by_file_name() {
+        let error = type_name("", "specs/self.yaml").unwrap_err();
+        assert!(
+            error.starts_with(
+                "specs/self.yaml: the file name (the spec has no `name`): the type name derived \
+                 from it, `Self`, is a Rust keyword"
+            ),
+            "{error}"
+        );
+        assert_eq!(type_name("", "specs/fn.yaml").unwrap(), "Fn");
+    }
+
+    #[test]
+    fn a_long_name_is_quoted_in_part() {
+        let long = "x ".repeat(10_000);
+        let error = type_name(&format!("name: \"{long}\"\n"), "net.yaml").unwrap_err();
+        assert!(error.len() < 300, "{error}");
+        assert!(error.contains("…`, is not a Rust identifier"), "{error}");
     }
 }

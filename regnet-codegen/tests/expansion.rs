@@ -44,3 +44,95 @@ fn bad_specs_expand_to_compile_errors_not_panics() {
     let text = expand(quote!(42), None).to_string();
     assert!(text.contains("compile_error"), "{text}");
 }
+
+/// A folder of its own under the temp directory, as a crate root for `expand`; removed when
+/// dropped.
+struct CrateRoot(std::path::PathBuf);
+
+impl CrateRoot {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("regnet-expand-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        CrateRoot(path)
+    }
+}
+
+impl Drop for CrateRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The compile errors of `regnet!("spec.yaml")` in the crate at `root`, one per line.
+fn errors(root: &Path) -> Vec<String> {
+    let tokens = expand(quote!("spec.yaml"), Some(root));
+    let file: syn::File = syn::parse2(tokens).unwrap();
+    file.items
+        .iter()
+        .map(|item| {
+            let syn::Item::Macro(call) = item else {
+                panic!("expected only compile_error!s")
+            };
+            let message: syn::LitStr = call.mac.parse_body().unwrap();
+            message.value()
+        })
+        .collect()
+}
+
+/// Locating each key re-parsed the spec: 3,000 keys took 47 s to expand.
+#[test]
+fn thousands_of_unknown_keys_expand_quickly_to_a_bounded_list_of_errors() {
+    let root = CrateRoot::new("keys");
+    let keys: String = (0..3000).map(|i| format!("key{i}: 1\n")).collect();
+    std::fs::write(
+        root.0.join("spec.yaml"),
+        format!("d: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n{keys}"),
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    let lines = errors(&root.0);
+    let elapsed = start.elapsed();
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(lines.len(), 21);
+    assert!(
+        lines[0].starts_with("spec.yaml:6:1: field `key0`: unknown key"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[20],
+        "spec.yaml: 2980 more problems not shown (the first 20 are above)"
+    );
+}
+
+/// The macro waited forever for a writer on a FIFO, and called a directory "not found".
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_directory_is_named_not_read() {
+    let root = CrateRoot::new("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(root.0.join("spec.yaml"))
+        .status();
+    if !made.is_ok_and(|status| status.success()) {
+        eprintln!("SKIPPED: mkfifo is not available");
+        return;
+    }
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let path = root.0.clone();
+    std::thread::spawn(move || sender.send(errors(&path)));
+    let lines = receiver
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the macro blocked on a FIFO");
+    assert_eq!(
+        lines,
+        ["spec.yaml: cannot read the spec: it is a FIFO (named pipe), not a regular file"]
+    );
+    let root = CrateRoot::new("directory");
+    std::fs::create_dir(root.0.join("spec.yaml")).unwrap();
+    assert_eq!(
+        errors(&root.0),
+        ["spec.yaml: cannot read the spec: it is a directory, not a regular file"]
+    );
+}

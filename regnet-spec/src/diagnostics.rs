@@ -51,6 +51,39 @@ impl Diagnostic {
     }
 }
 
+/// The most problems reported one by one: a spec with thousands of bad keys is one mistake
+/// (the wrong file, a generated file), and a screenful says so as well as thousands of lines.
+pub const MAX_REPORTED: usize = 20;
+
+/// The most characters of a spec's text quoted in a message.
+const MAX_QUOTED: usize = 60;
+
+/// Up to [`MAX_QUOTED`] characters of the first line of `text`, escaped as in a Rust string
+/// (so control characters cannot reach the terminal), with `…` where it was cut. A spec's
+/// value echoed in a message goes through here: a scalar can be megabytes long.
+pub fn excerpt(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let mut quoted: String = line.chars().take(MAX_QUOTED).collect();
+    let cut = quoted.len() < line.len() || !text[line.len()..].trim().is_empty();
+    quoted = quoted.escape_debug().to_string();
+    if cut {
+        quoted.push('…');
+    }
+    quoted
+}
+
+/// A spec's number as the shortest text that reads back as the same number, in scientific
+/// notation when the plain form is long: `1e308`, not 309 digits.
+pub fn format_number(value: f64) -> String {
+    const MAX_PLAIN: usize = 16;
+    let plain = value.to_string();
+    if plain.len() <= MAX_PLAIN {
+        plain
+    } else {
+        format!("{value:e}")
+    }
+}
+
 /// Every problem found in one spec file. Displayed as one `file:line:column: field `x`: rule` line
 /// per problem, so editors and terminals can jump to each.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,9 +95,18 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    /// Problems with a position come first, in file order, as a reader meets them.
+    /// Problems with a position come first, in file order, as a reader meets them; past
+    /// [`MAX_REPORTED`], one last diagnostic counts the rest.
     pub(crate) fn new(origin: &str, mut diagnostics: Vec<Diagnostic>) -> Self {
         diagnostics.sort_by_key(|d| d.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
+        if diagnostics.len() > MAX_REPORTED {
+            let more = diagnostics.len() - MAX_REPORTED;
+            diagnostics.truncate(MAX_REPORTED);
+            diagnostics.push(Diagnostic::general(format!(
+                "{more} more {} not shown (the first {MAX_REPORTED} are above)",
+                if more == 1 { "problem" } else { "problems" }
+            )));
+        }
         SpecError {
             origin: origin.to_owned(),
             diagnostics,
@@ -80,7 +122,7 @@ impl SpecError {
             }
             line.push_str(": ");
             if let Some(field) = &d.field {
-                line.push_str(&format!("field `{field}`: "));
+                line.push_str(&format!("field `{}`: ", excerpt(field)));
             }
             line.push_str(&d.message);
             line

@@ -1,5 +1,6 @@
 use crate::architecture::{Architecture, Complexity, Stage, strided};
-use crate::diagnostics::{Diagnostic, SpecError};
+use crate::diagnostics::{Diagnostic, Location, SpecError, format_number};
+use crate::files::read_regular;
 use crate::quantize::{MAX_WIDTH, quantize};
 use std::collections::HashSet;
 use std::path::Path;
@@ -23,6 +24,9 @@ pub struct Network {
     pub stages: Vec<Stage>,
     /// pycls's flops, params and acts for one image at the spec's resolution.
     pub complexity: Complexity,
+    /// Where the spec writes its `name`, for errors about the name found by other tools (the
+    /// macro's type name).
+    pub name_location: Option<Location>,
 }
 
 impl Network {
@@ -44,15 +48,31 @@ impl Network {
     }
 }
 
+/// The largest spec file read, in bytes: a spec is a few hundred bytes, and this bound keeps
+/// a file given by mistake (a device, a log, a dataset) from being read whole.
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+
 /// Reads and compiles a spec file. `origin` is how errors name the file (the path as the user
-/// wrote it).
+/// wrote it). Only a regular UTF-8 file of at most [`MAX_SPEC_BYTES`] is read.
 pub fn compile_file(path: &Path, origin: &str) -> Result<Network, SpecError> {
-    let source = std::fs::read_to_string(path).map_err(|error| {
-        SpecError::new(
-            origin,
-            vec![Diagnostic::general(format!(
-                "cannot read the spec: {error}"
-            ))],
+    let unreadable = |problem: Diagnostic| SpecError::new(origin, vec![problem]);
+    let bytes = read_regular(path, MAX_SPEC_BYTES, "a spec").map_err(|error| {
+        unreadable(Diagnostic::general(format!(
+            "cannot read the spec: {error}"
+        )))
+    })?;
+    let source = String::from_utf8(bytes).map_err(|error| {
+        let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        // The prefix before the first bad byte is valid UTF-8, so it can be counted in characters.
+        let valid = std::str::from_utf8(valid).unwrap_or_default();
+        let line_start = valid.rfind('\n').map_or(0, |newline| newline + 1);
+        let location = Location {
+            line: valid.matches('\n').count() + 1,
+            column: valid[line_start..].chars().count() + 1,
+        };
+        unreadable(
+            Diagnostic::general("the spec is not UTF-8 text (a spec is YAML, which is UTF-8)")
+                .at(Some(location)),
         )
     })?;
     compile_str(&source, origin)
@@ -78,7 +98,12 @@ pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
     if !problems.is_empty() {
         return Err(locate(problems));
     }
-    build(spec).map_err(locate)
+    let name_location = locations.get("name").copied();
+    let network = build(spec).map_err(locate)?;
+    Ok(Network {
+        name_location,
+        ..network
+    })
 }
 
 impl Network {
@@ -89,7 +114,10 @@ impl Network {
             compat,
             ..self.spec.clone()
         };
-        let other = build(spec).ok()?;
+        let other = Network {
+            name_location: self.name_location,
+            ..build(spec).ok()?
+        };
         let widths = |n: &Network| n.stages.iter().map(|s| s.width).collect::<Vec<_>>();
         (widths(&other) != widths(self)).then_some(other)
     }
@@ -103,6 +131,7 @@ fn build(spec: Spec) -> Result<Network, Vec<Diagnostic>> {
         spec,
         stages,
         complexity: Complexity::default(),
+        name_location: None,
     };
     let complexity = network.architecture("").complexity().ok_or_else(|| {
         vec![Diagnostic::general(
@@ -133,12 +162,21 @@ fn validate(spec: &Spec, unusable: &HashSet<&'static str>) -> Vec<Diagnostic> {
         Some(ratio) if !spec.se => rule(
             false,
             "se_ratio",
-            format!("se_ratio = {ratio} has no effect without `se: true`"),
+            format!(
+                "se_ratio = {} has no effect without `se: true`",
+                format_number(ratio)
+            ),
         ),
+        // A squeeze: the SE width is at most the block's input width, so within MAX_WIDTH too
+        // (pycls and timm use 0.25).
         Some(ratio) => rule(
-            ratio.is_finite() && ratio > 0.0,
+            ratio > 0.0 && ratio <= 1.0,
             "se_ratio",
-            format!("se_ratio = {ratio} must be finite and greater than 0"),
+            format!(
+                "se_ratio = {} must be greater than 0 and at most 1 (SE width = se_ratio × block \
+                 input width)",
+                format_number(ratio)
+            ),
         ),
         None => {}
     }
@@ -204,12 +242,15 @@ fn validate_regnet(
     rule(
         p.wa.is_finite() && p.wa >= 0.0,
         "wa",
-        format!("wa = {} must be finite and at least 0", p.wa),
+        format!("wa = {} must be finite and at least 0", format_number(p.wa)),
     );
     rule(
         p.wm.is_finite() && p.wm > 1.0,
         "wm",
-        format!("wm = {} must be finite and greater than 1", p.wm),
+        format!(
+            "wm = {} must be finite and greater than 1",
+            format_number(p.wm)
+        ),
     );
     rule(
         p.g >= 1,
@@ -221,7 +262,7 @@ fn validate_regnet(
         "b",
         format!(
             "b = {} must be finite and greater than 0 (bottleneck width = width / b)",
-            p.b
+            format_number(p.b)
         ),
     );
     rule(
@@ -229,7 +270,7 @@ fn validate_regnet(
         "b",
         format!(
             "b = {} must be at least 1/{} (bottleneck width = width / b)",
-            p.b,
+            format_number(p.b),
             1.0 / MIN_B
         ),
     );
@@ -239,9 +280,10 @@ fn validate_regnet(
             multiplier <= 1.0 || multiplier.fract() == 0.0,
             "b",
             format!(
-                "b = {} gives a bottleneck multiplier 1/b = {multiplier}, which pycls's rule needs \
-                 to be an integer when b < 1 (use b = 1/2, 1/4, ...)",
-                p.b
+                "b = {} gives a bottleneck multiplier 1/b = {}, which pycls's rule needs to be an \
+                 integer when b < 1 (use b = 1/2, 1/4, ...)",
+                format_number(p.b),
+                format_number(multiplier)
             ),
         );
     }
@@ -277,8 +319,9 @@ fn validate_stages(stages: &[StageSpec], rule: &mut impl FnMut(bool, &str, Strin
             ratio.is_finite() && ratio >= MIN_B,
             "bottleneck_ratios",
             format!(
-                "bottleneck_ratios[{i}] = {ratio} must be finite and at least 1/{} (bottleneck \
-                 width = width / ratio)",
+                "bottleneck_ratios[{i}] = {} must be finite and at least 1/{} (bottleneck width \
+                 = width / ratio)",
+                format_number(ratio),
                 1.0 / MIN_B
             ),
         );

@@ -1,7 +1,7 @@
 //! Steps 1–5 of REFERENCE.md §1: continuous widths, exponents, quantized widths, stages, and the
 //! width/group compatibility rule.
 
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Diagnostic, format_number};
 use crate::spec::{Compat, Design, RegNetParameters, Spec, StageSpec};
 
 /// A stage after quantization and the compatibility rule, before spatial sizes are known.
@@ -141,7 +141,7 @@ fn explicit_stages(stages: &[StageSpec]) -> Result<Vec<QuantizedStage>, Vec<Diag
                     "stage {}: width {width} / bottleneck ratio {} rounds to {bottleneck_width} \
                      bottleneck channels; it must be from 1 to {MAX_WIDTH}",
                     i + 1,
-                    stage.bottleneck_ratio
+                    format_number(stage.bottleneck_ratio)
                 ),
             ));
             continue;
@@ -160,7 +160,7 @@ fn explicit_stages(stages: &[StageSpec]) -> Result<Vec<QuantizedStage>, Vec<Diag
                     "stage {}: group width {group_width} does not divide the bottleneck width \
                      {bottleneck_width} (width {width} / ratio {}); group widths that do: {}",
                     i + 1,
-                    stage.bottleneck_ratio,
+                    format_number(stage.bottleneck_ratio),
                     divisors.join(", ")
                 ),
             ));

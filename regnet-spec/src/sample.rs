@@ -292,38 +292,88 @@ pub fn sample(
     seed: u64,
     attempts: usize,
 ) -> (Vec<Sample>, usize) {
-    let mut rng = Rng::new(seed);
-    let mut kept = Vec::with_capacity(count);
-    let mut drawn = 0;
-    while kept.len() < count && drawn < attempts {
-        drawn += 1;
-        let name = format!("sample_{:04}", kept.len());
-        let yaml = match space {
-            Space::AnyNetX(space) => AnyNetParams::sample(space, &mut rng).to_yaml(space, &name),
+    let mut sampler = Sampler::new(space, filter, seed);
+    // Grown as samples are kept: `count` is a bound, not a size to allocate up front.
+    let mut kept = Vec::new();
+    while kept.len() < count && sampler.drawn() < attempts {
+        kept.extend(sampler.draw());
+    }
+    (kept, sampler.drawn())
+}
+
+/// The draws of [`sample`] one at a time, for callers that use each sample as it is kept
+/// instead of holding them all.
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    space: Space,
+    filter: Filter,
+    rng: Rng,
+    drawn: usize,
+    kept: usize,
+}
+
+impl Sampler {
+    /// A sampler whose draws are those of [`sample`] with the same arguments.
+    pub fn new(space: Space, filter: Filter, seed: u64) -> Self {
+        Sampler {
+            space,
+            filter,
+            rng: Rng::new(seed),
+            drawn: 0,
+            kept: 0,
+        }
+    }
+
+    /// The draws made so far.
+    pub fn drawn(&self) -> usize {
+        self.drawn
+    }
+
+    /// Draws one point: the sample if it is a valid network that passes the filter.
+    pub fn draw(&mut self) -> Option<Sample> {
+        self.drawn += 1;
+        let name = format!("sample_{:04}", self.kept);
+        let yaml = match self.space {
+            Space::AnyNetX(space) => {
+                AnyNetParams::sample(space, &mut self.rng).to_yaml(space, &name)
+            }
             Space::RegNetX | Space::RegNetY => {
-                RegNetParams::sample(space == Space::RegNetY, &mut rng).to_yaml(&name)
+                RegNetParams::sample(self.space == Space::RegNetY, &mut self.rng).to_yaml(&name)
             }
         };
         // A point the spec rules reject (a group width that does not divide an AnyNet stage's
         // bottleneck, or the edges of the RegNet space) is not a valid network: skipped.
-        let Ok(network) = compile_str(&yaml, &name) else {
-            continue;
-        };
+        let network = compile_str(&yaml, &name).ok()?;
         let flops = network.complexity.flops;
-        if filter
+        if self
+            .filter
             .flops
             .is_some_and(|(low, high)| !(low..=high).contains(&flops))
-            || filter
+            || self
+                .filter
                 .stages
                 .is_some_and(|stages| network.stages.len() != stages)
         {
-            continue;
+            return None;
         }
-        kept.push(Sample {
+        self.kept += 1;
+        Some(Sample {
             name,
             yaml,
             network,
-        });
+        })
     }
-    (kept, drawn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_beyond_the_attempts_is_not_allocated_up_front() {
+        // Reserving room for `count` samples aborted the process (a 2^64-sample allocation).
+        let (kept, drawn) = sample(Space::RegNetX, usize::MAX, Filter::default(), 0, 3);
+        assert_eq!(drawn, 3);
+        assert!(kept.len() <= 3);
+    }
 }

@@ -1,10 +1,11 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-use crate::diagnostics::{Diagnostic, Location};
+use crate::diagnostics::{Diagnostic, Location, excerpt, format_number};
+use crate::outline::outline;
 
 /// Which width/group compatibility rule turns stage widths into widths the grouped convolution
 /// accepts. The two libraries disagree on three zoo models (REFERENCE.md §3).
@@ -37,7 +38,8 @@ pub struct Spec {
     pub design: Design,
     /// Squeeze-and-excitation (RegNetY).
     pub se: bool,
-    /// SE width = round(se_ratio × block input width); `None` means 0.25. Only with `se: true`.
+    /// SE width = round(se_ratio × block input width), 0 < se_ratio ≤ 1; `None` means 0.25.
+    /// Only with `se: true`.
     pub se_ratio: Option<f64>,
     /// Output channels of the 3×3 stride-2 stem; default 32, as in pycls.
     pub stem_w: u32,
@@ -113,7 +115,12 @@ impl Spec {
         match &self.design {
             Design::RegNet(p) => format!(
                 "d={} w0={} wa={} wm={} g={} b={}",
-                p.d, p.w0, p.wa, p.wm, p.g, p.b
+                p.d,
+                p.w0,
+                format_number(p.wa),
+                format_number(p.wm),
+                p.g,
+                format_number(p.b)
             ),
             Design::Stages(stages) => {
                 let list = |value: fn(&StageSpec) -> String| {
@@ -124,7 +131,7 @@ impl Spec {
                     list(|s| s.depth.to_string()),
                     list(|s| s.width.to_string()),
                     list(|s| s.group_width.to_string()),
-                    list(|s| s.bottleneck_ratio.to_string()),
+                    list(|s| format_number(s.bottleneck_ratio)),
                 )
             }
         }
@@ -138,7 +145,7 @@ pub(crate) type KeyLocations = HashMap<String, Location>;
 const REGNET_KEYS: [&str; 6] = ["d", "w0", "wa", "wm", "g", "b"];
 /// The per-stage lists; all but `bottleneck_ratios` are required when the spec uses this form.
 const STAGE_KEYS: [&str; 4] = ["depths", "widths", "group_widths", "bottleneck_ratios"];
-const KNOWN: [&str; 18] = [
+pub(crate) const KNOWN: [&str; 18] = [
     "name",
     "d",
     "w0",
@@ -178,26 +185,44 @@ pub(crate) struct Parsed {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Fails only when the document is not a YAML mapping; field problems go in `Parsed`.
+/// Fails only when the document is not a YAML mapping or cannot be loaded; field problems go
+/// in `Parsed`.
 pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnostic>> {
+    // YAML allows a byte order mark before the document; libyaml, told its input is UTF-8, would
+    // read it as content.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let outline = outline(source);
+    if !outline.loadable {
+        return Err(outline.problems);
+    }
     let document: Value = serde_yaml::from_str(source).map_err(|error| {
         let location = error.location().map(|l| Location {
             line: l.line(),
             column: l.column(),
         });
-        vec![Diagnostic::general(format!("invalid YAML: {}", strip_location(&error))).at(location)]
+        let invalid =
+            Diagnostic::general(format!("invalid YAML: {}", strip_location(&error))).at(location);
+        let mut problems = outline.problems.clone();
+        problems.push(invalid);
+        problems
     })?;
     let Value::Mapping(mapping) = document else {
-        return Err(vec![Diagnostic::general(format!(
+        let found = match document {
+            Value::Null => "nothing (an empty document)".into(),
+            other => describe(&other),
+        };
+        let mut problems = outline.problems;
+        problems.push(Diagnostic::general(format!(
             "a spec is a YAML mapping of fields (d, w0, wa, wm, g, ... or depths, widths, ...), \
-             found {}",
-            describe(&document)
-        ))]);
+             found {found}"
+        )));
+        return Err(problems);
     };
 
-    let mut diagnostics = Vec::new();
-    let mut locations = KeyLocations::new();
+    let mut diagnostics = outline.problems;
+    let locations = outline.keys;
     let mut fields: HashMap<&'static str, Value> = HashMap::new();
+    let unknown = format!("unknown key; the spec's fields are {}", KNOWN.join(", "));
     for (key, value) in mapping {
         let Value::String(key) = key else {
             diagnostics.push(Diagnostic::general(format!(
@@ -206,21 +231,12 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnosti
             )));
             continue;
         };
-        let location = locate_key(source, &key);
-        if let Some(location) = location {
-            locations.insert(key.clone(), location);
-        }
         match KNOWN.iter().find(|known| **known == key) {
             Some(known) => {
                 fields.insert(known, value);
             }
-            None => diagnostics.push(
-                Diagnostic::field(
-                    &key,
-                    format!("unknown key; the spec's fields are {}", KNOWN.join(", ")),
-                )
-                .at(location),
-            ),
+            None => diagnostics
+                .push(Diagnostic::field(&key, unknown.clone()).at(locations.get(&key).copied())),
         }
     }
     let mut unusable = HashSet::new();
@@ -264,6 +280,12 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnosti
         }
     }
 
+    // A value the outline already reported (an unsupported tag) is not judged again.
+    for flagged in &outline.flagged {
+        if let Some((known, _)) = fields.remove_entry(flagged.as_str()) {
+            unusable.insert(known);
+        }
+    }
     let mut take = |field: &'static str| -> Option<Value> { fields.remove(field) };
     let mut typed = Typed {
         diagnostics: &mut diagnostics,
@@ -315,34 +337,25 @@ struct Typed<'a> {
 }
 
 impl Typed<'_> {
-    fn required<T: DeserializeOwned + Default>(
-        &mut self,
-        field: &'static str,
-        value: Option<Value>,
-    ) -> T {
+    fn required<T: FieldType + Default>(&mut self, field: &'static str, value: Option<Value>) -> T {
         self.optional(field, value, T::default())
     }
 
-    fn optional<T: DeserializeOwned>(
+    fn optional<T: FieldType>(
         &mut self,
         field: &'static str,
         value: Option<Value>,
         default: T,
     ) -> T {
         let Some(value) = value else { return default };
-        match serde_yaml::from_value(value) {
+        match serde_yaml::from_value(value.clone()) {
             Ok(typed) => typed,
-            Err(error) => {
+            Err(_) => {
                 self.unusable.insert(field);
-                // serde names Rust types; a spec's author thinks in numbers.
-                let message = strip_location(&error)
-                    .replace("expected f64", "expected a number")
-                    .replace(
-                        "expected u32",
-                        "expected a whole number from 0 to 4294967295",
-                    );
-                self.diagnostics
-                    .push(Diagnostic::field(field, message).at(self.locations.get(field).copied()));
+                self.diagnostics.push(
+                    Diagnostic::field(field, T::mismatch(&value))
+                        .at(self.locations.get(field).copied()),
+                );
                 default
             }
         }
@@ -403,119 +416,101 @@ impl Typed<'_> {
     }
 }
 
+/// A field's type, as a spec's author reads it (serde's messages name Rust types and echo whole
+/// values).
+trait FieldType: DeserializeOwned {
+    /// A value of the type, in words.
+    const EXPECTED: &'static str;
+
+    /// What is wrong with `value`, which does not convert to the type.
+    fn mismatch(value: &Value) -> String {
+        format!("expected {}, found {}", Self::EXPECTED, describe(value))
+    }
+}
+
+impl FieldType for u32 {
+    const EXPECTED: &'static str = "a whole number from 0 to 4294967295";
+}
+
+impl FieldType for f64 {
+    const EXPECTED: &'static str = "a number";
+}
+
+impl FieldType for bool {
+    const EXPECTED: &'static str = "true or false";
+}
+
+impl FieldType for String {
+    const EXPECTED: &'static str = "a string";
+}
+
+impl FieldType for Compat {
+    const EXPECTED: &'static str = "pycls or torchvision";
+}
+
+impl<T: FieldType> FieldType for Option<T> {
+    const EXPECTED: &'static str = T::EXPECTED;
+
+    fn mismatch(value: &Value) -> String {
+        T::mismatch(value)
+    }
+}
+
+impl<T: FieldType> FieldType for Vec<T> {
+    const EXPECTED: &'static str = "a list";
+
+    /// Names the first entry that does not convert, rather than the list.
+    fn mismatch(value: &Value) -> String {
+        let Value::Sequence(entries) = value else {
+            return format!("expected a list, found {}", describe(value));
+        };
+        entries
+            .iter()
+            .enumerate()
+            .find(|(_, entry)| serde_yaml::from_value::<T>((*entry).clone()).is_err())
+            .map_or_else(
+                || format!("expected a list of {}", T::EXPECTED),
+                |(index, entry)| format!("entry {index}: {}", T::mismatch(entry)),
+            )
+    }
+}
+
+/// A value in a few words, quoting at most the start of a string.
 fn describe(value: &Value) -> String {
     match value {
-        Value::Null => "nothing (an empty document)".into(),
+        Value::Null => "nothing".into(),
         Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string {s:?}"),
-        Value::Sequence(_) => "a sequence".into(),
+        Value::Number(n) => match n.as_f64() {
+            Some(float) if n.is_f64() => format!("the number {}", format_number(float)),
+            _ => format!("the number {n}"),
+        },
+        Value::String(s) => format!("the string \"{}\"", excerpt(s)),
+        Value::Sequence(_) => "a list".into(),
         Value::Mapping(_) => "a mapping".into(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+        Value::Tagged(t) => format!("a value tagged {}", excerpt(&t.tag.to_string())),
     }
 }
 
-/// serde_yaml appends " at line L column C" to its messages; the location is reported separately.
+/// serde_yaml's message for a document it cannot load, without the " at line L column C" it
+/// appends (the location is reported separately) and cut to its first line: some messages
+/// quote the document (a duplicate key).
 fn strip_location(error: &serde_yaml::Error) -> String {
+    const MAX_MESSAGE: usize = 200;
     let message = error.to_string();
-    match message.find(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message,
+    let message = match message.find(" at line ") {
+        Some(at) => &message[..at],
+        None => &message,
+    };
+    let line = message.lines().next().unwrap_or_default();
+    match line.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_owned(),
     }
-}
-
-/// Finds a top-level key's position by letting serde_yaml fail on exactly that key: its errors
-/// carry the position of the event being deserialized, whatever the YAML style (block, flow,
-/// quoted keys, comments).
-fn locate_key(source: &str, key: &str) -> Option<Location> {
-    const FOUND: &str = "regnet: key located";
-
-    struct Document<'k>(&'k str);
-    impl<'de> DeserializeSeed<'de> for Document<'_> {
-        type Value = ();
-        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-            deserializer.deserialize_map(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Document<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a mapping")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while map.next_key_seed(Key(self.0))?.is_some() {
-                map.next_value::<IgnoredAny>()?;
-            }
-            Ok(())
-        }
-    }
-
-    struct Key<'k>(&'k str);
-    impl<'de> DeserializeSeed<'de> for Key<'_> {
-        type Value = ();
-        fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-            deserializer.deserialize_any(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Key<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a key")
-        }
-        fn visit_str<E: de::Error>(self, key: &str) -> Result<(), E> {
-            if key == self.0 {
-                Err(E::custom(FOUND))
-            } else {
-                Ok(())
-            }
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-            Ok(())
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-            Ok(())
-        }
-    }
-
-    let error = Document(key)
-        .deserialize(serde_yaml::Deserializer::from_str(source))
-        .err()?;
-    if !error.to_string().starts_with(FOUND) {
-        return None;
-    }
-    error.location().map(|l| Location {
-        line: l.line(),
-        column: l.column(),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn locates_keys_in_block_and_flow_style() {
-        let block = "# comment\nd: 13\n  \nw0: 24\n";
-        assert_eq!(
-            locate_key(block, "w0"),
-            Some(Location { line: 4, column: 1 })
-        );
-        let flow = "{d: 13, w0: 24}";
-        assert_eq!(
-            locate_key(flow, "w0"),
-            Some(Location { line: 1, column: 9 })
-        );
-        assert_eq!(locate_key(flow, "wa"), None);
-    }
 
     #[test]
     fn reports_every_problem_at_once() {
@@ -525,7 +520,8 @@ mod tests {
         assert_eq!(errors[0].location, Some(Location { line: 4, column: 1 }));
         assert_eq!(errors[3].location, Some(Location { line: 1, column: 1 }));
         assert!(
-            errors[3].message.contains("invalid type"),
+            errors[3].message
+                == "expected a whole number from 0 to 4294967295, found the string \"x\"",
             "{}",
             errors[3].message
         );

@@ -6,9 +6,14 @@
 //! such derivation is written next to its assertion.
 
 use std::panic;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use regnet_spec::graph::{self, Op};
-use regnet_spec::{Location, Network, SpecError, compile_str};
+use regnet_spec::{
+    Location, MAX_REPORTED, MAX_SPEC_BYTES, Network, SpecError, compile_file, compile_str,
+    format_number,
+};
 
 const ORIGIN: &str = "edge.yaml";
 
@@ -672,5 +677,297 @@ fn tiny_b_does_not_panic() {
     assert!(
         panicking.is_empty(),
         "compile_str panicked on {panicking:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input: what a file is, how large and how slow it may be, and what errors echo.
+// ---------------------------------------------------------------------------------------------
+
+const X200: &str = "d: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n";
+
+/// The rendered error lines of a spec that must be rejected.
+fn error_lines(source: &str) -> Vec<String> {
+    compile_err(source).lines().collect()
+}
+
+/// A file of its own in the temp directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("regnet-edge-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        TempFile(path)
+    }
+
+    fn with(name: &str, contents: &[u8]) -> Self {
+        let file = TempFile::new(name);
+        std::fs::write(&file.0, contents).unwrap();
+        file
+    }
+
+    fn compile_error(&self) -> Vec<String> {
+        let error = compile_file(&self.0, "spec.yaml").expect_err("the file must be refused");
+        error.lines().collect()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn what_is_not_a_regular_file_is_named_not_read() {
+    let directory = compile_file(&std::env::temp_dir(), "dir").unwrap_err();
+    assert_eq!(
+        directory.to_string(),
+        "dir: cannot read the spec: it is a directory, not a regular file"
+    );
+    #[cfg(unix)]
+    for device in ["/dev/zero", "/dev/urandom"] {
+        let error = compile_file(Path::new(device), device).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{device}: cannot read the spec: it is a character device, not a regular file")
+        );
+    }
+}
+
+/// A FIFO used to block `compile_file` forever: the open waits for a writer.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_refused_without_waiting_for_a_writer() {
+    let fifo = TempFile::new("fifo.yaml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo.0).status();
+    if !made.is_ok_and(|status| status.success()) {
+        eprintln!("SKIPPED: mkfifo is not available");
+        return;
+    }
+    let path = fifo.0.clone();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(compile_file(&path, "spec.yaml").map(|_| ())));
+    let result = receiver
+        .recv_timeout(Duration::from_secs(10))
+        .expect("compile_file blocked on a FIFO");
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "spec.yaml: cannot read the spec: it is a FIFO (named pipe), not a regular file"
+    );
+}
+
+#[test]
+fn a_spec_file_over_the_cap_is_refused_and_one_at_it_is_read() {
+    let padding = MAX_SPEC_BYTES as usize - X200.len();
+    let mut at_cap = X200.as_bytes().to_vec();
+    at_cap.resize(MAX_SPEC_BYTES as usize, b'\n');
+    let at = TempFile::with("at-cap.yaml", &at_cap);
+    assert!(
+        compile_file(&at.0, "spec.yaml").is_ok(),
+        "{padding} blank lines"
+    );
+    at_cap.push(b'\n');
+    let over = TempFile::with("over-cap.yaml", &at_cap);
+    assert_eq!(
+        over.compile_error(),
+        ["spec.yaml: cannot read the spec: it is 1048577 bytes; a spec is at most 1048576 bytes"]
+    );
+}
+
+#[test]
+fn invalid_utf8_is_located() {
+    let file = TempFile::with("latin1.yaml", b"d: 13\nw0: 24\nname: caf\xe9\n");
+    assert_eq!(
+        file.compile_error(),
+        ["spec.yaml:3:10: the spec is not UTF-8 text (a spec is YAML, which is UTF-8)"]
+    );
+}
+
+/// `se_ratio: 1e12` gave SE widths of 10^13 channels, past the 2^20 cap; at 1e15 the error
+/// blamed the resolution and widths.
+#[test]
+fn se_ratio_is_at_most_one() {
+    for ratio in ["1e12", "1e15", "1.01", "0", "-0.25", ".inf"] {
+        let source = x200_with("se", "true") + &format!("se_ratio: {ratio}\n");
+        let error = assert_field_error(&source, "se_ratio", 8);
+        assert_eq!(error.diagnostics.len(), 1, "{error}");
+    }
+    assert_eq!(
+        error_lines(&(x200_with("se", "true") + "se_ratio: 1e12\n")),
+        [
+            "edge.yaml:8:1: field `se_ratio`: se_ratio = 1000000000000 must be greater than 0 and \
+             at most 1 (SE width = se_ratio × block input width)"
+        ]
+    );
+    // The bound itself is valid: the SE is as wide as the block's input.
+    let net = compile(13, 24, 36.44, 2.49, 8, "se: true\nse_ratio: 1\n");
+    assert_eq!(net.stages[0].se_width, Some(32), "the stem's width");
+}
+
+#[test]
+fn a_leading_byte_order_mark_is_accepted() {
+    let net = compile_str(&format!("\u{feff}{X200}"), ORIGIN).unwrap();
+    assert_eq!(widths(&net), [24, 56, 152, 368]);
+    // Positions are the editor's: the mark takes no column.
+    let error = compile_err(&format!("\u{feff}{X200}colour: red\n"));
+    assert_eq!(
+        error.diagnostics[0].location,
+        Some(Location { line: 6, column: 1 })
+    );
+}
+
+#[test]
+fn huge_numbers_are_echoed_compactly() {
+    assert_eq!(
+        error_lines(&x200_with("w0", "1e308")),
+        [
+            "edge.yaml:2:1: field `w0`: expected a whole number from 0 to 4294967295, found the number 1e308"
+        ]
+    );
+    assert_eq!(
+        error_lines(&x200_with("b", "-1e300")),
+        [
+            "edge.yaml:6:1: field `b`: b = -1e300 must be finite and greater than 0 (bottleneck width = width / b)"
+        ]
+    );
+    let stages = "depths: [1]\nwidths: [8]\ngroup_widths: [8]\nbottleneck_ratios: [1e300]\n";
+    assert_eq!(
+        error_lines(stages),
+        [
+            "edge.yaml:4:1: field `bottleneck_ratios`: stage 1: width 8 / bottleneck ratio 1e300 rounds to 0 bottleneck channels; it must be from 1 to 1048576"
+        ]
+    );
+    assert_eq!(format_number(36.44), "36.44");
+    assert_eq!(format_number(1e12), "1000000000000");
+    assert_eq!(format_number(5e-324), "5e-324");
+}
+
+/// `d: !foo 13` was read as 13, the tag dropped.
+#[test]
+fn yaml_tags_are_refused_at_the_value() {
+    assert_eq!(
+        error_lines(&x200_with("d", "!foo 13")),
+        [
+            "edge.yaml:1:4: field `d`: the YAML tag `!foo` is not supported; a spec's values are \
+             plain numbers, strings, booleans and lists"
+        ]
+    );
+    let lines = error_lines(&x200_with("wa", "[1, !!python/object 2]"));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(
+            "edge.yaml:3:9: field `wa`: the YAML tag `tag:yaml.org,2002:python/object`"
+        ),
+        "{lines:#?}"
+    );
+    // The core schema's tags say what YAML already infers.
+    let net = compile_str(&x200_with("d", "!!int 13"), ORIGIN).unwrap();
+    assert_eq!(depths(&net), [1, 1, 4, 7]);
+}
+
+/// A spec that is one string used to be echoed whole: a symlink to a system file printed it.
+#[test]
+fn echoed_values_are_one_line_of_at_most_60_characters() {
+    let long = "x".repeat(5_000_000);
+    let lines = error_lines(&long);
+    assert_eq!(
+        lines,
+        [format!(
+            "edge.yaml: a spec is a YAML mapping of fields (d, w0, wa, wm, g, ... or depths, \
+             widths, ...), found the string \"{}…\"",
+            "x".repeat(60)
+        )]
+    );
+    let lines = error_lines(&X200.replace("w0: 24", "w0: \"first line\\nsecond line\""));
+    assert_eq!(
+        lines,
+        [
+            "edge.yaml:2:1: field `w0`: expected a whole number from 0 to 4294967295, found the string \"first line…\""
+        ]
+    );
+    // A key is quoted too, escaped so that it cannot drive the terminal.
+    let lines = error_lines(&format!("{X200}\"\\e[2J{}\": 1\n", "k".repeat(1000)));
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("edge.yaml:6:1: field `\\u{1b}[2Jkkk"),
+        "{lines:#?}"
+    );
+    assert!(lines[0].len() < 300, "{}", lines[0]);
+}
+
+/// Every key's position used to re-parse the whole file: 10,000 unknown keys took 112 s.
+#[test]
+fn many_keys_are_located_in_one_pass_and_reported_in_a_bounded_list() {
+    let keys: String = (0..4000).map(|i| format!("key{i}: 1\n")).collect();
+    let start = Instant::now();
+    let error = compile_err(&format!("{X200}{keys}"));
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let lines: Vec<String> = error.lines().collect();
+    assert_eq!(lines.len(), MAX_REPORTED + 1);
+    assert!(
+        lines[0].starts_with("edge.yaml:6:1: field `key0`: unknown key"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[19].starts_with("edge.yaml:25:1: field `key19`: unknown key"));
+    assert_eq!(
+        lines[20],
+        "edge.yaml: 3980 more problems not shown (the first 20 are above)"
+    );
+}
+
+/// 200 KB of `[` took 60 s: libyaml's scanner costs the depth for each token.
+#[test]
+fn deep_nesting_is_refused_quickly_at_its_place() {
+    // The document's mapping is level 1, so the 32nd opening bracket is the 33rd level: column
+    // 4 + 31 for `[`, 4 + 31 × 4 for `{a: `.
+    for (value, column) in [("[".repeat(200_000), 35), ("{a: ".repeat(50_000), 128)] {
+        let start = Instant::now();
+        let lines = error_lines(&format!("{X200}b: {value}\n"));
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert_eq!(
+            lines,
+            [format!(
+                "edge.yaml:6:{column}: field `b`: lists and mappings nest more than 32 levels \
+                 deep here; a spec's values are numbers, strings or flat lists"
+            )]
+        );
+    }
+}
+
+/// Lists, keys or values by the hundred thousand cost serde_yaml seconds and memory: reading
+/// stops past what any valid spec needs.
+#[test]
+fn a_spec_of_too_many_nodes_is_refused_quickly() {
+    let long_list = format!("{X200}q: [{}1]\n", "1, ".repeat(300_000));
+    let start = Instant::now();
+    let lines = error_lines(&long_list);
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    // Nodes: the mapping, 6 keys, 5 values and the list are 13, so node 8193 is entry 8179,
+    // at column 5 + 3 × 8179 = 24542.
+    assert_eq!(
+        lines,
+        [
+            "edge.yaml:6:24542: field `q`: the spec has more than 8192 keys, values and lists; a \
+             spec has at most 18 fields and 1024 entries per list"
+        ]
+    );
+}
+
+/// An alias repeats its anchor's value without repeating its text: 50,000 aliases of a
+/// 100,000-entry list would be 5·10⁹ values.
+#[test]
+fn aliases_are_refused() {
+    assert_eq!(
+        error_lines(&format!("{X200}depths: &d [1, 2]\nwidths: *d\n")),
+        [
+            "edge.yaml:7:9: field `widths`: YAML aliases (`*name`) are not supported in a spec; \
+             write the value out"
+        ]
     );
 }

@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs");
+
+fn main() {}

@@ -1,0 +1,3 @@
+regnet::regnet!("../../../../tests/ui/specs/keyword_name.yaml");
+
+fn main() {}
