@@ -1,6 +1,7 @@
 //! Every kernel, on both instruction sets and with one and two threads, against a plain
 //! reference written from PyTorch's definitions, on random shapes including odd sizes, tails
-//! shorter than a register tile and 1-pixel images.
+//! shorter than a register tile and 1-pixel images, with NaN and infinities injected: every path
+//! must propagate them as PyTorch does (ReLU keeps NaN), not only agree on finite values.
 
 use proptest::prelude::*;
 use regnet_runtime::kernels::channels::{average_pool, scale_channels};
@@ -26,12 +27,38 @@ fn values(len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// The values a kernel must carry through unchanged in kind: NaN stays NaN, an infinity stays
+/// infinite (or meets its opposite and becomes NaN).
+const SPECIALS: [f32; 3] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+
+/// Up to three (position, which of `SPECIALS`) to overwrite in a kernel's input.
+fn specials() -> impl Strategy<Value = Vec<(prop::sample::Index, usize)>> {
+    prop::collection::vec((any::<prop::sample::Index>(), 0..SPECIALS.len()), 0..4)
+}
+
+fn inject(values: &mut [f32], specials: &[(prop::sample::Index, usize)]) {
+    for (at, which) in specials {
+        values[at.index(values.len())] = SPECIALS[*which];
+    }
+}
+
+/// PyTorch's ReLU: `max(v, 0)` for numbers, NaN for NaN.
+fn torch_relu(v: f32) -> f32 {
+    if v.is_nan() { v } else { v.max(0.0) }
+}
+
 fn assert_close(actual: &[f32], expected: &[f32], terms: usize) {
     assert_eq!(actual.len(), expected.len());
-    // Sums of `terms` products of values in [-1, 1] differ by rounding order only.
+    // Sums of `terms` products of values in [-1, 1] differ by rounding order only; whether a
+    // sum is NaN or infinite does not depend on the order.
     let tolerance = 2e-6 * terms as f32;
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!((a - e).abs() <= tolerance, "element {i}: {a} vs {e}");
+        let same = if e.is_finite() {
+            (a - e).abs() <= tolerance
+        } else {
+            a.is_nan() && e.is_nan() || a == e
+        };
+        assert!(same, "element {i}: {a} vs {e}");
     }
 }
 
@@ -68,12 +95,13 @@ proptest! {
         // Past 256 inputs the kernel splits K into passes over partial sums.
         k in prop_oneof![1usize..40, 250usize..600], j in 1usize..40,
         strided in any::<bool>(), padded in any::<bool>(), residual in any::<bool>(),
-        relu in any::<bool>(), seed in any::<u64>(),
+        relu in any::<bool>(), seed in any::<u64>(), specials in specials(),
     ) {
         let stride = if strided { 2 } else { 1 };
         let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
         let rows = n * oh * ow;
-        let input = values(n * h * w * k, seed);
+        let mut input = values(n * h * w * k, seed);
+        inject(&mut input, &specials);
         let weight = values(j * k, seed ^ 1);
         let bias = values(j, seed ^ 2);
         let res = values(rows * j, seed ^ 3);
@@ -89,7 +117,7 @@ proptest! {
                             v += input[src + i] * weight[o * k + i];
                         }
                         if residual { v += res[p * j + o]; }
-                        if relu { v = v.max(0.0); }
+                        if relu { v = torch_relu(v); }
                         expected[p * j + o] = v;
                     }
                 }
@@ -136,11 +164,13 @@ proptest! {
         // Multiples of 8 run the 8-wide kernels; of 16 the 16-wide ones, in pairs and singles.
         group_width in prop::sample::select(vec![1usize, 3, 8, 16, 24, 32, 40, 48]),
         groups in 1usize..4, strided in any::<bool>(), seed in any::<u64>(),
+        specials in specials(),
     ) {
         let c = group_width * groups;
         let stride = if strided { 2 } else { 1 };
         let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
-        let input = values(n * h * w * c, seed);
+        let mut input = values(n * h * w * c, seed);
+        inject(&mut input, &specials);
         let weight = values(c * group_width * 9, seed ^ 1);
         let bias = values(c, seed ^ 2);
         let mut expected = vec![0.0; n * oh * ow * c];
@@ -160,7 +190,7 @@ proptest! {
                                 }
                             }
                         }
-                        expected[((b * oh + y) * ow + x) * c + o] = v.max(0.0);
+                        expected[((b * oh + y) * ow + x) * c + o] = torch_relu(v);
                     }
                 }
             }
@@ -182,10 +212,12 @@ proptest! {
     #[test]
     fn stem_matches_reference(
         n in 1usize..3, h in 1usize..12, w in 1usize..40, outputs in 1usize..50, seed in any::<u64>(),
+        specials in specials(),
     ) {
         let inputs = 3;
         let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
-        let image = values(n * inputs * h * w, seed);
+        let mut image = values(n * inputs * h * w, seed);
+        inject(&mut image, &specials);
         let weight = values(outputs * inputs * 9, seed ^ 1);
         let bias = values(outputs, seed ^ 2);
         let mut expected = vec![0.0; n * oh * ow * outputs];
@@ -211,7 +243,7 @@ proptest! {
                                 }
                             }
                         }
-                        expected[((b * oh + y) * ow + x) * outputs + o] = v.max(0.0);
+                        expected[((b * oh + y) * ow + x) * outputs + o] = torch_relu(v);
                     }
                 }
             }
@@ -231,9 +263,12 @@ proptest! {
     #[test]
     fn channel_passes_match_reference(
         n in 1usize..4, pixels in 1usize..60, channels in 1usize..200, seed in any::<u64>(),
+        specials in specials(), gate_specials in specials(),
     ) {
-        let x = values(n * pixels * channels, seed);
-        let gate = values(n * channels, seed ^ 1);
+        let mut x = values(n * pixels * channels, seed);
+        inject(&mut x, &specials);
+        let mut gate = values(n * channels, seed ^ 1);
+        inject(&mut gate, &gate_specials);
         let mut pooled_expected = vec![0.0; n * channels];
         let mut scaled_expected = x.clone();
         for b in 0..n {
@@ -258,5 +293,76 @@ proptest! {
                 assert_close(&scaled, &scaled_expected, 1);
             }
         }
+    }
+}
+
+/// Every kernel that applies ReLU, on every instruction set, with zero weights so that each output
+/// is ReLU of its bias: NaN stays NaN, +∞ stays +∞, and only numbers below zero become zero.
+/// 32 channels run the widest SIMD paths.
+#[test]
+fn relu_keeps_nan_and_infinity_on_every_path() {
+    const CHANNELS: usize = 32;
+    let pattern = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -1.0, 0.5];
+    let bias: Vec<f32> = pattern.iter().copied().cycle().take(CHANNELS).collect();
+    let expected: Vec<f32> = [f32::NAN, f32::INFINITY, 0.0, 0.0, 0.5]
+        .iter()
+        .copied()
+        .cycle()
+        .take(CHANNELS)
+        .collect();
+    let check = |kernel: &str, isa: Isa, output: &[f32]| {
+        for (o, (a, e)) in output.iter().zip(&expected).enumerate() {
+            let same = a.is_nan() && e.is_nan() || a == e;
+            assert!(same, "{kernel} on {isa:?}, channel {o}: {a}, expected {e}");
+        }
+    };
+
+    // One image of 2×2 pixels, input all ones.
+    let (h, w) = (2, 2);
+    let linear = PackedLinear::new(&[0.0; CHANNELS * CHANNELS], &bias, CHANNELS, CHANNELS);
+    let input = vec![1.0; h * w * CHANNELS];
+    let depthwise = PackedConv3x3::new(&[0.0; CHANNELS * 9], &bias, CHANNELS, 1, 1);
+    let padded = pad_nhwc(&input, 1, h, w, CHANNELS);
+    let stem = PackedStem::new(&[0.0; CHANNELS * 3 * 9], &bias, 3, CHANNELS);
+    let image = vec![1.0; 3 * (h + 2) * (w + 2)];
+    for isa in ISAS.map(Isa::supported) {
+        let mut output = vec![0.0; h * w * CHANNELS];
+        Gemm {
+            weights: &linear,
+            rows: h * w,
+            input: &input,
+            input_pixels: Pixels::Dense,
+            residual: None,
+            relu: true,
+            output_pixels: Pixels::Dense,
+        }
+        .run(isa, 1, &mut output);
+        output
+            .chunks(CHANNELS)
+            .for_each(|pixel| check("1×1", isa, pixel));
+
+        let mut output = vec![0.0; h * w * CHANNELS];
+        Conv3x3 {
+            weights: &depthwise,
+            batch: 1,
+            height: h,
+            width: w,
+            input: &padded,
+        }
+        .run(isa, 1, &mut output);
+        output
+            .chunks(CHANNELS)
+            .for_each(|pixel| check("3×3", isa, pixel));
+
+        let mut output = vec![0.0; CHANNELS];
+        Stem {
+            weights: &stem,
+            batch: 1,
+            height: h,
+            width: w,
+            input: &image,
+        }
+        .run(isa, 1, &mut output);
+        check("stem", isa, &output);
     }
 }

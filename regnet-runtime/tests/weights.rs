@@ -317,7 +317,7 @@ fn every_scheme_round_trips_the_tiny_network() {
         assert_eq!(detected, scheme);
         assert_eq!(loaded, weights, "{scheme}");
 
-        // Tensor data at odd addresses (as in a mapped file with unaligned offsets) reads the same.
+        // Tensor data at odd addresses (a checkpoint in memory at an unaligned offset) reads the same.
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&bytes);
         let (loaded, _) = load_tiny(&shifted[1..]).expect("unaligned data loads");
@@ -594,7 +594,11 @@ fn f16_and_bf16_convert_exactly() {
     let mut originals = Vec::new();
     for (i, (key, shape)) in expected.iter().enumerate() {
         let len: usize = shape.iter().product();
-        let data: Vec<f32> = values.by_ref().take(len).collect();
+        let mut data: Vec<f32> = values.by_ref().take(len).collect();
+        if key.ends_with("running_var") {
+            // The loader refuses a negative variance.
+            data.iter_mut().for_each(|v| *v = v.abs());
+        }
         // Alternate F16, BF16 and F32 so one file mixes all three.
         let (dtype, bytes): (Dtype, Vec<u8>) = match i % 3 {
             0 => (
@@ -865,6 +869,40 @@ fn unreadable_paths_are_io_errors() {
             "{message}"
         );
     }
+    let error = load(&dir.0, &architecture, None).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "cannot read {}: it is a directory, not a regular file; give the path of a \
+             .safetensors file",
+            dir.0.display()
+        )
+    );
+}
+
+/// A FIFO given as the checkpoint is refused at once: opening one for reading would wait for a
+/// writer forever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_checkpoint_is_refused_without_blocking() {
+    let network = tiny();
+    let architecture = network.architecture("tiny");
+    let dir = TempDir::new("fifo");
+    let fifo = dir.0.join("model.safetensors");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|status| status.success()) {
+        eprintln!("SKIPPED: mkfifo is not available");
+        return;
+    }
+    let error = load(&fifo, &architecture, None).unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "cannot read {}: it is a FIFO (named pipe), not a regular file; give the path of a \
+             .safetensors file",
+            fifo.display()
+        )
+    );
 }
 
 #[test]
@@ -930,4 +968,102 @@ fn random_weights_are_deterministic_and_well_shaped() {
     let weights = NetworkWeights::random(&architecture, 0);
     assert_eq!(weights.blocks.len(), architecture.blocks().count());
     assert_eq!(numel(&weights), 4_371_296);
+}
+
+/// A checkpoint cut short and restored over and over while it loads (an editor saving, a copy
+/// still running): each load either succeeds or says what went wrong, and the process survives.
+/// A memory-mapped reader dies here of SIGBUS the first time it touches a page past the new end.
+#[cfg(unix)]
+#[test]
+fn a_checkpoint_truncated_while_loading_is_an_error_not_a_crash() {
+    use std::os::unix::fs::FileExt as _;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    let network = spec("regnetx_200mf.yaml");
+    let architecture = network.architecture("x200");
+    let weights = NetworkWeights::random(&architecture, 7);
+    let bytes = serialize(&checkpoint(&architecture, Scheme::Pycls, &weights));
+    let dir = TempDir::new("shrinking");
+    let path = dir.write("model.safetensors", &bytes);
+    let stop = AtomicBool::new(false);
+    let (mut loaded, mut refused) = (0, 0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let mut cut = bytes.len();
+            while !stop.load(Ordering::Relaxed) {
+                // Cuts everywhere from the data's end down to the header, then the full file back.
+                cut = (cut * 7 + 12_345) % bytes.len();
+                file.set_len(cut as u64).unwrap();
+                file.write_all_at(&bytes[cut..], cut as u64).unwrap();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while loaded + refused < 200 && Instant::now() < deadline {
+            match load(&path, &architecture, None) {
+                Ok((read, _)) => {
+                    // A load that succeeds must have read one whole, consistent file.
+                    assert_eq!(read, weights);
+                    loaded += 1;
+                }
+                Err(LoadError::Changed { .. } | LoadError::NotSafetensors { .. }) => refused += 1,
+                Err(other) => panic!("a shrinking file gave an unexpected error: {other}"),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    eprintln!("{loaded} loads succeeded, {refused} were refused");
+    let (read, _) = load(&path, &architecture, None).expect("the restored file loads");
+    assert_eq!(read, weights);
+}
+
+/// A negative or non-finite running variance would fold into NaN weights (or, for +∞, a channel
+/// stuck at its BN bias); the loader names the tensor and the entry instead.
+#[test]
+fn invalid_running_variances_are_refused() {
+    let key = "s1.b1.conv2.bn.running_var";
+    for (bad, shown) in [
+        (-1.0, "-1"),
+        (f32::NAN, "NaN"),
+        (f32::INFINITY, "inf"),
+        (f32::NEG_INFINITY, "-inf"),
+    ] {
+        let mut tensors = tiny_checkpoint(Scheme::Timm);
+        let variance = tensors.iter_mut().find(|t| t.key == key).unwrap();
+        let mut values: Vec<f32> = variance
+            .bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        values[3] = bad;
+        *variance = Raw::f32(key, &variance.shape.clone(), &values);
+        let error = load_tiny(&serialize(&tensors)).unwrap_err();
+        assert!(
+            matches!(&error, LoadError::InvalidVariance { key: k, index: 3, others: 0, .. } if k == key),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "tiny.safetensors: tensor `{key}` is a BatchNorm running variance but holds \
+                 {shown} at index 3; a variance must be finite and non-negative, so the \
+                 checkpoint is corrupt (export it again from the trained model)"
+            )
+        );
+    }
+    // Every bad entry is counted, and a variance of zero (a channel that never varied) is fine.
+    let mut tensors = tiny_checkpoint(Scheme::Timm);
+    let variance = tensors.iter_mut().find(|t| t.key == key).unwrap();
+    let mut values = vec![-1.0; variance.bytes.len() / 4];
+    values[0] = 0.0;
+    *variance = Raw::f32(key, &variance.shape.clone(), &values);
+    let message = load_tiny(&serialize(&tensors)).unwrap_err().to_string();
+    let others = values.len() - 2;
+    assert!(
+        message.contains(&format!(
+            "holds -1 at index 1 and {others} more invalid values;"
+        )),
+        "{message}"
+    );
 }

@@ -7,7 +7,9 @@
 
 #define THREADS 256
 
-__device__ __forceinline__ float relu(float x) { return fmaxf(x, 0.0f); }
+// ReLU as PyTorch computes it: NaN stays NaN (fmaxf returns the operand that is not NaN, which
+// would turn a NaN input or weight into finite logits).
+__device__ __forceinline__ float relu(float x) { return x < 0.0f ? 0.0f : x; }
 
 // A grid-stride loop over `total` elements: the grid is sized for the batch at hand, but a
 // capped grid stays correct.

@@ -6,7 +6,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, SendPtr, holds};
+use super::{Isa, SendPtr, holds, relu};
 
 const TAPS: usize = 9;
 
@@ -192,7 +192,7 @@ impl Conv3x3<'_> {
                     }
                 }
                 // SAFETY: `run` checked the output extent; this task owns this row and group.
-                unsafe { *out.0.add(((n * out_h + y) * out_w + x) * c + o) = acc.max(0.0) };
+                unsafe { *out.0.add(((n * out_h + y) * out_w + x) * c + o) = relu(acc) };
             }
         }
     }

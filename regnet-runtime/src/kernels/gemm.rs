@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::aligned::AlignedBuffer;
-use super::{Isa, Pixels, SendPtr, holds};
+use super::{Isa, Pixels, SendPtr, holds, relu};
 
 /// Output channels per packed panel: two AVX registers, one AVX-512 register.
 pub const PANEL: usize = 16;
@@ -342,7 +342,7 @@ fn scalar_tile(
                     v += residual[rows.residual[r] + offset + j];
                 }
                 if gemm.relu {
-                    v = v.max(0.0);
+                    v = relu(v);
                 }
             }
             // SAFETY: as above.
@@ -355,6 +355,7 @@ fn scalar_tile(
 mod avx2 {
     use std::arch::x86_64::*;
 
+    use super::super::vector::Vector;
     use super::{Gemm, Order, PANEL, Panel, Pass, SendPtr, TILE_ROWS, TileRows};
 
     /// The task's tiles and panels in `order`, over the pass's part of K.
@@ -463,8 +464,11 @@ mod avx2 {
                         }
                     }
                     if gemm.relu {
-                        v0 = _mm256_max_ps(v0, zero);
-                        v1 = _mm256_max_ps(v1, zero);
+                        // SAFETY: this function runs only where AVX2 is enabled.
+                        unsafe {
+                            v0 = v0.relu();
+                            v1 = v1.relu();
+                        }
                     }
                 }
                 // SAFETY: as for the loads of partial sums above.
@@ -491,6 +495,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::leave_avx512;
+    use super::super::vector::Vector;
     use super::{AVX512_ROWS, Gemm, Order, PANEL, Panel, Pass, SendPtr, TileRows};
 
     /// Weight rows (cache lines) fetched ahead of the FMAs.
@@ -628,7 +633,8 @@ mod avx512 {
                 #[allow(clippy::needless_range_loop)]
                 for r in 0..R {
                     for v in 0..V {
-                        acc[r][v] = _mm512_max_ps(acc[r][v], _mm512_setzero_ps());
+                        // SAFETY: this function runs only where AVX-512 is enabled.
+                        acc[r][v] = unsafe { acc[r][v].relu() };
                     }
                 }
             }

@@ -99,6 +99,13 @@ pub(crate) fn leave_avx512() {
     }
 }
 
+/// ReLU as PyTorch computes it, NaN included: `f32::max(v, 0.0)` returns 0 for a NaN `v`, which
+/// would turn a NaN input or weight into finite, wrong logits instead of NaN ones.
+#[inline(always)]
+pub(crate) fn relu(v: f32) -> f32 {
+    if v < 0.0 { 0.0 } else { v }
+}
+
 /// How a GEMM row (one pixel) maps to its place in a feature-map buffer, in units of pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pixels {

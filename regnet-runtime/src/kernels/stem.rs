@@ -5,7 +5,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::for_each_task;
-use super::{Isa, SendPtr, holds};
+use super::{Isa, SendPtr, holds, relu};
 
 const TAPS: usize = 9;
 const STRIDE: usize = 2;
@@ -123,7 +123,7 @@ impl Stem<'_> {
                     }
                 }
                 // SAFETY: extents checked in `run`; this task owns this output row.
-                unsafe { *out.0.add(((n * out_h + y) * out_w + x) * outputs + o) = acc.max(0.0) };
+                unsafe { *out.0.add(((n * out_h + y) * out_w + x) * outputs + o) = relu(acc) };
             }
         }
     }

@@ -26,7 +26,11 @@ pub trait Vector: Copy {
     /// # Safety
     /// As for `zero`.
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
-    /// Stores `max(self + bias, 0)` at `p`.
+    /// ReLU, NaN propagated as by the scalar [`super::relu`].
+    /// # Safety
+    /// As for `zero`.
+    unsafe fn relu(self) -> Self;
+    /// Stores `relu(self + bias)` at `p`.
     /// # Safety
     /// As for `zero`, and room for `LANES` values at `p`.
     unsafe fn store_bias_relu(self, bias: Self, p: *mut f32);
@@ -57,11 +61,13 @@ impl Vector for __m256 {
         unsafe { _mm256_fmadd_ps(a, b, c) }
     }
     #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        // MAXPS returns its second operand when either is NaN: zero first keeps a NaN.
+        unsafe { _mm256_max_ps(_mm256_setzero_ps(), self) }
+    }
+    #[inline(always)]
     unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
-        unsafe {
-            let value = _mm256_max_ps(_mm256_add_ps(self, bias), _mm256_setzero_ps());
-            _mm256_storeu_ps(p, value)
-        }
+        unsafe { _mm256_storeu_ps(p, _mm256_add_ps(self, bias).relu()) }
     }
 }
 
@@ -89,11 +95,13 @@ impl Vector for __m512 {
         unsafe { _mm512_fmadd_ps(a, b, c) }
     }
     #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        // As for AVX2: VMAXPS returns its second operand when either is NaN.
+        unsafe { _mm512_max_ps(_mm512_setzero_ps(), self) }
+    }
+    #[inline(always)]
     unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
-        unsafe {
-            let value = _mm512_max_ps(_mm512_add_ps(self, bias), _mm512_setzero_ps());
-            _mm512_storeu_ps(p, value)
-        }
+        unsafe { _mm512_storeu_ps(p, _mm512_add_ps(self, bias).relu()) }
     }
 }
 

@@ -27,6 +27,21 @@ pub enum LoadError {
         source: std::io::Error,
     },
 
+    /// The file shrank or was rewritten while it was being read, so what was read is not one
+    /// consistent checkpoint.
+    #[error(
+        "{} changed while it was being read (it had {length} bytes when opened, and has since \
+         been truncated or rewritten); load it again once whatever is writing it (a copy, a \
+         download, a training run saving) has finished",
+        .path.display()
+    )]
+    Changed {
+        /// The checkpoint's path.
+        path: Box<Path>,
+        /// Its length in bytes when it was opened.
+        length: u64,
+    },
+
     /// The file is not valid safetensors (often an unconverted PyTorch pickle).
     #[error(
         "{} is not a safetensors file: {reason}. PyTorch checkpoints (.pth, .pyth) must be \
@@ -89,6 +104,36 @@ pub enum LoadError {
         /// The element type it is stored as, as safetensors names it (`F64`, `I64`, ...).
         dtype: String,
     },
+
+    /// A BatchNorm running variance is negative, NaN or infinite: no trained network has one,
+    /// and folding it would turn its channel into NaN (or a constant).
+    #[error(
+        "{}: tensor `{key}` is a BatchNorm running variance but holds {value} at index \
+         {index}{}; a variance must be finite and non-negative, so the checkpoint is corrupt \
+         (export it again from the trained model)",
+        .path.display(),
+        more_values(*.others)
+    )]
+    InvalidVariance {
+        /// The checkpoint's path.
+        path: Box<Path>,
+        /// The variance tensor's name in the file.
+        key: String,
+        /// The position of the first bad entry.
+        index: usize,
+        /// That entry.
+        value: f32,
+        /// How many more entries of the tensor are bad.
+        others: usize,
+    },
+}
+
+fn more_values(others: usize) -> String {
+    match others {
+        0 => String::new(),
+        1 => " and 1 more invalid value".to_owned(),
+        n => format!(" and {n} more invalid values"),
+    }
 }
 
 fn contents(tensors: usize, sample: &[String]) -> String {

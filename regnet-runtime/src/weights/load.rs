@@ -7,15 +7,16 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::path::Path;
 
-use memmap2::Mmap;
-use regnet_spec::Architecture;
-use safetensors::tensor::{Metadata, TensorView};
+use regnet_spec::{Architecture, files};
+use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use super::naming::{
-    Conv, assemble, block_conv_key, block_se_key, expected_tensors, head_weight_key, is_ignored,
+    Conv, Role, assemble, block_conv_key, block_se_key, expected_tensors, head_weight_key,
+    is_ignored,
 };
 use super::{LoadError, NetworkWeights, Scheme};
 
@@ -28,6 +29,11 @@ const SAMPLE_KEYS: usize = 5;
 /// `alternative` is the stage widths the same design-space parameters give under the other
 /// width-rounding rule (`("torchvision", &[32, 64, 160, 400])` for pycls's RegNetX-400MF); when a
 /// checkpoint has those widths, the error says to use the spec with that `compat:` instead.
+///
+/// The file is read, not memory-mapped: a mapped file that shrinks while it is read kills the
+/// process with SIGBUS, where a read just comes up short and becomes [`LoadError::Changed`].
+/// Each tensor's bytes are read once, into one buffer reused for every tensor, and converted
+/// from there, so loading never holds a second copy of the whole checkpoint.
 pub fn load(
     path: &Path,
     architecture: &Architecture,
@@ -37,36 +43,26 @@ pub fn load(
         path: path.into(),
         source,
     };
-    // Checked before opening: opening a FIFO would block, and mapping a directory fails with an
-    // unhelpful "no such device".
-    let kind = std::fs::metadata(path).map_err(io_error)?.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "it is a directory"
-        } else {
-            "it is not a regular file"
-        };
-        return Err(io_error(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{what}; give the path of a .safetensors file"),
-        )));
+    let (file, length) = files::open_regular(path)
+        .map_err(|error| match error.kind() {
+            // Not a regular file: a directory, a device, a FIFO.
+            io::ErrorKind::InvalidInput => io::Error::new(
+                error.kind(),
+                format!("{error}; give the path of a .safetensors file"),
+            ),
+            _ => error,
+        })
+        .map_err(io_error)?;
+    let opened = file.metadata().map_err(io_error)?;
+    let file = OpenFile { file, length, path };
+    let loaded = load_from(&file, architecture, alternative)?;
+    // A rewrite that kept the length, or shrank the file and grew it back between two reads,
+    // leaves no short read behind; the modification time still moves.
+    let now = file.file.metadata().map_err(io_error)?;
+    if now.len() != length || now.modified().ok() != opened.modified().ok() {
+        return Err(file.changed());
     }
-    let file = File::open(path).map_err(io_error)?;
-    let map = map_read_only(&file).map_err(io_error)?;
-    load_bytes(&map, path, architecture, alternative)
-}
-
-/// Maps a checkpoint into memory instead of reading it, so a large file costs no copy beyond the
-/// conversion into owned `Vec<f32>`s.
-fn map_read_only(file: &File) -> io::Result<Mmap> {
-    // SAFETY: `Mmap::map` is unsafe because the mapped bytes may change (or, if the file is
-    // truncated, fault) when another process modifies the file while it is mapped. We open the
-    // file read-only and never write through the map; the map lives only until `load` returns,
-    // and everything kept from it is first validated as untrusted input and then copied into
-    // owned `Vec<f32>`s, so nothing relies on the file staying unchanged after that copy.
-    // Rewriting a checkpoint while it is being loaded is the caller's race, as for any
-    // memory-mapped reader.
-    unsafe { Mmap::map(file) }
+    Ok(loaded)
 }
 
 /// [`load`] for a checkpoint already in memory; `path` is only used to name it in errors.
@@ -76,46 +72,200 @@ pub fn load_bytes(
     architecture: &Architecture,
     alternative: Option<(&str, &[usize])>,
 ) -> Result<(NetworkWeights, Scheme), LoadError> {
-    let not_safetensors = |reason| LoadError::NotSafetensors {
-        path: path.into(),
-        reason,
-    };
-    check_data_length(bytes).map_err(not_safetensors)?;
-    let tensors = SafeTensors::deserialize(bytes)
-        .map_err(|error| not_safetensors(describe(&error, bytes)))?;
+    load_from(&InMemory { bytes, path }, architecture, alternative)
+}
 
-    let mut names: Vec<&str> = tensors
-        .names()
+/// Where a checkpoint's bytes come from: memory, or a file read piece by piece.
+trait Source {
+    /// The path that names the checkpoint in errors.
+    fn path(&self) -> &Path;
+    /// The checkpoint's length in bytes.
+    fn len(&self) -> usize;
+    /// The bytes at `range`, which lies within `len()`; copied into `scratch` where they have
+    /// to be copied at all (one buffer for every tensor, so that reading them costs no
+    /// allocation and no page faults past the largest).
+    fn read<'a>(
+        &'a self,
+        range: Range<usize>,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], LoadError>;
+}
+
+struct InMemory<'a> {
+    bytes: &'a [u8],
+    path: &'a Path,
+}
+
+impl Source for InMemory<'_> {
+    fn path(&self) -> &Path {
+        self.path
+    }
+
+    fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn read<'a>(&'a self, range: Range<usize>, _: &'a mut Vec<u8>) -> Result<&'a [u8], LoadError> {
+        Ok(&self.bytes[range])
+    }
+}
+
+struct OpenFile<'a> {
+    file: File,
+    /// The length when opened; every range read lies within it.
+    length: u64,
+    path: &'a Path,
+}
+
+impl OpenFile<'_> {
+    fn changed(&self) -> LoadError {
+        LoadError::Changed {
+            path: self.path.into(),
+            length: self.length,
+        }
+    }
+}
+
+impl Source for OpenFile<'_> {
+    fn path(&self) -> &Path {
+        self.path
+    }
+
+    fn len(&self) -> usize {
+        // A file too large to address is read as if cut there: its header then claims more data
+        // than fits, and it is refused as truncated.
+        usize::try_from(self.length).unwrap_or(usize::MAX)
+    }
+
+    fn read<'a>(
+        &'a self,
+        range: Range<usize>,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], LoadError> {
+        // Grown only, never cleared: every byte of the part returned is read over.
+        if scratch.len() < range.len() {
+            scratch.resize(range.len(), 0);
+        }
+        let bytes = &mut scratch[..range.len()];
+        read_exact_at(&self.file, bytes, range.start as u64).map_err(|source| {
+            if source.kind() == io::ErrorKind::UnexpectedEof {
+                self.changed()
+            } else {
+                LoadError::Io {
+                    path: self.path.into(),
+                    source,
+                }
+            }
+        })?;
+        Ok(bytes)
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buffer, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buffer)
+}
+
+/// A checkpoint's validated header, and where its tensor data starts.
+struct Header {
+    metadata: Metadata,
+    data_start: usize,
+}
+
+impl Header {
+    /// Reads and validates the header of `source`, touching none of the tensor data.
+    fn read(source: &impl Source) -> Result<Header, LoadError> {
+        let length = source.len();
+        let mut scratch = Vec::new();
+        let claimed = source
+            .read(0..length.min(LENGTH_FIELD), &mut scratch)?
+            .first_chunk::<LENGTH_FIELD>()
+            .map(|b| u64::from_le_bytes(*b));
+        // Past safetensors' limit the crate refuses the header from its length field alone.
+        let header = claimed
+            .filter(|&n| n <= MAX_HEADER)
+            .map_or(0, |n| n as usize);
+        let prefix = source.read(0..length.min(LENGTH_FIELD + header), &mut scratch)?;
+        parse_header(prefix, length).map_err(|reason| LoadError::NotSafetensors {
+            path: source.path().into(),
+            reason,
+        })
+    }
+
+    /// The byte range of the tensor `info` describes, in the checkpoint.
+    fn range(&self, info: &TensorInfo) -> Range<usize> {
+        let (start, end) = info.data_offsets;
+        self.data_start + start..self.data_start + end
+    }
+}
+
+/// Bytes before the JSON header that give its length.
+const LENGTH_FIELD: usize = 8;
+/// The longest header safetensors accepts (the crate's `MAX_HEADER_SIZE`, which it keeps private).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Validates the header at the start of `prefix`, the first bytes of a file of `length` bytes
+/// (all of them, or at least those through the header).
+fn parse_header(prefix: &[u8], length: usize) -> Result<Header, String> {
+    let checked = check_data_length(prefix, length)?;
+    match (SafeTensors::read_metadata(prefix), checked) {
+        (Ok((header, metadata)), _) => Ok(Header {
+            metadata,
+            data_start: LENGTH_FIELD + header,
+        }),
+        // The crate finds the data missing from a prefix that ends with the header, after every
+        // other check passed; `check_data_length` measured the data against the whole file.
+        (Err(SafeTensorError::MetadataIncompleteBuffer), Some(header)) => Ok(header),
+        (Err(error), _) => Err(describe(&error, prefix, length)),
+    }
+}
+
+fn load_from(
+    source: &impl Source,
+    architecture: &Architecture,
+    alternative: Option<(&str, &[usize])>,
+) -> Result<(NetworkWeights, Scheme), LoadError> {
+    let path = source.path();
+    let header = Header::read(source)?;
+    let tensors = &header.metadata;
+
+    let mut names: Vec<String> = tensors
+        .offset_keys()
         .into_iter()
         .filter(|key| !is_ignored(key))
         .collect();
-    // The header is a hash map: sort so errors list keys in a stable order.
+    // Sorted so errors list keys in a stable order, whatever the file's order.
     names.sort_unstable();
-    let scheme = Scheme::detect(names.iter().copied()).ok_or_else(|| LoadError::UnknownScheme {
-        path: path.into(),
-        tensors: names.len(),
-        sample: names
-            .iter()
-            .take(SAMPLE_KEYS)
-            .map(ToString::to_string)
-            .collect(),
+    let scheme = Scheme::detect(names.iter().map(String::as_str)).ok_or_else(|| {
+        LoadError::UnknownScheme {
+            path: path.into(),
+            tensors: names.len(),
+            sample: names.iter().take(SAMPLE_KEYS).cloned().collect(),
+        }
     })?;
 
     let expected = expected_tensors(architecture, scheme);
     let mut missing = Vec::new();
     let mut wrong_shape = Vec::new();
     for (key, shape) in &expected {
-        match tensors.tensor(key) {
-            Ok(view) if view.shape() == shape.as_slice() => {}
-            Ok(view) => wrong_shape.push((key.clone(), shape.clone(), view.shape().to_vec())),
-            Err(_) => missing.push((key.clone(), shape.clone())),
+        match tensors.info(key) {
+            Some(info) if info.shape == *shape => {}
+            Some(info) => wrong_shape.push((key.clone(), shape.clone(), info.shape.clone())),
+            None => missing.push((key.clone(), shape.clone())),
         }
     }
     let known: HashSet<&str> = expected.iter().map(|(key, _)| key.as_str()).collect();
     let unexpected: Vec<String> = names
-        .iter()
-        .filter(|key| !known.contains(*key))
-        .map(ToString::to_string)
+        .into_iter()
+        .filter(|key| !known.contains(key.as_str()))
         .collect();
     if !(missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty()) {
         return Err(LoadError::Mismatch {
@@ -124,12 +274,13 @@ pub fn load_bytes(
             missing,
             unexpected,
             wrong_shape,
-            hint: hint(&tensors, scheme, architecture, alternative),
+            hint: hint(tensors, scheme, architecture, alternative),
         });
     }
 
+    let mut scratch = Vec::new();
     let weights = assemble(architecture, scheme, |slot| {
-        let view = tensors.tensor(&slot.key).map_err(|_| LoadError::Mismatch {
+        let info = tensors.info(&slot.key).ok_or_else(|| LoadError::Mismatch {
             // Unreachable after the checks above; an error keeps it from ever being a panic.
             path: path.into(),
             scheme,
@@ -138,21 +289,44 @@ pub fn load_bytes(
             wrong_shape: Vec::new(),
             hint: None,
         })?;
-        to_f32(&view).ok_or_else(|| LoadError::UnsupportedDtype {
+        let bytes = source.read(header.range(info), &mut scratch)?;
+        let values = to_f32(info.dtype, bytes).ok_or_else(|| LoadError::UnsupportedDtype {
             path: path.into(),
-            key: slot.key,
-            dtype: view.dtype().to_string(),
-        })
+            key: slot.key.clone(),
+            dtype: info.dtype.to_string(),
+        })?;
+        if slot.role == Role::BnVar {
+            check_variance(&values, &slot.key, path)?;
+        }
+        Ok(values)
     })?;
     Ok((weights, scheme))
 }
 
+/// Refuses a BatchNorm running variance that is negative, NaN or infinite: folding takes its
+/// square root, so one bad entry turns its channel into NaN (or, for +∞, into the constant β).
+fn check_variance(values: &[f32], key: &str, path: &Path) -> Result<(), LoadError> {
+    let mut bad = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !(v.is_finite() && **v >= 0.0));
+    match bad.next() {
+        None => Ok(()),
+        Some((index, &value)) => Err(LoadError::InvalidVariance {
+            path: path.into(),
+            key: key.to_owned(),
+            index,
+            value,
+            others: bad.count(),
+        }),
+    }
+}
+
 /// Converts F32, F16 and BF16 (little-endian, as safetensors stores them) to f32; `None` for any
-/// other dtype. The bytes are read in 2- and 4-byte chunks because a tensor's offset in a mapped
-/// file need not be aligned for a direct cast.
-fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
-    let data = view.data();
-    match view.dtype() {
+/// other dtype. The bytes are read in 2- and 4-byte chunks because a tensor's offset in a
+/// checkpoint held in memory need not be aligned for a direct cast.
+fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    match dtype {
         Dtype::F32 => Some(
             data.as_chunks::<4>()
                 .0
@@ -178,55 +352,59 @@ fn to_f32(view: &TensorView<'_>) -> Option<Vec<f32>> {
     }
 }
 
-/// Rejects a header whose tensors claim more (or less) data than follows it, before
-/// `SafeTensors::deserialize` adds the claimed length to the header's: with offsets near
-/// `usize::MAX` that sum overflows inside the crate, which would panic (or, wrapped, pass its
-/// check and index out of bounds).
-fn check_data_length(bytes: &[u8]) -> Result<(), String> {
-    let Some((length, rest)) = bytes.split_first_chunk::<8>() else {
-        return Ok(());
+/// Rejects a header whose tensors claim more (or less) data than follows it in a file of `length`
+/// bytes, before `SafeTensors::read_metadata` adds the claimed length to the header's: with
+/// offsets near `usize::MAX` that sum overflows inside the crate, which would panic (or, wrapped,
+/// pass its check). Gives the header when it is valid and its data fills the file.
+fn check_data_length(prefix: &[u8], length: usize) -> Result<Option<Header>, String> {
+    let Some((field, rest)) = prefix.split_first_chunk::<LENGTH_FIELD>() else {
+        return Ok(None);
     };
-    let header_length = u64::from_le_bytes(*length);
-    let Some(header) = usize::try_from(header_length)
+    let Some(header) = usize::try_from(u64::from_le_bytes(*field))
         .ok()
         .and_then(|n| rest.get(..n))
     else {
-        return Ok(());
+        return Ok(None);
     };
-    // Let `deserialize` word errors in the header itself; only its claimed data length matters
+    // Let `read_metadata` word errors in the header itself; only its claimed data length matters
     // here.
     let Ok(metadata) = serde_json::from_slice::<Metadata>(header) else {
-        return Ok(());
+        return Ok(None);
     };
-    let available = rest.len() - header.len();
+    let data_start = LENGTH_FIELD + header.len();
+    let available = length - data_start;
     let claimed = metadata.data_len();
     if claimed == available {
-        Ok(())
-    } else {
-        let last = metadata
-            .offset_keys()
-            .last()
-            .map(|key| format!(" (tensor `{key}` ends at byte {claimed})"))
-            .unwrap_or_default();
-        Err(format!(
-            "its header describes {claimed} bytes of tensor data{last}, but {available} bytes \
-             follow the header; the file is truncated or corrupt"
-        ))
+        return Ok(Some(Header {
+            metadata,
+            data_start,
+        }));
     }
+    let last = metadata
+        .offset_keys()
+        .last()
+        .map(|key| format!(" (tensor `{key}` ends at byte {claimed})"))
+        .unwrap_or_default();
+    Err(format!(
+        "its header describes {claimed} bytes of tensor data{last}, but {available} bytes \
+         follow the header; the file is truncated or corrupt"
+    ))
 }
 
-/// Why the `safetensors` crate rejected `bytes`, in terms of what the user has in hand.
-fn describe(error: &SafeTensorError, bytes: &[u8]) -> String {
-    if let Some(format) = foreign_format(bytes) {
+/// Why the `safetensors` crate rejected a file of `length` bytes that starts with `prefix`, in
+/// terms of what the user has in hand.
+fn describe(error: &SafeTensorError, prefix: &[u8], length: usize) -> String {
+    if let Some(format) = foreign_format(prefix) {
         return format!("it looks like {format}");
     }
-    let header_length = bytes.first_chunk::<8>().map(|b| u64::from_le_bytes(*b));
+    let header_length = prefix
+        .first_chunk::<LENGTH_FIELD>()
+        .map(|b| u64::from_le_bytes(*b));
     match error {
-        SafeTensorError::HeaderTooSmall if bytes.is_empty() => "the file is empty".to_owned(),
+        SafeTensorError::HeaderTooSmall if length == 0 => "the file is empty".to_owned(),
         SafeTensorError::HeaderTooSmall => format!(
-            "the file is {} bytes long, too short for the 8-byte header length that starts a \
-             safetensors file",
-            bytes.len()
+            "the file is {length} bytes long, too short for the 8-byte header length that starts \
+             a safetensors file"
         ),
         SafeTensorError::HeaderTooLarge => format!(
             "its first 8 bytes give a header length of {} bytes, more than safetensors allows",
@@ -236,7 +414,7 @@ fn describe(error: &SafeTensorError, bytes: &[u8]) -> String {
             "its header length ({} bytes) runs past the end of the file ({} bytes); the file is \
              truncated or not a safetensors file",
             header_length.unwrap_or_default(),
-            bytes.len()
+            length
         ),
         SafeTensorError::InvalidHeader(error) => format!("its header is not UTF-8 text ({error})"),
         SafeTensorError::InvalidHeaderDeserialization(error) => {
@@ -278,14 +456,14 @@ fn foreign_format(bytes: &[u8]) -> Option<&'static str> {
 /// What the checkpoint's own shapes say about the network it was saved from, where that differs
 /// from `architecture`: usually the reason for a mismatch, and what to change.
 fn hint(
-    tensors: &SafeTensors<'_>,
+    tensors: &Metadata,
     scheme: Scheme,
     architecture: &Architecture,
     alternative: Option<(&str, &[usize])>,
 ) -> Option<String> {
-    let shape = |key: &str| tensors.tensor(key).ok().map(|view| view.shape().to_vec());
+    let shape = |key: &str| tensors.info(key).map(|info| info.shape.as_slice());
     let out_channels = |key: &str| shape(key).and_then(|s| s.first().copied());
-    let has = |key: &str| tensors.tensor(key).is_ok();
+    let has = |key: &str| tensors.info(key).is_some();
     let block_exists = |stage, index| {
         has(&block_conv_key(scheme, stage, index, Conv::C))
             || has(&block_conv_key(scheme, stage, index, Conv::A))
@@ -293,7 +471,7 @@ fn hint(
 
     // Each stage's width is its first block's output width; a stage ends where its blocks do. The
     // loops are bounded by the number of tensors, since each stage and block needs at least one.
-    let limit = tensors.len() + 1;
+    let limit = tensors.offset_keys().len() + 1;
     let mut widths = Vec::new();
     let mut depths = Vec::new();
     for stage in 1..=limit {
@@ -373,4 +551,44 @@ fn hint(
         ));
     }
     (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_cut_short_after_opening_reads_as_changed() {
+        let path = std::env::temp_dir().join(format!("regnet-load-cut-{}", std::process::id()));
+        std::fs::write(&path, [7u8; 64]).unwrap();
+        let (file, length) = files::open_regular(&path).unwrap();
+        let source = OpenFile {
+            file,
+            length,
+            path: &path,
+        };
+        let mut scratch = Vec::new();
+        assert_eq!(source.read(8..16, &mut scratch).unwrap(), [7u8; 8]);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        let error = source.read(8..16, &mut scratch).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            matches!(error, LoadError::Changed { length: 64, .. }),
+            "{error}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} changed while it was being read (it had 64 bytes when opened, and has since \
+                 been truncated or rewritten); load it again once whatever is writing it (a \
+                 copy, a download, a training run saving) has finished",
+                path.display()
+            )
+        );
+    }
 }
