@@ -1,5 +1,6 @@
 //! `regnet classify`: image files in, the top-k ImageNet classes out.
 
+use std::fs::FileType;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,10 @@ struct Line<'a> {
 
 /// Every file to classify: files as given, directories walked recursively (sorted, images by
 /// extension). Also says whether a directory was given (which gets a progress bar).
+///
+/// Inside a walked directory, a symbolic link to a file is followed but one to a directory is
+/// not, and is noted on stderr: a link back up the tree made the walk report every image many
+/// times over. A directory named on the command line is walked even when it is a link.
 fn files(inputs: &[PathBuf]) -> (Vec<PathBuf>, bool) {
     fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -56,11 +61,20 @@ fn files(inputs: &[PathBuf]) -> (Vec<PathBuf>, bool) {
             found.push(dir.to_owned());
             return;
         };
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
-        for path in paths {
-            if path.is_dir() {
+        let mut entries: Vec<(PathBuf, Option<FileType>)> = entries
+            .filter_map(|entry| entry.ok().map(|e| (e.path(), e.file_type().ok())))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, kind) in entries {
+            // The entry's own type: a link is a link here, not what it points to.
+            if kind.is_some_and(|kind| kind.is_dir()) {
                 walk(&path, found);
+            } else if kind.is_some_and(|kind| kind.is_symlink()) && path.is_dir() {
+                crate::report(&format!(
+                    "note: {}: a symbolic link to a directory, not followed (name it on the \
+                     command line to classify what is in it)",
+                    shown(&path)
+                ));
             } else if path
                 .extension()
                 .and_then(|e| e.to_str())
@@ -81,6 +95,35 @@ fn files(inputs: &[PathBuf]) -> (Vec<PathBuf>, bool) {
         }
     }
     (found, any_directory)
+}
+
+/// `path` as printed, in the table, the errors and the JSON lines alike: control characters
+/// (terminal escape codes among them) and the invisible ones that reorder text escaped as Rust
+/// escapes them (`\n`, `\u{1b}`), bytes that are not UTF-8 as `\xNN`, and a backslash that is not
+/// the path separator doubled, so that no file name can write to the terminal or pass for
+/// another.
+fn shown(path: &Path) -> String {
+    let mut shown = String::new();
+    for chunk in path.as_os_str().as_encoded_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' if std::path::MAIN_SEPARATOR != '\\' => shown.push_str("\\\\"),
+                '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}' => {
+                    shown.extend(c.escape_unicode());
+                }
+                c if c.is_control() => shown.extend(c.escape_debug()),
+                c => shown.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            shown.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    shown
 }
 
 /// Probabilities (softmax, in f64) of the `top` largest logits, best first.
@@ -106,7 +149,7 @@ pub fn classify(out: &mut impl Write, args: &Classify<'_>) -> io::Result<Result<
             EXTENSIONS.join(", ")
         )));
     }
-    match prepare(args) {
+    match prepare(args, paths.len()) {
         Ok((network, mut workspace)) => {
             run(out, args, &paths, any_directory, &network, &mut workspace).map(Ok)
         }
@@ -114,7 +157,9 @@ pub fn classify(out: &mut impl Write, args: &Classify<'_>) -> io::Result<Result<
     }
 }
 
-fn prepare(args: &Classify<'_>) -> Result<(Network, Workspace), String> {
+/// The network and a workspace for as many images at once as a batch will hold: `--batch`, or
+/// fewer when there are fewer images (a workspace takes megabytes per image).
+fn prepare(args: &Classify<'_>, images: usize) -> Result<(Network, Workspace), String> {
     if args.batch == 0 || args.top == 0 {
         return Err("--batch and --top must be at least 1".into());
     }
@@ -125,7 +170,7 @@ fn prepare(args: &Classify<'_>) -> Result<(Network, Workspace), String> {
     let network = place(network, args.device)?;
     let workspace = Workspace::with_options(
         &architecture,
-        args.batch,
+        args.batch.min(images),
         options(args.threads, None, false),
     )
     .map_err(|e| e.to_string())?;
@@ -174,7 +219,9 @@ fn run(
                 }
                 Err(reason) => {
                     outcome.failed += 1;
-                    bar.suspend(|| eprintln!("error: {}: {reason}; skipped", path.display()));
+                    bar.suspend(|| {
+                        crate::report(&format!("error: {}: {reason}; skipped", shown(path)));
+                    });
                 }
             }
             bar.inc(1);
@@ -186,7 +233,7 @@ fn run(
             Ok(logits) => logits,
             Err(reason) => {
                 outcome.failed += read.len();
-                bar.suspend(|| eprintln!("error: the batch failed: {reason}"));
+                bar.suspend(|| crate::report(&format!("error: the batch failed: {reason}")));
                 continue;
             }
         };
@@ -195,7 +242,7 @@ fn run(
             bar.suspend(|| -> io::Result<()> {
                 if args.jsonl {
                     let line = Line {
-                        path: path.display().to_string(),
+                        path: shown(path),
                         top: top
                             .iter()
                             .map(|&(index, probability)| Guess {
@@ -208,7 +255,7 @@ fn run(
                     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
                     writeln!(out)
                 } else {
-                    writeln!(out, "{}", path.display())?;
+                    writeln!(out, "{}", shown(path))?;
                     for (rank, (index, probability)) in top.iter().enumerate() {
                         writeln!(
                             out,
@@ -238,6 +285,36 @@ mod tests {
         assert_eq!(names.len(), 1000);
         assert_eq!(names[0], "tench");
         assert_eq!(names[999], "toilet tissue");
+    }
+
+    #[test]
+    fn shown_escapes_names_that_could_drive_the_terminal_or_mislead() {
+        assert_eq!(shown(Path::new("dir/a photo.jpg")), "dir/a photo.jpg");
+        assert_eq!(
+            shown(Path::new("a\u{1b}[31m\tb\n\u{9b}2J.png")),
+            r"a\u{1b}[31m\tb\n\u{9b}2J.png"
+        );
+        // A right-to-left override would make this name look like "evilexe.png".
+        assert_eq!(
+            shown(Path::new("evil\u{202e}gnp.exe")),
+            r"evil\u{202e}gnp.exe"
+        );
+        // A literal backslash cannot pass for an escape.
+        #[cfg(unix)]
+        assert_eq!(shown(Path::new(r"a\x1b.png")), r"a\\x1b.png");
+        // Accents, precomposed or combining, are printed as they are.
+        assert_eq!(
+            shown(Path::new("café cafe\u{301}.png")),
+            "café cafe\u{301}.png"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn shown_writes_bytes_that_are_not_utf8_as_hex() {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9 \xff\xfe.png");
+        assert_eq!(shown(Path::new(name)), r"caf\xe9 \xff\xfe.png");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use regnet::runtime::{Isa, Network, Options, Profile, Step, Workspace};
 use serde::Serialize;
 
 use crate::DeviceChoice;
-use crate::tensors;
 use crate::zoo::{self, Model};
+use crate::{output, tensors};
 
 /// Moves a network to the chosen device (`tf32`: tensor cores on CUDA).
 pub fn place(network: Network, (device, tf32): (DeviceChoice, bool)) -> Result<Network, String> {
@@ -55,8 +55,18 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
     })
 }
 
+/// The options of a pass; more threads than cores are honoured, but said to be slower.
 pub fn options(threads: Option<usize>, isa: Option<Isa>, features: bool) -> Options {
     let defaults = Options::default();
+    if let Some(threads) = threads
+        && threads > defaults.threads
+    {
+        crate::report(&format!(
+            "warning: --threads {threads} is more than the {} cores available; the threads will \
+             take turns on them",
+            defaults.threads
+        ));
+    }
     Options {
         threads: threads.unwrap_or(defaults.threads),
         isa: isa.unwrap_or(defaults.isa),
@@ -79,6 +89,8 @@ pub struct Run<'a> {
 pub fn run(args: &Run<'_>) -> Result<(), String> {
     let model = model(args.model)?;
     let architecture = model.architecture;
+    // A destination that cannot be written is reported before the batch runs, not after.
+    output::check(args.output)?;
     let network = Network::load(architecture, args.weights, model.compat_alternative)
         .map_err(|e| e.to_string())?;
     let network = place(network, args.device)?;

@@ -4,6 +4,7 @@ mod classify;
 mod execute;
 mod graph_json;
 mod inspect;
+mod output;
 mod plot;
 mod sample;
 mod tensors;
@@ -13,7 +14,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
+use regnet::runtime::workspace::MAX_THREADS;
 use regnet_cli::preprocess;
 use regnet_spec::sample::{AnyNetSpace, Space};
 use regnet_spec::{Network, SpecError, compile_file, compile_str};
@@ -105,6 +108,18 @@ fn parse_device(text: &str) -> Result<DeviceChoice, String> {
     }
 }
 
+/// `--threads` of the commands that run a network.
+#[derive(clap::Args, Clone, Copy)]
+struct Threads {
+    /// Threads per layer [default: the available cores]; at most 256.
+    #[arg(
+        long = "threads",
+        value_name = "N",
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_THREADS as u64)
+    )]
+    count: Option<usize>,
+}
+
 /// Where `run` and `bench` execute.
 #[derive(clap::Args, Clone, Copy)]
 struct Placement {
@@ -123,9 +138,8 @@ enum Command {
         /// A spec's file stem, e.g. regnety_1.6gf or regnetx_400mf_tv.
         #[arg(default_value = "regnety_1.6gf")]
         model: String,
-        /// Threads per layer [default: the available cores].
-        #[arg(long)]
-        threads: Option<usize>,
+        #[command(flatten)]
+        threads: Threads,
     },
     /// Run a model on a batch of images from a safetensors file.
     Run {
@@ -143,9 +157,8 @@ enum Command {
         /// The input tensor's name.
         #[arg(long, default_value = "input")]
         key: String,
-        /// Threads per layer [default: the available cores].
-        #[arg(long)]
-        threads: Option<usize>,
+        #[command(flatten)]
+        threads: Threads,
         /// Also write the stem's and every stage's output.
         #[arg(long)]
         features: bool,
@@ -158,9 +171,8 @@ enum Command {
         model: String,
         #[arg(long, default_value_t = 1)]
         batch: usize,
-        /// Threads per layer [default: the available cores].
-        #[arg(long)]
-        threads: Option<usize>,
+        #[command(flatten)]
+        threads: Threads,
         #[arg(long, default_value_t = 20)]
         iters: usize,
         /// Print one JSON line.
@@ -186,7 +198,8 @@ enum Command {
         /// The checkpoint (safetensors; torchvision, timm or pycls names).
         #[arg(long)]
         weights: PathBuf,
-        /// Image files and directories.
+        /// Image files and directories, walked for .jpg, .jpeg, .png, .webp and .jfif files; in a
+        /// walked directory, symbolic links to files are followed, those to directories are not.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// How many classes to print per image.
@@ -198,12 +211,13 @@ enum Command {
         /// Feed channels as B, G, R (pycls's original checkpoints were trained on BGR input).
         #[arg(long)]
         bgr: bool,
-        /// One JSON object per image and line instead of the table.
+        /// One JSON object per image and line instead of the table. Paths, there as in the
+        /// table, have control characters escaped (\n, \u{1b}), bytes that are not UTF-8
+        /// written as \xNN and backslashes doubled.
         #[arg(long)]
         jsonl: bool,
-        /// Threads per layer [default: the available cores].
-        #[arg(long)]
-        threads: Option<usize>,
+        #[command(flatten)]
+        threads: Threads,
         #[command(flatten)]
         placement: Placement,
     },
@@ -221,8 +235,12 @@ enum Command {
         /// The design space.
         #[arg(value_enum)]
         space: SpaceChoice,
-        /// How many samples to keep.
-        #[arg(long, default_value_t = 10)]
+        /// How many samples to keep; at most 100000.
+        #[arg(
+            long,
+            default_value_t = 10,
+            value_parser = RangedU64ValueParser::<usize>::new().range(1..=sample::MAX_COUNT as u64)
+        )]
         count: usize,
         /// The random seed (the same seed gives the same samples).
         #[arg(long, default_value_t = 0)]
@@ -233,8 +251,12 @@ enum Command {
         /// Keep networks with this many stages.
         #[arg(long)]
         stages: Option<usize>,
-        /// Give up after this many draws.
-        #[arg(long, default_value_t = 1_000_000)]
+        /// Give up after this many draws; at most 10000000.
+        #[arg(
+            long,
+            default_value_t = 1_000_000,
+            value_parser = RangedU64ValueParser::<usize>::new().range(1..=sample::MAX_ATTEMPTS as u64)
+        )]
         attempts: usize,
         /// Write each sample's spec (NAME.yaml), samples.csv and samples.json here.
         #[arg(short, long)]
@@ -323,7 +345,7 @@ fn main() -> ExitCode {
 fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
     match command {
         Command::Demo { model, threads } => {
-            execute::demo(out, &model, threads)?.map_err(Failure::Input)?
+            execute::demo(out, &model, threads.count)?.map_err(Failure::Input)?
         }
         Command::Run {
             model,
@@ -340,7 +362,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             input: &input,
             output: &output,
             key: &key,
-            threads,
+            threads: threads.count,
             features,
             device: (placement.device, placement.tf32),
         })
@@ -354,10 +376,15 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             isa,
             placement,
             ..
-        } if placement.device == DeviceChoice::Cpu => {
-            execute::profile(out, &model, batch, threads, isa.map(Into::into), iters)?
-                .map_err(Failure::Input)?
-        }
+        } if placement.device == DeviceChoice::Cpu => execute::profile(
+            out,
+            &model,
+            batch,
+            threads.count,
+            isa.map(Into::into),
+            iters,
+        )?
+        .map_err(Failure::Input)?,
         Command::Bench {
             model,
             batch,
@@ -377,7 +404,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             let (result, load) = execute::bench(&execute::Bench {
                 name: &model,
                 batch,
-                threads,
+                threads: threads.count,
                 isa: isa.map(Into::into),
                 iters,
                 weights: weights.as_deref(),
@@ -424,7 +451,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                     batch,
                     bgr,
                     jsonl,
-                    threads,
+                    threads: threads.count,
                     device: (placement.device, placement.tf32),
                 },
             )?

@@ -2,12 +2,15 @@
 //! per-block widths u_j = w0 + wa·j against the quantized widths w_j, on a log width axis, with
 //! the stage boundaries marked and the network's final stage widths (after the group rule).
 
+use std::io::Cursor;
 use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use regnet_spec::Network;
 use regnet_spec::block_widths;
+
+use crate::output;
 
 /// Text needs a font; this one (DejaVu Sans, Bitstream Vera licence, see
 /// `assets/DejaVuSans-LICENSE.txt`) ships in the binary so no system font is needed.
@@ -17,6 +20,8 @@ const SIZE: (u32, u32) = (960, 600);
 
 /// Draws the widths of `network` into `path`, SVG or PNG by its extension.
 pub fn plot(network: &Network, name: &str, path: &Path) -> Result<(), String> {
+    // A directory named `widths.svg`, or one without an extension, is reported as a directory.
+    output::check(path)?;
     // Both backends lay text out with this font (the PNG one also draws it). Registering
     // again, for a second plot in one process, is harmless.
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
@@ -25,12 +30,16 @@ pub fn plot(network: &Network, name: &str, path: &Path) -> Result<(), String> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("svg") => draw(
-            &SVGBackend::new(path, SIZE).into_drawing_area(),
-            network,
-            name,
-        ),
+    let bytes = match extension.as_deref() {
+        Some("svg") => {
+            let mut svg = String::new();
+            draw(
+                &SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
+                network,
+                name,
+            )?;
+            svg.into_bytes()
+        }
         Some("png") => {
             // Drawn into memory and encoded by the `image` crate the CLI already uses (plotters'
             // own encoder would build a second, older `image`).
@@ -40,16 +49,21 @@ pub fn plot(network: &Network, name: &str, path: &Path) -> Result<(), String> {
                 network,
                 name,
             )?;
+            let mut png = Vec::new();
             image::RgbImage::from_raw(SIZE.0, SIZE.1, pixels)
                 .expect("the buffer holds SIZE's RGB pixels")
-                .save_with_format(path, image::ImageFormat::Png)
-                .map_err(|e| format!("{}: {e}", path.display()))
+                .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+                .map_err(|e| format!("cannot encode the plot as PNG: {e}"))?;
+            png
         }
-        _ => Err(format!(
-            "{}: the plot is written as .svg or .png; name the file with one of those",
-            path.display()
-        )),
-    }
+        _ => {
+            return Err(format!(
+                "{}: the plot is written as .svg or .png; name the file with one of those",
+                path.display()
+            ));
+        }
+    };
+    output::write(path, &bytes)
 }
 
 fn draw<B: DrawingBackend>(

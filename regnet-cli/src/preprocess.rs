@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use image::RgbImage;
+use image::{DynamicImage, ImageDecoder, ImageFormat, Limits, RgbImage};
 
 /// ImageNet's channel means and standard deviations, RGB.
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -16,29 +16,168 @@ pub const RESIZE: usize = 256;
 /// Fixed-point bits of PIL's 8-bit resampling coefficients (`PRECISION_BITS` in Resample.c).
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
-/// Reads an image file (JPEG, PNG, WebP) as 8-bit RGB; see [`decode`].
+/// The largest image file read (it is read whole before decoding): far above any photo, low
+/// enough that a mistaken multi-gigabyte file is refused before it fills the memory.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The most memory an image's decoded pixels may take, so that a small file claiming huge
+/// dimensions (a decompression bomb) is refused before anything is allocated: the `image`
+/// crate's default allocation limit, 178,956,970 8-bit RGB pixels (13,377²), which is where PIL
+/// too refuses an image as a decompression bomb (twice `Image.MAX_IMAGE_PIXELS`).
+pub const MAX_DECODED_BYTES: u64 = 512 << 20;
+
+/// Reads an image file (JPEG, PNG, WebP) as 8-bit RGB; see [`decode`]. Only a regular file of
+/// at most [`MAX_FILE_BYTES`] is read, so a FIFO or device is an error instead of a hang.
 pub fn read(path: &Path) -> Result<RgbImage, String> {
-    decode(&std::fs::read(path).map_err(|e| e.to_string())?)
+    let bytes = regnet_spec::files::read_regular(path, MAX_FILE_BYTES, "an image")
+        .map_err(|e| e.to_string())?;
+    decode(&bytes)
 }
 
-/// Decodes an image (JPEG, PNG, WebP, told apart by content) as 8-bit RGB, as PIL's
-/// `convert("RGB")` does: gray is replicated, alpha dropped. The `image` crate's default limits
-/// apply (at most 512 MiB decoded), and an image without pixels is an error.
+/// Decodes an image (JPEG, PNG, WebP, told apart by content) as 8-bit RGB with the pixels PIL's
+/// `Image.open(...).convert("RGB")` gives (see [`to_rgb8_as_pil`]). A truncated image, one
+/// without pixels and one whose pixels take more than [`MAX_DECODED_BYTES`] are errors, the last
+/// found from the header, before any pixel is decoded.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, String> {
-    let image = image::ImageReader::new(std::io::Cursor::new(bytes))
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
-        .map_err(|e| e.to_string())?
-        .to_rgb8();
-    if image.width() == 0 || image.height() == 0 {
+        .map_err(|e| e.to_string())?;
+    let Some(format) = reader.format() else {
+        return Err(if bytes.is_empty() {
+            "the file is empty".into()
+        } else {
+            "the file is not a JPEG, PNG or WebP image (told by its content, not its name)".into()
+        });
+    };
+    if let Some(reason) = truncation(format, bytes) {
+        return Err(format!("{reason}: {TRUNCATED}"));
+    }
+    let mut decoder = reader.into_decoder().map_err(decoding_error)?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
         return Err(format!(
-            "the image is {}×{} pixels; it has no pixels to classify",
-            image.width(),
-            image.height()
+            "the image is {width}×{height} pixels; it has no pixels to classify"
         ));
     }
-    Ok(image)
+    let needed = decoder.total_bytes();
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    if limits.reserve(needed).is_err() {
+        return Err(format!(
+            "the image is {width}×{height} pixels, which take {} decoded, more than the {} \
+             allowed; scale it down first",
+            mebibytes(needed),
+            mebibytes(MAX_DECODED_BYTES)
+        ));
+    }
+    // What is left of the limit bounds the decoder's own working memory.
+    decoder.set_limits(limits).map_err(decoding_error)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(decoding_error)?;
+    let gray16_png = format == ImageFormat::Png && png_is_16_bit_gray(bytes);
+    Ok(to_rgb8_as_pil(image, gray16_png))
+}
+
+/// What every truncated image is told to be.
+const TRUNCATED: &str = "the file is truncated (an incomplete download or copy?)";
+
+/// A decoder's error as said to the user: a decoder running out of data ("unexpected end of
+/// file") is a truncated file.
+fn decoding_error(error: image::ImageError) -> String {
+    match error {
+        image::ImageError::IoError(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("the image data end before the image does: {TRUNCATED}")
+        }
+        error => error.to_string(),
+    }
+}
+
+fn mebibytes(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+/// What shows the data of an image of `format` to be cut short, if anything does. The decoders
+/// here accept some truncated images that libjpeg and libwebp, and so PIL and torchvision,
+/// refuse ("image file is truncated"): zune-jpeg (its strict mode, which the `image` crate turns
+/// off, is not reachable) paints what is missing gray, and image-webp ignores a missing tail of
+/// a lossless bitstream. A PNG needs no check: its decoder fails when pixels are missing, and
+/// like PIL accepts a file cut in its final chunks, after all the pixels.
+fn truncation(format: ImageFormat, bytes: &[u8]) -> Option<String> {
+    match format {
+        ImageFormat::Jpeg if !jpeg_reaches_its_end(bytes) => {
+            Some("the JPEG data end before their end-of-image marker".into())
+        }
+        ImageFormat::WebP => {
+            // RIFF: "RIFF", then the length of what follows those 8 bytes (little-endian).
+            let declared = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+            let length = u64::from(declared) + 8;
+            ((bytes.len() as u64) < length).then(|| {
+                format!(
+                    "the WebP data are {} bytes; their header says {length}",
+                    bytes.len()
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether JPEG data reach their end-of-image marker (EOI), which libjpeg requires, even when
+/// only the marker is missing. The marker segments are walked, by their lengths, rather than the
+/// last two bytes looked at: bytes after EOI (camera trailers) are allowed, and an EXIF
+/// thumbnail's own EOI, inside a segment, does not count.
+fn jpeg_reaches_its_end(bytes: &[u8]) -> bool {
+    // After the start-of-image marker.
+    let mut position = 2;
+    while let Some(&[first, marker]) = bytes.get(position..position + 2) {
+        if first != 0xFF {
+            // Entropy-coded data after a start-of-scan, or stray bytes libjpeg skips too.
+            position += 1;
+            continue;
+        }
+        position += match marker {
+            0xD9 => return true,
+            // A fill byte before a marker.
+            0xFF => 1,
+            // A stuffed 0xFF in entropy-coded data, a restart marker, TEM: no segment follows.
+            0x00 | 0xD0..=0xD7 | 0x01 => 2,
+            // A segment, whose length counts its two length bytes.
+            _ => match bytes.get(position + 2..position + 4) {
+                Some(&[high, low]) => 2 + usize::from(u16::from_be_bytes([high, low])),
+                _ => return false,
+            },
+        };
+    }
+    false
+}
+
+/// Whether PNG data hold 16-bit grayscale (with or without a transparent gray value), from the
+/// image header, which a PNG has first (bit depth at byte 24, color type at 25). The decoder
+/// cannot tell: it turns a transparent gray value into an alpha channel.
+fn png_is_16_bit_gray(bytes: &[u8]) -> bool {
+    bytes.get(24..26) == Some(&[16, 0])
+}
+
+/// 8-bit RGB as PIL's `convert("RGB")` makes it from the mode PIL opens the image in: gray
+/// replicated, alpha dropped, a palette looked up. 16-bit images differ from the `image`
+/// crate's own conversion, which scales by 255/65535: PIL opens 16-bit grayscale as 16-bit
+/// integers (mode "I;16"), which it clamps to 255, and every other 16-bit PNG as 8-bit,
+/// keeping each sample's high byte.
+fn to_rgb8_as_pil(image: DynamicImage, gray16_png: bool) -> RgbImage {
+    let narrow: fn(u16) -> u8 = match image {
+        DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) if gray16_png => {
+            |sample| sample.min(255) as u8
+        }
+        DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_)
+        | DynamicImage::ImageRgb16(_)
+        | DynamicImage::ImageRgba16(_) => |sample| (sample >> 8) as u8,
+        _ => return image.to_rgb8(),
+    };
+    // Same depth: gray is replicated and alpha dropped, every sample kept as it is.
+    let wide = image.to_rgb16();
+    let (width, height) = wide.dimensions();
+    let samples = wide.into_raw().into_iter().map(narrow).collect();
+    RgbImage::from_raw(width, height, samples).expect("as many samples as the 16-bit image")
 }
 
 /// torchvision's `Resize(RESIZE)` output size: the shorter side becomes `RESIZE`, the longer
@@ -252,9 +391,99 @@ mod tests {
         assert!(tensor.iter().all(|v| v.is_finite()));
     }
 
+    /// PIL's `convert("RGB")` pixels (tools/make_pixel_modes.py) for each pixel format PIL opens
+    /// in a mode of its own, and for JPEGs of every structure: the lossless ones exactly; the
+    /// JPEGs, whose DCT and chroma upsampling differ from libjpeg's, within 4 levels (measured:
+    /// 3, and 1 for CMYK; a wrong CMYK conversion is off by tens, a scan decoded wrongly by more).
+    #[test]
+    fn every_pixel_format_decodes_as_pil_converts_it() {
+        let modes = images().join("modes");
+        let bytes = std::fs::read(modes.join("expected.safetensors")).unwrap();
+        let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut failures = Vec::new();
+        for (name, view) in expected.tensors() {
+            let image = read(&modes.join(&name)).unwrap();
+            let (width, height) = image.dimensions();
+            assert_eq!(view.shape(), [height as usize, width as usize, 3], "{name}");
+            let differences: Vec<u8> = image
+                .as_raw()
+                .iter()
+                .zip(view.data())
+                .map(|(a, b)| a.abs_diff(*b))
+                .collect();
+            let largest = differences.iter().copied().max().unwrap();
+            let mean =
+                differences.iter().map(|&d| f64::from(d)).sum::<f64>() / differences.len() as f64;
+            eprintln!("{name}: largest difference {largest}, mean {mean:.3}");
+            let tolerated = if name.ends_with(".jpg") { 4 } else { 0 };
+            if largest > tolerated {
+                failures.push(name);
+            }
+        }
+        assert!(failures.is_empty(), "differ from PIL: {failures:?}");
+    }
+
+    /// zune-jpeg decoded a truncated JPEG, painting the rest gray; PIL refuses it, and every
+    /// truncated image is refused here too, however little is missing. (PIL accepts a PNG cut
+    /// inside its final chunks, after all the pixels; so does the decoder here.)
+    #[test]
+    fn truncated_images_are_errors() {
+        for (name, missing) in [
+            ("photo.jpg", &[2, 1, 100][..]),
+            ("modes/progressive.jpg", &[2, 1, 100][..]),
+            ("modes/restarts.jpg", &[2, 1, 100][..]),
+            ("landscape.png", &[100][..]),
+            ("square.webp", &[1, 100][..]),
+        ] {
+            let bytes = std::fs::read(images().join(name)).unwrap();
+            assert!(decode(&bytes).is_ok(), "{name}");
+            let cuts = [bytes.len() / 4, bytes.len() / 2]
+                .into_iter()
+                .chain(missing.iter().map(|m| bytes.len() - m));
+            for cut in cuts {
+                let outcome = decode(&bytes[..cut]).map(|_| "decoded");
+                eprintln!("{name} cut at {cut}: {outcome:?}");
+                assert!(
+                    outcome.is_err_and(|error| error.ends_with(TRUNCATED)),
+                    "{name} cut at {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_end_of_a_jpeg_are_allowed() {
+        let mut bytes = std::fs::read(images().join("photo.jpg")).unwrap();
+        let image = decode(&bytes).unwrap();
+        bytes.extend(b"a camera's trailer \xFF\xD8");
+        assert_eq!(decode(&bytes).unwrap(), image);
+    }
+
+    /// A JPEG whose header claims 65,535 × 65,535 pixels: refused before anything is decoded,
+    /// with the size that would have been needed.
+    #[test]
+    fn a_decompression_bomb_is_refused_with_its_size() {
+        let mut bytes = std::fs::read(images().join("photo.jpg")).unwrap();
+        let frame = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline frame header");
+        // Height, then width, after the marker, the length and the sample precision.
+        bytes[frame + 5..frame + 9].copy_from_slice(&[0xFF; 4]);
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            "the image is 65535×65535 pixels, which take 12288 MiB decoded, more than the 512 \
+             MiB allowed; scale it down first"
+        );
+    }
+
     #[test]
     fn undecodable_bytes_are_errors() {
-        assert!(decode(b"").is_err());
+        assert_eq!(decode(b"").unwrap_err(), "the file is empty");
+        assert_eq!(
+            decode(b"not an image").unwrap_err(),
+            "the file is not a JPEG, PNG or WebP image (told by its content, not its name)"
+        );
         assert!(decode(b"\x89PNG\r\n\x1a\n truncated").is_err());
     }
 

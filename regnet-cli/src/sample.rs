@@ -3,9 +3,12 @@
 use std::io::{self, Write};
 use std::path::Path;
 
-use regnet_spec::sample::{self, Filter, Sample, Space};
+use indicatif::{ProgressBar, ProgressStyle};
+use regnet_spec::sample::{Filter, Sample, Sampler, Space};
 use regnet_spec::{RegNetParameters, Stage};
 use serde_json::{Map, Value};
+
+use crate::output;
 
 /// "380M..420M" (or "0.4G..", "..1e9", plain numbers; K, M and G are powers of 1000) to an
 /// inclusive range of multiply-adds.
@@ -123,6 +126,12 @@ fn cell(value: &Value) -> String {
     }
 }
 
+/// The most samples one run keeps: the paper's analyses use a few hundred per space, and each
+/// kept sample's row (about 1 KB of text) stays in memory for `samples.csv` and `samples.json`.
+pub const MAX_COUNT: usize = 100_000;
+/// The most draws one run makes, a bound on its time (a draw compiles a spec).
+pub const MAX_ATTEMPTS: usize = 10_000_000;
+
 pub struct Request<'a> {
     pub space: Space,
     pub count: usize,
@@ -132,20 +141,21 @@ pub struct Request<'a> {
     pub output: Option<&'a Path>,
 }
 
-/// Samples, prints the table and writes the specs, `samples.csv` and `samples.json`.
+/// Samples, printing each kept sample's row and writing its spec as it is kept (draws show as
+/// progress on a terminal's stderr), then `samples.csv` and `samples.json`.
 pub fn run(out: &mut impl Write, request: &Request<'_>) -> io::Result<Result<(), String>> {
-    let (samples, drawn) = sample::sample(
-        request.space,
-        request.count,
-        request.filter,
-        request.seed,
-        request.attempts,
-    );
+    if let Some(dir) = request.output
+        && let Err(error) = std::fs::create_dir_all(dir)
+    {
+        let why = match std::fs::metadata(dir) {
+            Ok(metadata) if !metadata.is_dir() => {
+                "it is a file; -o names the directory for the samples' files".to_owned()
+            }
+            _ => error.to_string(),
+        };
+        return Ok(Err(format!("cannot create {}: {why}", dir.display())));
+    }
     let columns = columns(request.space);
-    let rows: Vec<Vec<Value>> = samples
-        .iter()
-        .map(|sample| columns.iter().map(|c| (c.value)(sample)).collect())
-        .collect();
     let line = |cells: Vec<String>| {
         columns
             .iter()
@@ -168,60 +178,106 @@ pub fn run(out: &mut impl Write, request: &Request<'_>) -> io::Result<Result<(),
         "{}",
         line(columns.iter().map(|c| c.name.to_owned()).collect())
     )?;
-    for row in &rows {
-        writeln!(out, "{}", line(row.iter().map(cell).collect()))?;
+    let progress = draws_progress(request.attempts);
+    let mut sampler = Sampler::new(request.space, request.filter, request.seed);
+    let mut tables = Tables::new(&columns);
+    while tables.rows < request.count && sampler.drawn() < request.attempts {
+        let kept = sampler.draw();
+        progress.set_position(sampler.drawn() as u64);
+        let Some(sample) = kept else {
+            continue;
+        };
+        let row: Vec<Value> = columns.iter().map(|c| (c.value)(&sample)).collect();
+        progress.suspend(|| writeln!(out, "{}", line(row.iter().map(cell).collect())))?;
+        if let Some(dir) = request.output
+            && let Err(message) = output::write(
+                &dir.join(format!("{}.yaml", sample.name)),
+                sample.yaml.as_bytes(),
+            )
+        {
+            return Ok(Err(message));
+        }
+        if let Err(message) = tables.push(&row) {
+            return Ok(Err(message));
+        }
+        progress.set_message(tables.rows.to_string());
     }
-    writeln!(
-        out,
-        "{} kept of {drawn} drawn (seed {})",
-        rows.len(),
-        request.seed
-    )?;
+    progress.finish_and_clear();
+    let (kept, drawn) = (tables.rows, sampler.drawn());
+    writeln!(out, "{kept} kept of {drawn} drawn (seed {})", request.seed)?;
     if let Some(dir) = request.output
-        && let Err(error) = write_files(dir, &samples, &columns, &rows)
+        && let Err(message) = tables.write(dir)
     {
-        return Ok(Err(format!("{}: {error}", dir.display())));
+        return Ok(Err(message));
     }
-    if rows.len() < request.count {
+    if kept < request.count {
         return Ok(Err(format!(
-            "found {} of {} samples in {drawn} draws; widen --flops or --stages, or raise --attempts",
-            rows.len(),
+            "found {kept} of {} samples in {drawn} draws; widen --flops or --stages, or raise --attempts",
             request.count
         )));
     }
     Ok(Ok(()))
 }
 
-fn write_files(
-    dir: &Path,
-    samples: &[Sample],
-    columns: &[&Column],
-    rows: &[Vec<Value>],
-) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for sample in samples {
-        std::fs::write(dir.join(format!("{}.yaml", sample.name)), &sample.yaml)?;
+/// Samples kept and draws made, on stderr when it is a terminal.
+fn draws_progress(attempts: usize) -> ProgressBar {
+    let progress = ProgressBar::new(attempts as u64);
+    if let Ok(style) = ProgressStyle::with_template("{msg} kept, {pos}/{len} draws, {elapsed}") {
+        progress.set_style(style);
     }
-    let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
-    let mut csv = names.join(",") + "\n";
-    for row in rows {
-        csv.push_str(&row.iter().map(cell).collect::<Vec<_>>().join(","));
-        csv.push('\n');
+    progress.set_message("0");
+    progress
+}
+
+/// The text of `samples.csv` and `samples.json`, a row at a time: the kept samples are not
+/// held, only these.
+struct Tables {
+    names: Vec<&'static str>,
+    csv: String,
+    json: String,
+    rows: usize,
+}
+
+impl Tables {
+    fn new(columns: &[&Column]) -> Self {
+        let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
+        Tables {
+            csv: names.join(",") + "\n",
+            names,
+            json: "[".to_owned(),
+            rows: 0,
+        }
     }
-    std::fs::write(dir.join("samples.csv"), csv)?;
-    // Objects keep the columns' order (serde_json's `preserve_order`).
-    let objects: Vec<Map<String, Value>> = rows
-        .iter()
-        .map(|row| {
-            names
-                .iter()
-                .map(|n| n.to_string())
-                .zip(row.iter().cloned())
-                .collect()
-        })
-        .collect();
-    let json = serde_json::to_string_pretty(&objects).map_err(io::Error::other)?;
-    std::fs::write(dir.join("samples.json"), json + "\n")
+
+    fn push(&mut self, row: &[Value]) -> Result<(), String> {
+        self.csv
+            .push_str(&row.iter().map(cell).collect::<Vec<_>>().join(","));
+        self.csv.push('\n');
+        // Objects keep the columns' order (serde_json's `preserve_order`).
+        let object: Map<String, Value> = self
+            .names
+            .iter()
+            .map(|n| n.to_string())
+            .zip(row.iter().cloned())
+            .collect();
+        let text = serde_json::to_string_pretty(&object)
+            .map_err(|e| format!("cannot lay out samples.json: {e}"))?;
+        // Laid out as serde_json lays out the array of all objects: one level deeper. No value
+        // holds a line break, so indenting every line is exact.
+        self.json
+            .push_str(if self.rows == 0 { "\n" } else { ",\n" });
+        let indented: Vec<String> = text.lines().map(|line| format!("  {line}")).collect();
+        self.json.push_str(&indented.join("\n"));
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn write(mut self, dir: &Path) -> Result<(), String> {
+        self.json
+            .push_str(if self.rows == 0 { "]\n" } else { "\n]\n" });
+        output::write(&dir.join("samples.csv"), self.csv.as_bytes())?;
+        output::write(&dir.join("samples.json"), self.json.as_bytes())
+    }
 }
 
 #[cfg(test)]

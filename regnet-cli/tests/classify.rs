@@ -5,8 +5,10 @@
 //! ranking, so the probabilities, which differ by ~1e-5 between images, are what tell the
 //! images apart.)
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde_json::Value;
@@ -244,4 +246,202 @@ fn a_directory_without_images_is_an_error() {
         stderr.contains("no images (jpg, jpeg, png, webp, jfif)"),
         "{stderr}"
     );
+}
+
+/// `regnet classify` with the checkpoint, `args` after the model and weights, failing the test
+/// if it runs longer than a minute (a FIFO used to block it forever).
+fn classify_within_a_minute(weights: &Path, args: &[&OsStr]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regnet"))
+        .args(["classify", "regnety_400mf", "--weights"])
+        .arg(weights)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the regnet binary runs");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("classify {args:?} still runs after a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn jsonl_paths(output: &Output) -> Vec<String> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let line: Value = serde_json::from_str(line).unwrap();
+            line["path"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// A truncated JPEG was classified (zune-jpeg paints the missing part gray), and a truncated
+/// lossless WebP too; torchvision refuses both. A decompression bomb's error gave no size.
+#[test]
+fn damaged_images_are_reported_and_skipped() {
+    let Some(weights) = weights() else { return };
+    let scratch = Scratch::new("damaged");
+    let photo = std::fs::read(images().join("photo.jpg")).unwrap();
+    std::fs::write(scratch.0.join("half.jpg"), &photo[..photo.len() / 2]).unwrap();
+    std::fs::write(scratch.0.join("no_end.jpg"), &photo[..photo.len() - 2]).unwrap();
+    let webp = std::fs::read(images().join("square.webp")).unwrap();
+    std::fs::write(scratch.0.join("short.webp"), &webp[..webp.len() - 1]).unwrap();
+    let mut bomb = photo.clone();
+    let frame = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bomb[frame + 5..frame + 9].copy_from_slice(&[0xFF; 4]);
+    std::fs::write(scratch.0.join("bomb.jpg"), &bomb).unwrap();
+    std::fs::copy(images().join("photo.jpg"), scratch.0.join("whole.jpg")).unwrap();
+    let output = classify_within_a_minute(&weights, &[scratch.0.as_os_str(), "--jsonl".as_ref()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let paths = jsonl_paths(&output);
+    assert!(
+        paths.len() == 1 && paths[0].ends_with("whole.jpg"),
+        "{paths:?}"
+    );
+    for line in [
+        "half.jpg: the JPEG data end before their end-of-image marker: the file is truncated",
+        "no_end.jpg: the JPEG data end before their end-of-image marker: the file is truncated",
+        "short.webp: the WebP data are 206487 bytes; their header says 206488: the file is \
+         truncated",
+        "bomb.jpg: the image is 65535×65535 pixels, which take 12288 MiB decoded, more than the \
+         512 MiB allowed; scale it down first; skipped",
+        "error: 4 of 5 images could not be classified",
+    ] {
+        assert!(stderr.contains(line), "{line}\n{stderr}");
+    }
+}
+
+/// A FIFO in a walked directory, or named, blocked `classify` forever in its read.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_reported_and_skipped_instead_of_hanging() {
+    let Some(weights) = weights() else { return };
+    let scratch = Scratch::new("fifo");
+    let fifo = scratch.0.join("pipe.jpg");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|status| status.success()) {
+        eprintln!("SKIPPED: mkfifo is not available");
+        return;
+    }
+    std::fs::copy(
+        images().join("landscape.png"),
+        scratch.0.join("landscape.png"),
+    )
+    .unwrap();
+    for input in [&scratch.0, &fifo] {
+        let output = classify_within_a_minute(&weights, &[input.as_os_str()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("pipe.jpg: it is a FIFO (named pipe), not a regular file; skipped"),
+            "{stderr}"
+        );
+    }
+}
+
+/// A link back up the tree (`b/up -> ..`) made the walk report the one image 41 times.
+#[cfg(unix)]
+#[test]
+fn links_to_directories_are_not_followed() {
+    let Some(weights) = weights() else { return };
+    let scratch = Scratch::new("links");
+    let inner = scratch.0.join("b");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::copy(
+        images().join("landscape.png"),
+        scratch.0.join("landscape.png"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("..", inner.join("up")).unwrap();
+    // A link to a file is followed.
+    std::os::unix::fs::symlink("../landscape.png", inner.join("linked.png")).unwrap();
+    let output = classify_within_a_minute(&weights, &[scratch.0.as_os_str(), "--jsonl".as_ref()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let paths = jsonl_paths(&output);
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths[0].ends_with("b/linked.png") && paths[1].ends_with("landscape.png"));
+    assert!(
+        stderr.contains("b/up: a symbolic link to a directory, not followed"),
+        "{stderr}"
+    );
+}
+
+/// `--batch 1000` on one image made a workspace for 1,000 images (7.4 GB); here the address
+/// space is limited to 2 GiB, which one image's workspace fits with room to spare.
+#[cfg(unix)]
+#[test]
+fn the_workspace_holds_no_more_images_than_there_are() {
+    let Some(weights) = weights() else { return };
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 2097152 && exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_regnet"))
+        .args([
+            "classify",
+            "regnety_400mf",
+            "--threads",
+            "1",
+            "--batch",
+            "1000",
+        ])
+        .arg("--weights")
+        .arg(&weights)
+        .arg(images().join("landscape.png"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// File names were printed raw (escape codes reached the terminal) or lossily (two names could
+/// print the same).
+#[cfg(unix)]
+#[test]
+fn file_names_are_printed_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let Some(weights) = weights() else { return };
+    let scratch = Scratch::new("names");
+    let painted = scratch.0.join("\x1b[31mred\n.png");
+    let latin1 = scratch.0.join(OsStr::from_bytes(b"caf\xe9\\.png"));
+    std::fs::copy(images().join("landscape.png"), &painted).unwrap();
+    std::fs::copy(images().join("landscape.png"), &latin1).unwrap();
+    std::fs::write(scratch.0.join("\x1b[2Jbroken.png"), b"not an image").unwrap();
+    let table = classify_within_a_minute(&weights, &[scratch.0.as_os_str()]);
+    let jsonl = classify_within_a_minute(&weights, &[scratch.0.as_os_str(), "--jsonl".as_ref()]);
+    let stdout = String::from_utf8(table.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(table.stderr.clone()).unwrap();
+    assert_eq!(table.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stdout.contains('\x1b') && !stderr.contains('\x1b'),
+        "{stdout}{stderr}"
+    );
+    let names: Vec<&str> = stdout
+        .lines()
+        .filter(|line| !line.starts_with(' '))
+        .map(|line| line.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [r"\u{1b}[31mred\n.png", r"caf\xe9\\.png"],
+        "{stdout}"
+    );
+    assert!(stderr.contains(r"/\u{1b}[2Jbroken.png: "), "{stderr}");
+    let paths = jsonl_paths(&jsonl);
+    let names: Vec<&str> = paths
+        .iter()
+        .map(|p| p.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(names, [r"\u{1b}[31mred\n.png", r"caf\xe9\\.png"]);
 }

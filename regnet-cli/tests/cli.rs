@@ -1,5 +1,6 @@
 //! Runs the built `regnet` binary as a user would.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -416,4 +417,61 @@ fn sample_anynet_writes_per_stage_specs_that_plot_and_inspect() {
     assert!(drawn.contains("stage widths as the spec gives them"));
     assert!(!drawn.contains("continuous u_j"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs regnet, failing the test instead of hanging it if it takes more than 30 s.
+fn regnet_within_30s(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regnet"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the regnet binary runs");
+    let start = std::time::Instant::now();
+    while child
+        .try_wait()
+        .expect("regnet can be waited for")
+        .is_none()
+    {
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`regnet {}` did not finish in 30 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("regnet's output is read")
+}
+
+#[cfg(unix)]
+#[test]
+fn specs_that_are_not_regular_files_are_refused_without_hanging() {
+    let zero = regnet_within_30s(&["inspect", "/dev/zero"]);
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+    assert_eq!(
+        stderr(&zero).lines().next(),
+        Some(
+            "error: /dev/zero: cannot read the spec: it is a character device, not a regular file"
+        )
+    );
+    let fifo = std::env::temp_dir().join(format!("regnet-cli-fifo-{}.yaml", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|status| status.success()) {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: mkfifo is not available");
+        return;
+    }
+    let path = fifo.to_str().unwrap();
+    let output = regnet_within_30s(&["inspect", path]);
+    std::fs::remove_file(&fifo).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output).lines().next(),
+        Some(
+            format!(
+                "error: {path}: cannot read the spec: it is a FIFO (named pipe), not a regular file"
+            )
+            .as_str()
+        )
+    );
 }
