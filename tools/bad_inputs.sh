@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Every bad input of the README's table, run through the release CLI: prints the table's rows
 # (input, the first line the user sees, exit code) and fails if anything panicked (exit 101),
-# crashed (a signal) or exited 0. Needs ../shared/fixtures for the checkpoint rows.
+# crashed (a signal), hung (30 s) or exited 0. A second kind of row, for special files the CLI
+# must use rather than refuse or replace (a device as output, a symlink, a BOM), requires exit
+# 0 and checks the file system afterwards. Needs ../shared/fixtures for the checkpoint rows.
+# Run as root, it also checks that a device given as output stays a device.
 #
 #   bash tools/bad_inputs.sh
 set -uo pipefail
@@ -25,6 +28,22 @@ printf 'depths: [1, 2]\nwidths: [32, 40]\ngroup_widths: [8, 12]\n' >groups.yaml
 printf 'depths: [1, 2]\nwidths: [32]\ngroup_widths: [8, 8]\n' >lengths.yaml
 printf 'd: 13\ndepths: [1]\nwidths: [32]\ngroup_widths: [8]\n' >mixed.yaml
 : >empty.yaml
+printf 'd: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\nse: true\nse_ratio: 1e12\n' >se_ratio.yaml
+printf 'd: 13\nw0: 1e308\nwa: 36.44\nwm: 2.49\ng: 8\n' >huge_w0.yaml
+printf 'd: !foo 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n' >tag.yaml
+printf '\xef\xbb\xbfd: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n' >bom.yaml
+printf 'd: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: &w 8\nb: *w\n' >alias.yaml
+printf 'd: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\nname: \xe9t\xe9\n' >latin1.yaml
+python3 - <<'PY'
+base = "d: 13\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n"
+open("keys_3000.yaml", "w").write(base + "".join(f"k{i}: 1\n" for i in range(3000)))
+open("keys_10000.yaml", "w").write(base + "".join(f"k{i}: 1\n" for i in range(10000)))
+open("deep.yaml", "w").write(base + "b: " + "[" * 200_000 + "\n")
+open("big.yaml", "w").write(base + "name: " + "x" * 5_000_000 + "\n")
+PY
+ln -s /etc/passwd passwd.yaml
+mkfifo fifo.yaml
+mkdir -p dir.yaml
 
 # Checkpoints.
 : >empty.safetensors
@@ -41,6 +60,18 @@ write("bad_dtype.safetensors", {"stem.0.weight": {"dtype": "Q4", "shape": [1], "
 open("huge_header.safetensors", "wb").write(struct.pack("<Q", 2**63) + b"{}")
 PY
 mkdir -p dir.safetensors
+mkfifo fifo.safetensors
+# One BatchNorm running variance of a real checkpoint set to -1 (NaN once folded).
+python3 - "$fixtures/regnet_y_400mf/model.safetensors" <<'PY'
+import json, struct, sys
+raw = bytearray(open(sys.argv[1], "rb").read())
+length = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + length])
+key = sorted(k for k in header if k.endswith("running_var"))[0]
+start = 8 + length + header[key]["data_offsets"][0]
+raw[start:start + 4] = struct.pack("<f", -1.0)
+open("negative_var.safetensors", "wb").write(raw)
+PY
 
 # Inputs and images.
 python3 - <<'PY'
@@ -62,6 +93,31 @@ printf 'not an image' >text.jpg
 head -c 200 "$OLDPWD/regnet-cli/tests/images/landscape.png" >truncated.png
 : >zero.png
 mkdir -p no_images
+photo=$OLDPWD/regnet-cli/tests/images/photo.jpg
+head -c $(($(stat -c %s "$photo") / 2)) "$photo" >half.jpg
+python3 - "$photo" <<'PY'
+import sys
+bomb = bytearray(open(sys.argv[1], "rb").read())
+frame = bomb.find(b"\xff\xc0")
+bomb[frame + 5:frame + 9] = b"\xff\xff\xff\xff"
+open("bomb.jpg", "wb").write(bomb)
+PY
+mkfifo fifo.png
+cp "$photo" "$(printf 'e\033[2J.jpg')"
+mkdir -p loop/a
+cp "$photo" loop/a/photo.jpg
+ln -s .. loop/a/up
+mkdir -p out_dir
+mknod null c 1 3 2>/dev/null || true
+printf 'old' >target.safetensors
+ln -s target.safetensors link.safetensors
+# A tiny batch for the output rows: one 224×224 image.
+python3 - <<'PY'
+import json, struct
+n = 3 * 224 * 224
+raw = json.dumps({"input": {"dtype": "F32", "shape": [1, 3, 224, 224], "data_offsets": [0, 4 * n]}}).encode()
+open("one.safetensors", "wb").write(struct.pack("<Q", len(raw)) + raw + bytes(4 * n))
+PY
 
 y400=$fixtures/regnet_y_400mf/model.safetensors
 x400=$fixtures/regnet_x_400mf/model.safetensors
@@ -70,13 +126,30 @@ row() {
   local label=$1
   shift
   local err code
-  err=$("$regnet" "$@" 2>&1 >/dev/null)
+  err=$(timeout 30 "$regnet" "$@" 2>&1 >/dev/null)
   code=$?
   local first
   first=$(printf '%s\n' "$err" | grep -v '^\s*$' | head -1 | sed "s|$fixtures|../shared/fixtures|g" | cut -c1-230)
   printf '| %s | `%s` | %s |\n' "$label" "${first//|/\\|}" "$code"
   if [ "$code" -eq 0 ] || [ "$code" -ge 101 ] || printf '%s' "$err" | grep -q 'panicked'; then
     echo "^ NOT HANDLED: exit $code" >&2
+    status=1
+  fi
+}
+
+# ok_row LABEL CHECK ARGS...: the command must succeed and the shell test CHECK hold afterwards.
+ok_row() {
+  local label=$1 check=$2
+  shift 2
+  local err code first
+  err=$(timeout 30 "$regnet" "$@" 2>&1 >/dev/null)
+  code=$?
+  first=$(printf '%s\n' "$err" | grep -v '^\s*$' | head -1 | cut -c1-230)
+  local seen='(nothing printed)'
+  [ -n "$first" ] && seen="\`${first//|/\\|}\`"
+  printf '| %s | %s | %s |\n' "$label" "$seen" "$code"
+  if [ "$code" -ne 0 ] || ! eval "$check"; then
+    echo "^ NOT HANDLED: exit $code, or \`$check\` does not hold" >&2
     status=1
   fi
 }
@@ -95,6 +168,20 @@ row 'spec: resolution 4294967295 (flops overflow u64)' inspect resolution.yaml
 row 'spec: group width not dividing a per-stage bottleneck' inspect groups.yaml
 row 'spec: per-stage lists of different lengths' inspect lengths.yaml
 row 'spec: both forms mixed' inspect mixed.yaml
+row 'spec: se_ratio 1e12 (an SE width past the channel cap)' inspect se_ratio.yaml
+row 'spec: w0 1e308' inspect huge_w0.yaml
+row 'spec: an unknown YAML tag (d: !foo 13)' inspect tag.yaml
+row 'spec: a YAML alias' inspect alias.yaml
+row 'spec: not UTF-8' inspect latin1.yaml
+row 'spec: 3,000 unknown keys (20 listed, then a count)' inspect keys_3000.yaml
+row 'spec: 10,000 unknown keys' inspect keys_10000.yaml
+row 'spec: 200,000 nested [' inspect deep.yaml
+row 'spec: a 5 MB file' inspect big.yaml
+row 'spec: a symlink to /etc/passwd (one YAML string)' inspect passwd.yaml
+row 'spec: a FIFO' inspect fifo.yaml
+row 'spec: a directory' inspect dir.yaml
+row 'spec: /dev/zero' inspect /dev/zero
+ok_row 'spec: a UTF-8 byte-order mark (accepted)' 'true' inspect bom.yaml
 row 'weights: file missing' run regnety_400mf --weights missing.safetensors --input x --output y
 row 'weights: a directory' run regnety_400mf --weights dir.safetensors --input x --output y
 row 'weights: empty file' run regnety_400mf --weights empty.safetensors --input x --output y
@@ -104,17 +191,37 @@ row 'weights: truncated checkpoint' run regnety_400mf --weights truncated.safete
 row 'weights: offsets past the end' run regnety_400mf --weights past_end.safetensors --input x --output y
 row 'weights: shape 2⁶²×4' run regnety_400mf --weights huge_shape.safetensors --input x --output y
 row 'weights: unknown dtype' run regnety_400mf --weights bad_dtype.safetensors --input x --output y
+row 'weights: a FIFO' run regnety_400mf --weights fifo.safetensors --input x --output y
+row 'weights: a BatchNorm running_var of -1' run regnety_400mf --weights negative_var.safetensors --input x --output y
 row 'weights: another model (RegNetX-400MF for Y-400MF)' run regnety_400mf --weights "$x400" --input x --output y
 row "weights: torchvision's X-400MF for pycls's spec" run regnetx_400mf --weights "$x400" --input x --output y
 row 'input: file missing' run regnety_400mf --weights "$y400" --input missing.safetensors --output y.safetensors
 row 'input: no tensor "input"' run regnety_400mf --weights "$y400" --input wrong_key.safetensors --output y.safetensors
 row 'input: 100×100 images' run regnety_400mf --weights "$y400" --input wrong_shape.safetensors --output y.safetensors
+row 'input: /dev/zero' run regnety_400mf --weights "$y400" --input /dev/zero --output y.safetensors
+row 'input: a FIFO' run regnety_400mf --weights "$y400" --input fifo.safetensors --output y.safetensors
+row 'output: a directory' run regnety_400mf --weights "$y400" --input one.safetensors --output out_dir
+ok_row 'output: a symlink (its target written, the link kept)' '[ -L link.safetensors ] && [ "$(stat -c %s target.safetensors)" -gt 3 ]' \
+  run regnety_400mf --weights "$y400" --input one.safetensors --output link.safetensors
+if [ -c null ]; then
+  ok_row 'output: a character device (a copy of /dev/null; written in place)' '[ -c null ]' \
+    run regnety_400mf --weights "$y400" --input one.safetensors --output null
+fi
 row 'image: text named .jpg' classify regnety_400mf --weights "$y400" text.jpg
 row 'image: truncated PNG' classify regnety_400mf --weights "$y400" truncated.png
 row 'image: empty file' classify regnety_400mf --weights "$y400" zero.png
 row 'image: directory without images' classify regnety_400mf --weights "$y400" no_images
+row 'image: half of a JPEG' classify regnety_400mf --weights "$y400" half.jpg
+row 'image: a 65535×65535 JPEG header (decompression bomb)' classify regnety_400mf --weights "$y400" bomb.jpg
+row 'image: a FIFO' classify regnety_400mf --weights "$y400" fifo.png
+row 'image: a name with terminal escape codes (missing file)' classify regnety_400mf --weights "$y400" "$(printf 'x\033[2J.jpg')"
+ok_row 'image: a symlink to the parent directory (a cycle)' 'true' classify regnety_400mf --weights "$y400" loop
 row 'CLI: unknown model' bench regnety_9gf
 row 'CLI: --batch 0' bench regnety_200mf --batch 0
+row 'CLI: --threads 0' bench regnety_200mf --threads 0
+row 'CLI: --threads 10000' bench regnety_200mf --threads 10000
+row 'CLI: sample --count 1000000000' sample regnetx --count 1000000000
+row 'CLI: plot -o a directory' plot -o out_dir
 row 'CLI: --flops 5G..1G' sample regnetx --flops 5G..1G
 row 'CLI: plot to .gif' plot -o widths.gif
 row 'CLI: graph --format png' graph --format png
