@@ -5,6 +5,10 @@
 
 use regnet::runtime::{Isa, Network, Options, Workspace};
 
+// Only the fixture reader is used here, not the parity checks.
+#[allow(dead_code, unused_macros, unused_imports)]
+mod common;
+
 regnet::regnet!(TinyY = "tests/fixtures/timm_y/spec.yaml");
 regnet::regnet!(TinyX = "tests/fixtures/pycls_x/spec.yaml");
 
@@ -25,7 +29,7 @@ fn check(name: &str, network: &Network, fixture: &str) {
         "{}/tests/fixtures/{fixture}/input.safetensors",
         env!("CARGO_MANIFEST_DIR")
     );
-    let clean = read_first_image(&input_path, image);
+    let clean = common::tensor(input_path.as_ref(), "input").0[..image].to_vec();
 
     let mut input: Vec<f32> = clean.iter().copied().cycle().take(IMAGES * image).collect();
     // A corner pixel of one channel, and the opposite corner: the stem reads both through its
@@ -79,16 +83,6 @@ fn check(name: &str, network: &Network, fixture: &str) {
             }
         }
     }
-}
-
-/// The first image of a fixture's `input` tensor (F32, NCHW).
-fn read_first_image(path: &str, len: usize) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let data = tensors.tensor("input").unwrap().data()[..len * 4].to_vec();
-    data.chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
 }
 
 #[test]
