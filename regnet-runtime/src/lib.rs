@@ -14,6 +14,7 @@ pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod device;
+mod error;
 pub mod kernels;
 pub mod layers;
 mod network;
@@ -22,8 +23,9 @@ pub mod workspace;
 
 pub use cpu::{Profile, Step};
 pub use device::{Device, DeviceError};
+pub use error::RunError;
 pub use kernels::Isa;
-pub use network::{FeatureMaps, Network, RunError};
+pub use network::{FeatureMaps, Network};
 pub use weights::{LoadError, NetworkWeights, Scheme};
 pub use workspace::{Options, Workspace};
 

@@ -4,9 +4,9 @@
 
 use regnet_spec::{Architecture, INPUT_CHANNELS, strided};
 
+use crate::error::RunError;
 use crate::kernels::Isa;
 use crate::kernels::aligned::AlignedBuffer;
-use crate::network::RunError;
 
 /// Floats per image of each buffer a forward pass uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use regnet_runtime::cuda::Precision;
 use regnet_runtime::cuda::compile::{self, spills};
+use regnet_runtime::cuda::plan;
 use regnet_runtime::cuda::source::{self, Kernel};
 
 fn nvrtc_or_skip() -> bool {
@@ -36,7 +37,7 @@ fn every_instance() -> BTreeSet<Kernel> {
             .unwrap_or_else(|e| panic!("{} compiles: {e:?}", path.display()));
         let architecture = network.architecture("spec");
         for precision in [Precision::Fp32, Precision::Tf32] {
-            kernels.extend(source::kernels(&architecture, precision));
+            kernels.extend(plan::kernels(&architecture, precision));
         }
         count += 1;
     }

@@ -111,7 +111,7 @@ impl CudaNetwork {
                 "TF32 tensor cores need sm_80 or newer; device {ordinal} is sm_{arch}"
             )));
         }
-        let kernels = source::kernels(&architecture, precision);
+        let kernels = plan::kernels(&architecture, precision);
         source::fits_shared_memory(&kernels).map_err(DeviceError::Unsupported)?;
         let modules = source::modules(&kernels);
         let sources: Vec<&str> = modules.iter().map(|(_, source)| source.as_str()).collect();

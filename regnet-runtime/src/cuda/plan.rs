@@ -1,9 +1,12 @@
 //! A forward pass on the GPU as a list of kernel launches, derived once from the architecture:
 //! the launcher runs it, and the compiler's instance list is read from it, so the two agree.
 
+use std::collections::BTreeSet;
+
 use regnet_spec::{Architecture, strided};
 
-use super::source::{Kernel, Pointwise, Rows, Tile};
+use super::Precision;
+use super::source::{Kernel, Pointwise, Rows, Tile, tiles};
 
 /// The workspace buffers a step reads or writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -260,4 +263,23 @@ pub fn steps(architecture: &Architecture<'_>, features: bool) -> Vec<Step> {
         )
     });
     steps
+}
+
+/// Every instance a forward pass of `architecture` may launch (features included).
+pub fn kernels(architecture: &Architecture<'_>, precision: Precision) -> BTreeSet<Kernel> {
+    let mut set = BTreeSet::new();
+    let mut pointwise = |p: Pointwise| {
+        for tile in tiles(precision) {
+            set.insert(Kernel::Pointwise(Pointwise { tile, ..p }));
+        }
+    };
+    let mut others = Vec::new();
+    for step in steps(architecture, true) {
+        match step.kernel {
+            Kernel::Pointwise(p) => pointwise(p),
+            kernel => others.push(kernel),
+        }
+    }
+    set.extend(others);
+    set
 }

@@ -1,10 +1,9 @@
-//! The kernel instances a network needs and the CUDA source that defines them: `kernels.cu`'s
-//! templates plus one `extern "C"` wrapper per instance, its shapes as template arguments.
+//! The CUDA source that defines a set of kernel instances: `kernels.cu`'s templates plus one
+//! `extern "C"` wrapper per instance, its shapes as template arguments. It only writes text;
+//! which instances a network needs is the plan's answer (`plan::kernels`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
-
-use regnet_spec::Architecture;
 
 use super::Precision;
 
@@ -288,25 +287,6 @@ pub const fn tiles(precision: Precision) -> [Tile; 2] {
         Precision::Fp32 => [Tile::Narrow, Tile::Wide],
         Precision::Tf32 => [Tile::Narrow, Tile::TensorCore],
     }
-}
-
-/// Every instance a forward pass of `architecture` may launch (features included).
-pub fn kernels(architecture: &Architecture<'_>, precision: Precision) -> BTreeSet<Kernel> {
-    let mut set = BTreeSet::new();
-    let mut pointwise = |p: Pointwise| {
-        for tile in tiles(precision) {
-            set.insert(Kernel::Pointwise(Pointwise { tile, ..p }));
-        }
-    };
-    let mut others = Vec::new();
-    for step in super::plan::steps(architecture, true) {
-        match step.kernel {
-            Kernel::Pointwise(p) => pointwise(p),
-            kernel => others.push(kernel),
-        }
-    }
-    set.extend(others);
-    set
 }
 
 #[cfg(test)]
