@@ -333,6 +333,8 @@ pub fn preprocess(image: &RgbImage, crop: usize, bgr: bool) -> Vec<f32> {
 mod tests {
     use std::path::PathBuf;
 
+    use regnet::runtime::weights::decode_f32;
+
     use super::*;
 
     fn images() -> PathBuf {
@@ -350,11 +352,7 @@ mod tests {
         let expected = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         for (name, view) in expected.tensors() {
             assert_eq!(view.shape(), [3, 224, 224], "{name}");
-            let want: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
+            let want = decode_f32(view.dtype(), view.data()).unwrap();
             let got = preprocess(&read(&images().join(&name)).unwrap(), 224, false);
             let differences: Vec<f32> = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).collect();
             let largest = differences.iter().copied().fold(0.0f32, f32::max);

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 
+use regnet::runtime::weights::decode_f32;
 use regnet_spec::files::read_regular;
 use safetensors::{Dtype, SafeTensors, View};
 
@@ -38,27 +39,13 @@ pub fn read(path: &Path, key: &str) -> Result<Tensor, String> {
             names.join(", ")
         )
     })?;
-    let raw = view.data();
-    let data = match view.dtype() {
-        Dtype::F32 => raw
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => raw
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => raw
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        other => {
-            return Err(format!(
-                "tensor `{key}` of {} is {other:?}; F32, F16 or BF16 is needed",
-                path.display()
-            ));
-        }
-    };
+    let data = decode_f32(view.dtype(), view.data()).ok_or_else(|| {
+        format!(
+            "tensor `{key}` of {} is {:?}; F32, F16 or BF16 is needed",
+            path.display(),
+            view.dtype()
+        )
+    })?;
     Ok(Tensor {
         data,
         shape: view.shape().to_vec(),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use regnet::runtime::weights::decode_f32;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde_json::Value;
 
@@ -86,13 +87,8 @@ fn reference_top5(weights: &Path, names: &[&str], scratch: &Scratch) -> Vec<Vec<
     );
     let bytes = std::fs::read(&output).unwrap();
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
-    let logits: Vec<f32> = tensors
-        .tensor("logits")
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let view = tensors.tensor("logits").unwrap();
+    let logits = decode_f32(view.dtype(), view.data()).unwrap();
     logits
         .chunks_exact(1000)
         .map(|row| {

@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use regnet::runtime::weights::decode_f32;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde_json::Value;
 
@@ -51,11 +52,7 @@ fn read_f32(path: &str, name: &str) -> (Vec<f32>, Vec<usize>) {
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
     let view = tensors.tensor(name).unwrap();
     assert_eq!(view.dtype(), Dtype::F32);
-    let data = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let data = decode_f32(view.dtype(), view.data()).unwrap();
     (data, view.shape().to_vec())
 }
 

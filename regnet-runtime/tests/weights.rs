@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use regnet_runtime::spec::{Architecture, Network, compile_file, compile_str};
 use regnet_runtime::weights::{
-    BatchNorm, ConvBn, Linear, LoadError, NetworkWeights, Scheme, expected_tensors, load,
-    load_bytes,
+    BatchNorm, ConvBn, Linear, LoadError, NetworkWeights, Scheme, decode_f32, expected_tensors,
+    load, load_bytes,
 };
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -241,13 +241,8 @@ fn fixtures_load_with_their_scheme() {
             .iter()
             .zip(flatten(&weights))
         {
-            let raw: Vec<f32> = file
-                .tensor(key)
-                .expect("present")
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+            let view = file.tensor(key).expect("present");
+            let raw = decode_f32(view.dtype(), view.data()).expect("F32");
             assert_eq!(raw, values, "{fixture}: {key}");
         }
     }
@@ -1031,11 +1026,7 @@ fn invalid_running_variances_are_refused() {
     ] {
         let mut tensors = tiny_checkpoint(Scheme::Timm);
         let variance = tensors.iter_mut().find(|t| t.key == key).unwrap();
-        let mut values: Vec<f32> = variance
-            .bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let mut values = decode_f32(Dtype::F32, &variance.bytes).unwrap();
         values[3] = bad;
         *variance = Raw::f32(key, &variance.shape.clone(), &values);
         let error = load_tiny(&serialize(&tensors)).unwrap_err();

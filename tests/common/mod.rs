@@ -6,6 +6,7 @@ use std::path::Path;
 use std::fmt::Debug;
 
 use regnet::runtime::FeatureMaps;
+use regnet::runtime::weights::decode_f32;
 use safetensors::SafeTensors;
 
 /// Stem and stage outputs must match PyTorch's within this; logits within `LOGIT_TOLERANCE`.
@@ -18,11 +19,7 @@ pub fn tensor(path: &Path, name: &str) -> (Vec<f32>, Vec<usize>) {
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
     let view = tensors.tensor(name).unwrap();
     assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name} dtype");
-    let data = view
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let data = decode_f32(view.dtype(), view.data()).unwrap();
     (data, view.shape().to_vec())
 }
 

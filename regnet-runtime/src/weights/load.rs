@@ -290,7 +290,7 @@ fn load_from(
             hint: None,
         })?;
         let bytes = source.read(header.range(info), &mut scratch)?;
-        let values = to_f32(info.dtype, bytes).ok_or_else(|| LoadError::UnsupportedDtype {
+        let values = decode_f32(info.dtype, bytes).ok_or_else(|| LoadError::UnsupportedDtype {
             path: path.into(),
             key: slot.key.clone(),
             dtype: info.dtype.to_string(),
@@ -322,10 +322,12 @@ fn check_variance(values: &[f32], key: &str, path: &Path) -> Result<(), LoadErro
     }
 }
 
-/// Converts F32, F16 and BF16 (little-endian, as safetensors stores them) to f32; `None` for any
-/// other dtype. The bytes are read in 2- and 4-byte chunks because a tensor's offset in a
-/// checkpoint held in memory need not be aligned for a direct cast.
-fn to_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+/// Converts a safetensors tensor's bytes of F32, F16 or BF16 (little-endian, as safetensors
+/// stores them) to f32; `None` for any other dtype. The one decoder of tensor data: the
+/// loader, the CLI's input batches and the tests all read through it. The bytes are read in 2-
+/// and 4-byte chunks because a tensor's offset in a file held in memory need not be aligned for
+/// a direct cast.
+pub fn decode_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
     match dtype {
         Dtype::F32 => Some(
             data.as_chunks::<4>()

@@ -8,7 +8,7 @@ mod naming;
 mod random;
 
 pub use error::LoadError;
-pub use load::{load, load_bytes};
+pub use load::{decode_f32, load, load_bytes};
 pub use naming::{Scheme, expected_tensors};
 
 /// BatchNorm statistics and affine parameters (eval mode), each of length C.
