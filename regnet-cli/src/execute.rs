@@ -353,10 +353,10 @@ pub fn profile(
     let options = workspace.options();
     let peak = fma_peak_gflops(options.isa, options.threads, Duration::from_millis(300));
     let mut totals: std::collections::BTreeMap<(usize, Step), (u64, f64)> = Default::default();
-    for &(stage, step, flops, seconds) in &profile.steps {
-        let entry = totals.entry((stage, step)).or_default();
-        entry.0 += flops;
-        entry.1 += seconds;
+    for timing in &profile.steps {
+        let entry = totals.entry((timing.stage, timing.step)).or_default();
+        entry.0 += timing.flops;
+        entry.1 += timing.seconds;
     }
     let total: f64 = totals.values().map(|t| t.1).sum::<f64>() / iters as f64;
     writeln!(

@@ -82,9 +82,21 @@ pub enum Step {
 /// The time of every step of forward passes, for `regnet bench --profile`.
 #[derive(Clone, Debug, Default)]
 pub struct Profile {
-    /// (stage: 0 for the stem, 1.. for the stages, one past the last for the head; step;
-    /// multiply-adds; seconds).
-    pub steps: Vec<(usize, Step, u64, f64)>,
+    /// Every step run, in order, pass after pass.
+    pub steps: Vec<StepTiming>,
+}
+
+/// One run of one step of a forward pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepTiming {
+    /// Where it ran: 0 for the stem, 1.. for the stages, one past the last stage for the head.
+    pub stage: usize,
+    /// What it did.
+    pub step: Step,
+    /// Its multiply-adds.
+    pub flops: u64,
+    /// How long it took.
+    pub seconds: f64,
 }
 
 impl Profile {
@@ -100,9 +112,12 @@ impl Profile {
             Some(profile) => {
                 let start = std::time::Instant::now();
                 let result = work();
-                profile
-                    .steps
-                    .push((stage, step, flops, start.elapsed().as_secs_f64()));
+                profile.steps.push(StepTiming {
+                    stage,
+                    step,
+                    flops,
+                    seconds: start.elapsed().as_secs_f64(),
+                });
                 result
             }
         }

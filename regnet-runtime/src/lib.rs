@@ -21,7 +21,7 @@ mod network;
 pub mod weights;
 pub mod workspace;
 
-pub use cpu::{Profile, Step};
+pub use cpu::{Profile, Step, StepTiming};
 pub use device::{Device, DeviceError};
 pub use error::RunError;
 pub use kernels::Isa;
