@@ -145,7 +145,7 @@ pub(crate) type KeyLocations = HashMap<String, Location>;
 const REGNET_KEYS: [&str; 6] = ["d", "w0", "wa", "wm", "g", "b"];
 /// The per-stage lists; all but `bottleneck_ratios` are required when the spec uses this form.
 const STAGE_KEYS: [&str; 4] = ["depths", "widths", "group_widths", "bottleneck_ratios"];
-pub(crate) const KNOWN: [&str; 18] = [
+const KNOWN: [&str; 18] = [
     "name",
     "d",
     "w0",
@@ -191,7 +191,7 @@ pub(crate) fn parse_with_locations(source: &str) -> Result<Parsed, Vec<Diagnosti
     // YAML allows a byte order mark before the document; libyaml, told its input is UTF-8, would
     // read it as content.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let outline = outline(source);
+    let outline = outline(source, KNOWN.len());
     if !outline.loadable {
         return Err(outline.problems);
     }
