@@ -5,15 +5,17 @@
 //! where a file is expected is an error naming what it is, instead of a hang (a FIFO blocks on
 //! open and on read) or an unbounded read (`/dev/zero`).
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::path::Path;
 
-/// Opens `path` for reading if it is a regular file (symlinks followed), with its length.
+/// Opens `path` for reading if it is a regular file (symlinks followed), with the opened
+/// file's metadata (its length, and its modification time for readers that check the file did
+/// not change under them).
 ///
 /// The type is checked on the opened file, not before opening, so the answer cannot change
 /// between the check and the read; on Unix the open itself does not block on a FIFO.
-pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
+pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
     let file = open_without_blocking(path)?;
     let metadata = file.metadata()?;
     if !metadata.is_file() {
@@ -22,13 +24,14 @@ pub fn open_regular(path: &Path) -> io::Result<(File, u64)> {
             format!("it is {}, not a regular file", describe_kind(&metadata)),
         ));
     }
-    Ok((file, metadata.len()))
+    Ok((file, metadata))
 }
 
 /// Reads the whole of the regular file at `path`, refusing one longer than `limit` bytes.
 /// `what` names the file's role in the error ("a spec", "an image").
 pub fn read_regular(path: &Path, limit: u64, what: &str) -> io::Result<Vec<u8>> {
-    let (file, length) = open_regular(path)?;
+    let (file, metadata) = open_regular(path)?;
+    let length = metadata.len();
     let too_large = |length: String| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -63,7 +66,7 @@ fn open_without_blocking(path: &Path) -> io::Result<File> {
 }
 
 /// What a file that is not a regular file is, as "a directory", "a FIFO (named pipe)", ...
-pub fn describe_kind(metadata: &std::fs::Metadata) -> &'static str {
+pub fn describe_kind(metadata: &Metadata) -> &'static str {
     let kind = metadata.file_type();
     if kind.is_dir() {
         return "a directory";

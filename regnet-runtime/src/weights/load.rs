@@ -43,7 +43,7 @@ pub fn load(
         path: path.into(),
         source,
     };
-    let (file, length) = files::open_regular(path)
+    let (file, opened) = files::open_regular(path)
         .map_err(|error| match error.kind() {
             // Not a regular file: a directory, a device, a FIFO.
             io::ErrorKind::InvalidInput => io::Error::new(
@@ -53,7 +53,7 @@ pub fn load(
             _ => error,
         })
         .map_err(io_error)?;
-    let opened = file.metadata().map_err(io_error)?;
+    let length = opened.len();
     let file = OpenFile { file, length, path };
     let loaded = load_from(&file, architecture, alternative)?;
     // A rewrite that kept the length, or shrank the file and grew it back between two reads,
@@ -563,10 +563,10 @@ mod tests {
     fn a_file_cut_short_after_opening_reads_as_changed() {
         let path = std::env::temp_dir().join(format!("regnet-load-cut-{}", std::process::id()));
         std::fs::write(&path, [7u8; 64]).unwrap();
-        let (file, length) = files::open_regular(&path).unwrap();
+        let (file, metadata) = files::open_regular(&path).unwrap();
         let source = OpenFile {
             file,
-            length,
+            length: metadata.len(),
             path: &path,
         };
         let mut scratch = Vec::new();
