@@ -348,7 +348,8 @@ impl Typed<'_> {
         default: T,
     ) -> T {
         let Some(value) = value else { return default };
-        match serde_yaml::from_value(value.clone()) {
+        // Read through a reference: the value is still needed to say what is wrong with it.
+        match T::deserialize(&value) {
             Ok(typed) => typed,
             Err(_) => {
                 self.unusable.insert(field);
@@ -467,7 +468,7 @@ impl<T: FieldType> FieldType for Vec<T> {
         entries
             .iter()
             .enumerate()
-            .find(|(_, entry)| serde_yaml::from_value::<T>((*entry).clone()).is_err())
+            .find(|(_, entry)| T::deserialize(*entry).is_err())
             .map_or_else(
                 || format!("expected a list of {}", T::EXPECTED),
                 |(index, entry)| format!("entry {index}: {}", T::mismatch(entry)),
