@@ -177,6 +177,12 @@ fn fixture_input(fixture: &Path) -> String {
         .to_owned()
 }
 
+/// `regnet run` of the fixture's own input batch into `output`.
+fn run_fixture_into(fixture: &Path, output: &str) -> Output {
+    let args = run_args(fixture, &fixture_input(fixture), output, &[]);
+    regnet(&strs(&args))
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -201,13 +207,7 @@ fn run_writes_a_device_in_place_instead_of_replacing_it() {
         skip("mknod needs root");
         return;
     }
-    let args = run_args(
-        &fixture,
-        &fixture_input(&fixture),
-        null.to_str().unwrap(),
-        &[],
-    );
-    assert_success(&regnet(&strs(&args)));
+    assert_success(&run_fixture_into(&fixture, null.to_str().unwrap()));
     let after = std::fs::symlink_metadata(&null).unwrap();
     assert!(after.file_type().is_char_device(), "{after:?}");
     assert_eq!(after.rdev(), std::fs::metadata("/dev/null").unwrap().rdev());
@@ -217,8 +217,7 @@ fn run_writes_a_device_in_place_instead_of_replacing_it() {
 #[test]
 fn run_writes_to_dev_stdout() {
     let Some(fixture) = fixture() else { return };
-    let args = run_args(&fixture, &fixture_input(&fixture), "/dev/stdout", &[]);
-    let output = regnet(&strs(&args));
+    let output = run_fixture_into(&fixture, "/dev/stdout");
     assert_success(&output);
     assert_eq!(logits_shape(&output.stdout), [2, 1000]);
 }
@@ -236,13 +235,7 @@ fn run_writes_into_a_fifo_instead_of_replacing_it() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("cat runs");
-    let args = run_args(
-        &fixture,
-        &fixture_input(&fixture),
-        fifo.to_str().unwrap(),
-        &[],
-    );
-    let run = regnet(&strs(&args));
+    let run = run_fixture_into(&fixture, fifo.to_str().unwrap());
     // If regnet never opened the FIFO, cat waits for a writer forever: the limit ends it.
     let read = finish_within(reader, Duration::from_secs(10), "cat of the FIFO");
     assert_success(&run);
@@ -264,13 +257,7 @@ fn run_writes_through_a_symlink_and_keeps_the_link() {
     let link = scratch.path("link.safetensors");
     // Relative, as `ln -s target.safetensors link.safetensors` makes it.
     std::os::unix::fs::symlink("target.safetensors", &link).unwrap();
-    let args = run_args(
-        &fixture,
-        &fixture_input(&fixture),
-        link.to_str().unwrap(),
-        &[],
-    );
-    assert_success(&regnet(&strs(&args)));
+    assert_success(&run_fixture_into(&fixture, link.to_str().unwrap()));
     assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     assert_eq!(
         std::fs::read_link(&link).unwrap(),
