@@ -122,15 +122,22 @@ PY
 y400=$fixtures/regnet_y_400mf/model.safetensors
 x400=$fixtures/regnet_x_400mf/model.safetensors
 status=0
-row() {
+# attempt LABEL ARGS...: runs the CLI (30 s at most) and prints LABEL's row of the table; leaves
+# stderr in $err and the exit code in $code for the caller to judge.
+attempt() {
   local label=$1
   shift
-  local err code
   err=$(timeout 30 "$regnet" "$@" 2>&1 >/dev/null)
   code=$?
-  local first
+  local first seen='(nothing printed)'
   first=$(printf '%s\n' "$err" | grep -v '^\s*$' | head -1 | sed "s|$fixtures|../shared/fixtures|g" | cut -c1-230)
-  printf '| %s | `%s` | %s |\n' "$label" "${first//|/\\|}" "$code"
+  [ -n "$first" ] && seen="\`${first//|/\\|}\`"
+  printf '| %s | %s | %s |\n' "$label" "$seen" "$code"
+}
+
+# row LABEL ARGS...: a bad input, which must fail cleanly (not 0, not a panic or a signal).
+row() {
+  attempt "$@"
   if [ "$code" -eq 0 ] || [ "$code" -ge 101 ] || printf '%s' "$err" | grep -q 'panicked'; then
     echo "^ NOT HANDLED: exit $code" >&2
     status=1
@@ -139,15 +146,8 @@ row() {
 
 # ok_row LABEL CHECK ARGS...: the command must succeed and the shell test CHECK hold afterwards.
 ok_row() {
-  local label=$1 check=$2
-  shift 2
-  local err code first
-  err=$(timeout 30 "$regnet" "$@" 2>&1 >/dev/null)
-  code=$?
-  first=$(printf '%s\n' "$err" | grep -v '^\s*$' | head -1 | cut -c1-230)
-  local seen='(nothing printed)'
-  [ -n "$first" ] && seen="\`${first//|/\\|}\`"
-  printf '| %s | %s | %s |\n' "$label" "$seen" "$code"
+  local check=$2
+  attempt "$1" "${@:3}"
   if [ "$code" -ne 0 ] || ! eval "$check"; then
     echo "^ NOT HANDLED: exit $code, or \`$check\` does not hold" >&2
     status=1
