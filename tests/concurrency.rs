@@ -34,6 +34,7 @@ fn settings(t: usize) -> Options {
         threads: 1 + t % 2,
         isa: [Isa::Avx512, Isa::Avx2Fma, Isa::Scalar][t % 3],
         features: t % 4 == 3,
+        ..Options::default()
     }
 }
 

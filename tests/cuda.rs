@@ -1,5 +1,5 @@
 //! The CUDA backend on a GPU: the repository's own fixtures (and the shared ones, when present)
-//! through `to_device(Device::Cuda(0))`, stage outputs against PyTorch's within 1e-4 and logits
+//! through `to_device(Device::Cuda(0))` and `load_on`, stage outputs against PyTorch's within 1e-4 and logits
 //! against the CPU path's; TF32 mode's differences are printed. Without a GPU every test says
 //! it is skipped and passes; the kernels' compile check (regnet-runtime/tests/cuda_kernels.rs)
 //! runs without one.
@@ -11,7 +11,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use regnet::runtime::{Device, DeviceError, Options};
+use regnet::runtime::plan::{Part, Plan};
+use regnet::runtime::{Device, DeviceError, LoadError, Options, Profile};
 
 regnet::regnet!(TvX = "tests/fixtures/tv_x/spec.yaml");
 regnet::regnet!(PyclsY = "tests/fixtures/pycls_y/spec.yaml");
@@ -80,11 +81,32 @@ macro_rules! gpu_parity {
                 .forward_slice(&input[image..], &mut workspace)
                 .unwrap();
             common::check_logits(stringify!($test), "cuda:0", &expected, logits, &[1]);
-            let tf32 = $net::load(dir.join("model.safetensors"))
-                .unwrap()
-                .to_device(Device::CudaTf32(0))
+            // The profile times every step of the plan but the feature copies, and counts
+            // pycls's flops.
+            let mut profile = Profile::default();
+            model
+                .network()
+                .profile(&input, &mut workspace, &mut profile)
                 .unwrap();
-            let mut workspace = $net::workspace_with(2, options).unwrap();
+            let plan = Plan::new(&$net::ARCHITECTURE);
+            let parts: Vec<Part> = plan
+                .steps()
+                .iter()
+                .map(|step| step.part)
+                .filter(|&part| part != Part::Kept)
+                .collect();
+            let timed: Vec<Part> = profile.steps.iter().map(|t| t.part).collect();
+            assert_eq!(timed, parts);
+            let flops: u64 = profile.steps.iter().map(|t| t.flops).sum();
+            assert_eq!(flops, 2 * $net::ARCHITECTURE.complexity().unwrap().flops);
+            // Straight onto the GPU, the checkpoint read once; a workspace for the GPU keeps
+            // only the results on the host.
+            let tf32 = $net::load_on(dir.join("model.safetensors"), Device::CudaTf32(0)).unwrap();
+            let gpu_options = Options {
+                device: Device::CudaTf32(0),
+                ..options
+            };
+            let mut workspace = $net::workspace_with(2, gpu_options).unwrap();
             let (logits, _) = tf32.forward_features(&input, &mut workspace).unwrap();
             let (want, _) = common::tensor(&expected, "logits");
             let difference = logits
@@ -128,6 +150,20 @@ fn without_a_gpu_moving_there_is_an_error_not_a_panic() {
     eprintln!("{error}");
     assert!(
         matches!(error, DeviceError::NoDriver | DeviceError::Driver { .. }),
+        "{error:?}"
+    );
+    let error = TvX::load_on(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tv_x/model.safetensors"),
+        Device::Cuda(0),
+    )
+    .err()
+    .unwrap();
+    eprintln!("{error}");
+    assert!(
+        matches!(
+            error,
+            LoadError::Device(DeviceError::NoDriver | DeviceError::Driver { .. })
+        ),
         "{error:?}"
     );
 }

@@ -46,6 +46,7 @@ fn check(name: &str, network: &Network, fixture: &str) {
                     threads,
                     isa,
                     features,
+                    ..Options::default()
                 };
                 let mut workspace =
                     Workspace::with_options(network.architecture(), IMAGES, options).unwrap();

@@ -46,6 +46,7 @@ fn forward_passes_do_not_allocate() {
                 threads,
                 isa,
                 features: true,
+                ..Options::default()
             };
             let mut workspace = Net::workspace_with(2, options).unwrap();
             // The first pass may let the thread pool settle; the second must not allocate.

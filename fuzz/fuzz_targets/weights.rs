@@ -19,7 +19,7 @@ const SPEC: &str = "depths: [1, 2]\nwidths: [8, 16]\ngroup_widths: [4, 8]\n\
                     bottleneck_ratios: [1, 2]\nse: true\nstem_w: 8\nnum_classes: 5\n\
                     resolution: 16\n";
 
-static NETWORK: LazyLock<regnet_runtime::spec::Network> =
+static NETWORK: LazyLock<regnet_runtime::spec::CompiledSpec> =
     LazyLock::new(|| regnet_runtime::spec::compile_str(SPEC, "fuzz.yaml").expect("a valid spec"));
 static ARCHITECTURE: LazyLock<Architecture<'static>> =
     LazyLock::new(|| NETWORK.architecture("Fuzz"));

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use regnet::runtime::{Network, Workspace};
 use serde::Serialize;
 
-use crate::execute::{model, options, place};
+use crate::execute::{device, model, network, options};
 use crate::{DeviceChoice, preprocess};
 
 /// The 1000 ImageNet class names in index order (torchvision's list).
@@ -165,13 +165,12 @@ fn prepare(args: &Classify<'_>, images: usize) -> Result<(Network, Workspace), S
     }
     let model = model(args.model)?;
     let architecture = model.architecture;
-    let network = Network::load(architecture, args.weights, model.compat_alternative)
-        .map_err(|e| e.to_string())?;
-    let network = place(network, args.device)?;
+    let device = device(args.device)?;
+    let network = network(model, Some(args.weights), device)?;
     let workspace = Workspace::with_options(
         &architecture,
         args.batch.min(images),
-        options(args.threads, None, false),
+        options(args.threads, None, false, device),
     )
     .map_err(|e| e.to_string())?;
     Ok((network, workspace))

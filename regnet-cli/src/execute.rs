@@ -5,34 +5,43 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use regnet::runtime::kernels::peak::fma_peak_gflops;
+use regnet::runtime::plan::Part;
 use regnet::runtime::spec::{INPUT_CHANNELS, stage_table};
-use regnet::runtime::{Isa, Network, Options, Profile, Step, Workspace};
+use regnet::runtime::{Device, Isa, Network, Options, Profile, Workspace};
 use serde::Serialize;
 
 use crate::DeviceChoice;
 use crate::zoo::{self, Model};
 use crate::{output, tensors};
 
-/// Moves a network to the chosen device (`tf32`: tensor cores on CUDA).
-pub fn place(network: Network, (device, tf32): (DeviceChoice, bool)) -> Result<Network, String> {
+/// The device chosen on the command line (`tf32`: tensor cores on CUDA).
+pub fn device((device, tf32): (DeviceChoice, bool)) -> Result<Device, String> {
     match device {
         DeviceChoice::Cpu if tf32 => Err("--tf32 applies to --device cuda only".to_owned()),
-        DeviceChoice::Cpu => Ok(network),
+        DeviceChoice::Cpu => Ok(Device::Cpu),
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(ordinal) => {
-            let device = if tf32 {
-                regnet::runtime::Device::CudaTf32(ordinal)
-            } else {
-                regnet::runtime::Device::Cuda(ordinal)
-            };
-            network.to_device(device).map_err(|e| e.to_string())
-        }
+        DeviceChoice::Cuda(ordinal) if tf32 => Ok(Device::CudaTf32(ordinal)),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(ordinal) => Ok(Device::Cuda(ordinal)),
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda(_) => Err(
             "this regnet was built without CUDA; rebuild it with `cargo build --release \
              --features cuda`"
                 .to_owned(),
         ),
+    }
+}
+
+/// The model's network on `device`: the checkpoint read once, straight for that device, or
+/// (without one) deterministic random weights.
+pub fn network(model: &Model, weights: Option<&Path>, device: Device) -> Result<Network, String> {
+    match weights {
+        Some(path) => Network::load_on(device, model.architecture, path, model.compat_alternative)
+            .map_err(|e| e.to_string()),
+        None => Network::random(model.architecture, 0)
+            .map_err(|e| e.to_string())?
+            .to_device(device)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -56,7 +65,12 @@ pub fn model(name: &str) -> Result<&'static Model, String> {
 }
 
 /// The options of a pass; more threads than cores are honoured, but said to be slower.
-pub fn options(threads: Option<usize>, isa: Option<Isa>, features: bool) -> Options {
+pub fn options(
+    threads: Option<usize>,
+    isa: Option<Isa>,
+    features: bool,
+    device: Device,
+) -> Options {
     let defaults = Options::default();
     if let Some(threads) = threads
         && threads > defaults.threads
@@ -71,6 +85,7 @@ pub fn options(threads: Option<usize>, isa: Option<Isa>, features: bool) -> Opti
         threads: threads.unwrap_or(defaults.threads),
         isa: isa.unwrap_or(defaults.isa),
         features,
+        device,
     }
 }
 
@@ -91,9 +106,8 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
     let architecture = model.architecture;
     // A destination that cannot be written is reported before the batch runs, not after.
     output::check(args.output)?;
-    let network = Network::load(architecture, args.weights, model.compat_alternative)
-        .map_err(|e| e.to_string())?;
-    let network = place(network, args.device)?;
+    let device = device(args.device)?;
+    let network = network(model, Some(args.weights), device)?;
     let input = tensors::read(args.input, args.key)?;
     let r = architecture.resolution;
     if input.shape.len() != 4 || input.shape[1..] != [INPUT_CHANNELS, r, r] || input.shape[0] == 0 {
@@ -106,7 +120,7 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
     let mut workspace = Workspace::with_options(
         &architecture,
         batch,
-        options(args.threads, None, args.features),
+        options(args.threads, None, args.features, device),
     )
     .map_err(|e| e.to_string())?;
     let logits_shape = vec![batch, architecture.num_classes];
@@ -142,7 +156,7 @@ pub struct BenchResult {
     pub median_ms: f64,
     pub min_ms: f64,
     pub images_per_s: f64,
-    /// The workspace's buffers for `batch` images, from the static shapes.
+    /// Host memory of the workspace's buffers for `batch` images.
     pub workspace_bytes: usize,
     /// Learnable parameters (each an f32 in the checkpoint and, packed, in memory).
     pub params: u64,
@@ -183,15 +197,12 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
     let model = model(name)?;
     let architecture = model.architecture;
     let start = Instant::now();
-    let network = match weights {
-        Some(path) => Network::load(architecture, path, model.compat_alternative)
-            .map_err(|e| e.to_string())?,
-        None => Network::random(architecture, 0).map_err(|e| e.to_string())?,
-    };
-    let network = place(network, device)?;
+    let device = self::device(device)?;
+    let network = network(model, weights, device)?;
     let load = start.elapsed();
-    let mut workspace = Workspace::with_options(&architecture, batch, options(threads, isa, false))
-        .map_err(|e| e.to_string())?;
+    let mut workspace =
+        Workspace::with_options(&architecture, batch, options(threads, isa, false, device))
+            .map_err(|e| e.to_string())?;
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let times = time(&network, &input, &mut workspace, iters)?;
@@ -206,7 +217,7 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
         median_ms: round(median, 3),
         min_ms: round(times[0].as_secs_f64() * 1e3, 3),
         images_per_s: round(batch as f64 * 1e3 / median, 2),
-        workspace_bytes: workspace.layout().floats_without_features() * batch * size_of::<f32>(),
+        workspace_bytes: workspace.host_bytes(),
         params: architecture.complexity().map_or(0, |c| c.params),
     };
     Ok((result, load))
@@ -266,7 +277,8 @@ pub fn demo(
     };
     let load = start.elapsed();
     let mut workspace =
-        match Workspace::with_options(&architecture, 1, options(threads, None, false)) {
+        match Workspace::with_options(&architecture, 1, options(threads, None, false, Device::Cpu))
+        {
             Ok(workspace) => workspace,
             Err(error) => return Ok(Err(error.to_string())),
         };
@@ -334,11 +346,14 @@ pub fn profile(
         Ok(network) => network,
         Err(error) => return Ok(Err(error.to_string())),
     };
-    let mut workspace =
-        match Workspace::with_options(&architecture, batch, options(threads, isa, false)) {
-            Ok(workspace) => workspace,
-            Err(error) => return Ok(Err(error.to_string())),
-        };
+    let mut workspace = match Workspace::with_options(
+        &architecture,
+        batch,
+        options(threads, isa, false, Device::Cpu),
+    ) {
+        Ok(workspace) => workspace,
+        Err(error) => return Ok(Err(error.to_string())),
+    };
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
     let mut profile = Profile::default();
@@ -351,10 +366,14 @@ pub fn profile(
         }
     }
     let options = workspace.options();
-    let peak = fma_peak_gflops(options.isa, options.threads, Duration::from_millis(300));
-    let mut totals: std::collections::BTreeMap<(usize, Step), (u64, f64)> = Default::default();
+    let peak = fma_peak_gflops(
+        workspace.kernels(),
+        options.threads,
+        Duration::from_millis(300),
+    );
+    let mut totals: std::collections::BTreeMap<(usize, Part), (u64, f64)> = Default::default();
     for timing in &profile.steps {
-        let entry = totals.entry((timing.stage, timing.step)).or_default();
+        let entry = totals.entry((timing.stage, timing.part)).or_default();
         entry.0 += timing.flops;
         entry.1 += timing.seconds;
     }
@@ -369,7 +388,7 @@ pub fn profile(
         "{:<6} {:<15} {:>9} {:>7} {:>9} {:>8}",
         "stage", "step", "ms", "share", "GFLOP/s", "of peak"
     )?;
-    let mut by_step: std::collections::BTreeMap<Step, (u64, f64)> = Default::default();
+    let mut by_step: std::collections::BTreeMap<Part, (u64, f64)> = Default::default();
     let stages = architecture.stages.len();
     for (&(stage, step), &(flops, seconds)) in &totals {
         let by = by_step.entry(step).or_default();
@@ -403,7 +422,7 @@ pub fn profile(
 fn write_row(
     out: &mut impl Write,
     label: &str,
-    step: Step,
+    step: Part,
     flops: u64,
     seconds: f64,
     iters: usize,

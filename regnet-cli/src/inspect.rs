@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use regnet_spec::{Network, stage_table};
+use regnet_spec::{CompiledSpec, stage_table};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -25,7 +25,7 @@ struct StageSummary {
 }
 
 /// One JSON object on one line, so that scripts can read it with a single line read.
-pub fn write_json(out: &mut impl Write, network: &Network, name: &str) -> io::Result<()> {
+pub fn write_json(out: &mut impl Write, network: &CompiledSpec, name: &str) -> io::Result<()> {
     let summary = Summary {
         name,
         stages: network
@@ -48,14 +48,14 @@ pub fn write_json(out: &mut impl Write, network: &Network, name: &str) -> io::Re
     writeln!(out)
 }
 
-pub fn write_table(out: &mut impl Write, network: &Network, name: &str) -> io::Result<()> {
+pub fn write_table(out: &mut impl Write, network: &CompiledSpec, name: &str) -> io::Result<()> {
     writeln!(out, "{name}  {}", parameters(network))?;
     writeln!(out)?;
     let table = stage_table(&network.architecture(name), &network.complexity);
     out.write_all(table.as_bytes())
 }
 
-fn parameters(network: &Network) -> String {
+fn parameters(network: &CompiledSpec) -> String {
     let spec = &network.spec;
     let mut line = format!("{} se={}", spec.parameters(), spec.se);
     if let Some(ratio) = spec.se_ratio {

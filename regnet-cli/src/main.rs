@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use regnet::runtime::workspace::MAX_THREADS;
 use regnet_cli::preprocess;
 use regnet_spec::sample::{AnyNetSpace, Space};
-use regnet_spec::{Network, SpecError, compile_file, compile_str};
+use regnet_spec::{CompiledSpec, SpecError, compile_file, compile_str};
 
 #[derive(Parser)]
 #[command(
@@ -562,7 +562,7 @@ const DEFAULT_SPEC: (&str, &str) = (
 
 /// Compiles the spec at `path` (or the built-in default), returning it with the file stem, the
 /// name of a spec without one.
-fn load(path: Option<&Path>) -> Result<(Network, String), Failure> {
+fn load(path: Option<&Path>) -> Result<(CompiledSpec, String), Failure> {
     let Some(path) = path else {
         let (origin, source) = DEFAULT_SPEC;
         let network = compile_str(source, origin).map_err(Failure::Spec)?;

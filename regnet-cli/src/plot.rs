@@ -7,7 +7,7 @@ use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use regnet_spec::Network;
+use regnet_spec::CompiledSpec;
 use regnet_spec::block_widths;
 
 use crate::output;
@@ -19,7 +19,7 @@ const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (960, 600);
 
 /// Draws the widths of `network` into `path`, SVG or PNG by its extension.
-pub fn plot(network: &Network, name: &str, path: &Path) -> Result<(), String> {
+pub fn plot(network: &CompiledSpec, name: &str, path: &Path) -> Result<(), String> {
     // A directory named `widths.svg`, or one without an extension, is reported as a directory.
     output::check(path)?;
     // Both backends lay text out with this font (the PNG one also draws it). Registering
@@ -68,7 +68,7 @@ pub fn plot(network: &Network, name: &str, path: &Path) -> Result<(), String> {
 
 fn draw<B: DrawingBackend>(
     area: &DrawingArea<B, Shift>,
-    network: &Network,
+    network: &CompiledSpec,
     name: &str,
 ) -> Result<(), String> {
     let fail = |e: DrawingAreaErrorKind<B::ErrorType>| format!("cannot draw the plot: {e}");

@@ -1,6 +1,6 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
-use regnet_spec::{Compat, Network, Stage};
+use regnet_spec::{Compat, CompiledSpec, Stage};
 use syn::{Ident, Visibility};
 
 fn int(value: usize) -> Literal {
@@ -15,7 +15,7 @@ fn int(value: usize) -> Literal {
 /// `tracked_path` is the spec's absolute path; `include_bytes!` of it makes cargo rebuild when
 /// the spec changes. Tests pass `None` to keep snapshots machine-independent.
 pub fn generate(
-    network: &Network,
+    network: &CompiledSpec,
     type_name: &Ident,
     visibility: &Visibility,
     tracked_path: Option<&str>,
@@ -128,6 +128,15 @@ pub fn generate(
                 #rt::Network::load(Self::ARCHITECTURE, path.as_ref(), Self::COMPAT_ALTERNATIVE).map(|network| Self { network })
             }
 
+            /// Loads a checkpoint as `load` does, straight onto `device` (with the runtime's
+            /// `cuda` feature, a GPU: `Device::Cuda(0)`): the file is read once.
+            pub fn load_on(
+                path: impl ::core::convert::AsRef<::std::path::Path>,
+                device: #rt::Device,
+            ) -> ::core::result::Result<Self, #rt::LoadError> {
+                #rt::Network::load_on(device, Self::ARCHITECTURE, path.as_ref(), Self::COMPAT_ALTERNATIVE).map(|network| Self { network })
+            }
+
             /// Deterministic random weights and BatchNorm statistics, for benchmarks and demos;
             /// whatever the runtime refuses is an error, like every constructor's.
             pub fn random(seed: u64) -> ::core::result::Result<Self, #rt::RunError> {
@@ -183,7 +192,8 @@ pub fn generate(
             }
 
             /// The same network on another device (with the runtime's `cuda` feature, a GPU:
-            /// `Device::Cuda(0)`); its weights are read again from their checkpoint or seed.
+            /// `Device::Cuda(0)`); its weights are read again from their checkpoint or seed
+            /// (`load_on` reads a checkpoint only once).
             pub fn to_device(
                 self,
                 device: #rt::Device,
@@ -267,7 +277,7 @@ fn stage_const(stage: &Stage, rt_spec: &TokenStream) -> TokenStream {
 }
 
 /// The type's rustdoc: the spec and a stage table, as `cargo doc` and hovers show it.
-fn type_doc(network: &Network, name: &str) -> Vec<String> {
+fn type_doc(network: &CompiledSpec, name: &str) -> Vec<String> {
     let spec = &network.spec;
     let cx = network.complexity;
     let mut doc = vec![

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use proc_macro2::Span;
-use regnet_spec::{Network, SpecError, compile_file, excerpt};
+use regnet_spec::{CompiledSpec, SpecError, compile_file, excerpt};
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Token, Visibility};
 
@@ -47,7 +47,7 @@ impl Parse for MacroInput {
 /// A macro input whose spec compiled.
 pub struct Resolved {
     /// The compiled spec.
-    pub network: Network,
+    pub network: CompiledSpec,
     /// The type's name: the one written, else derived (`RegNetY-1.6GF` → `RegNetY1_6GF`).
     pub type_name: Ident,
     /// Absolute path of the spec, for rebuild tracking.
@@ -114,7 +114,7 @@ const PRIMITIVE_TYPES: [&str; 19] = [
 /// `RegNetY-1.6GF` → `RegNetY1_6GF`: hyphens dropped, dots to underscores. Without a `name`,
 /// the file stem in CamelCase (`my_net.yaml` → `MyNet`). A name that cannot be a type name is
 /// an error pointing at the spec's `name` (or naming the file), never a baffling rustc error.
-fn derive_type_name(network: &Network, written: &str) -> Result<Ident, String> {
+fn derive_type_name(network: &CompiledSpec, written: &str) -> Result<Ident, String> {
     let (candidate, source) = match &network.spec.name {
         Some(name) => {
             let derived = name

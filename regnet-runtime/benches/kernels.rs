@@ -4,10 +4,10 @@
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
 use regnet_runtime::Isa;
-use regnet_runtime::kernels::Pixels;
 use regnet_runtime::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
 use regnet_runtime::kernels::stem::{PackedStem, Stem};
+use regnet_runtime::kernels::{Kernels, Pixels};
 
 fn main() {
     divan::main();
@@ -17,7 +17,7 @@ fn main() {
 fn on_each_isa<T: Copy>(shapes: &[T]) -> Vec<(Isa, T)> {
     [Isa::Avx512, Isa::Avx2Fma]
         .into_iter()
-        .filter(|&isa| Isa::supported(isa) == isa)
+        .filter(|&isa| Kernels::new(isa).isa() == isa)
         .flat_map(|isa| shapes.iter().map(move |&shape| (isa, shape)))
         .collect()
 }
@@ -51,7 +51,7 @@ fn pointwise(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, usize))
     };
     bencher
         .counter(ItemsCount::new(rows * k * n))
-        .bench_local(|| gemm.run(isa, 1, black_box(&mut output)));
+        .bench_local(|| gemm.run(Kernels::new(isa), 1, black_box(&mut output)));
 }
 
 /// (size, channels, group width, stride) of grouped 3×3 convolutions.
@@ -66,7 +66,15 @@ const GROUPED: [(usize, usize, usize, usize); 6] = [
 
 #[divan::bench(args = on_each_isa(&GROUPED))]
 fn grouped(bencher: Bencher, (isa, (size, c, gw, stride)): (Isa, (usize, usize, usize, usize))) {
-    let weights = PackedConv3x3::new(&vec![0.01; c * gw * 9], &vec![0.0; c], c, gw, stride);
+    let kernels = Kernels::new(isa);
+    let weights = PackedConv3x3::new(
+        &vec![0.01; c * gw * 9],
+        &vec![0.0; c],
+        c,
+        gw,
+        stride,
+        kernels,
+    );
     let input = vec![1.0f32; (size + 2) * (size + 2) * c];
     let conv = Conv3x3 {
         weights: &weights,
@@ -79,7 +87,7 @@ fn grouped(bencher: Bencher, (isa, (size, c, gw, stride)): (Isa, (usize, usize, 
     let mut output = vec![0.0f32; oh * ow * c];
     bencher
         .counter(ItemsCount::new(oh * ow * c * gw * 9))
-        .bench_local(|| conv.run(isa, 1, black_box(&mut output)));
+        .bench_local(|| conv.run(kernels, 1, black_box(&mut output)));
 }
 
 #[divan::bench(args = on_each_isa(&[()]))]
@@ -96,5 +104,5 @@ fn stem(bencher: Bencher, (isa, ()): (Isa, ())) {
     let mut output = vec![0.0f32; 112 * 112 * 32];
     bencher
         .counter(ItemsCount::new(112usize * 112 * 32 * 27))
-        .bench_local(|| stem.run(isa, 1, black_box(&mut output)));
+        .bench_local(|| stem.run(Kernels::new(isa), 1, black_box(&mut output)));
 }

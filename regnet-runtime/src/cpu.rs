@@ -1,186 +1,128 @@
-//! The CPU backend: weights folded and packed once, then forward passes over a workspace.
+//! The CPU backend: each step of the plan with its weights folded and packed once, executed by
+//! the SIMD kernels over a workspace's host buffers.
 
 use rayon::prelude::*;
-use regnet_spec::{Architecture, Block, INPUT_CHANNELS};
+use regnet_spec::{Architecture, INPUT_CHANNELS};
 
 use crate::kernels::channels::{average_pool, scale_channels};
 use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use crate::kernels::gemm::{Gemm, PackedLinear};
 use crate::kernels::stem::{PackedStem, Stem};
-use crate::kernels::{Isa, Pixels};
-use crate::weights::{BlockWeights, ConvBn, NetworkWeights};
+use crate::kernels::{Kernels, Pixels};
+use crate::plan::{Buffer, Op, Part, Plan, Step};
+use crate::profile::Profile;
+use crate::weights::{NetworkWeights, StepWeights};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
-fn pointwise(conv: &ConvBn, inputs: usize, outputs: usize) -> PackedLinear {
-    let folded = conv.fold();
-    PackedLinear::new(&folded.weight, &folded.bias, inputs, outputs)
+/// A step's weights, packed for its kernel.
+enum Packed {
+    /// Pooling and copies have none.
+    Nothing,
+    Stem(PackedStem),
+    Pointwise(PackedLinear),
+    Grouped(PackedConv3x3),
+    Excite {
+        hidden: PackedLinear,
+        gate: PackedLinear,
+    },
 }
 
-struct SqueezeExcite {
-    reduce: PackedLinear,
-    expand: PackedLinear,
-}
-
-struct CpuBlock {
-    geometry: Block,
-    proj: Option<PackedLinear>,
-    a: PackedLinear,
-    b: PackedConv3x3,
-    se: Option<SqueezeExcite>,
-    c: PackedLinear,
-}
-
-impl CpuBlock {
-    fn new(geometry: Block, weights: &BlockWeights) -> Self {
-        let (w_in, w, w_b) = (geometry.in_width, geometry.width, geometry.bottleneck_width);
-        // The loader guarantees SE weights exactly where the architecture has SE.
-        debug_assert_eq!(weights.se.is_some(), geometry.se_width.is_some());
-        let grouped = weights.b.fold();
-        CpuBlock {
-            geometry,
-            proj: weights.proj.as_ref().map(|proj| pointwise(proj, w_in, w)),
-            a: pointwise(&weights.a, w_in, w_b),
-            b: PackedConv3x3::new(
-                &grouped.weight,
-                &grouped.bias,
-                w_b,
-                w_b / geometry.groups,
-                geometry.stride,
-            ),
-            se: weights
-                .se
-                .as_ref()
-                .zip(geometry.se_width)
-                .map(|(se, width)| SqueezeExcite {
-                    reduce: PackedLinear::new(&se.reduce.weight, &se.reduce.bias, w_b, width),
-                    expand: PackedLinear::new(&se.expand.weight, &se.expand.bias, width, w_b),
-                }),
-            c: pointwise(&weights.c, w_b, w),
-        }
-    }
-}
-
-/// What each timed step of a forward pass does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Step {
-    /// The stem's stride-2 3×3 convolution (with BN and ReLU).
-    Stem,
-    /// The shortcut's strided 1×1 projection.
-    Projection,
-    /// The block's first 1×1 convolution (into the bottleneck).
-    Reduce,
-    /// The grouped 3×3 convolution.
-    Grouped,
-    /// Squeeze-and-excitation: pooling, the two small linear layers and the channel scaling.
-    SqueezeExcite,
-    /// The block's last 1×1 convolution, with the residual add.
-    Expand,
-    /// Pooling and the classifier.
-    Head,
-}
-
-/// The time of every step of forward passes, for `regnet bench --profile`.
-#[derive(Clone, Debug, Default)]
-pub struct Profile {
-    /// Every step run, in order, pass after pass.
-    pub steps: Vec<StepTiming>,
-}
-
-/// One run of one step of a forward pass.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepTiming {
-    /// Where it ran: 0 for the stem, 1.. for the stages, one past the last stage for the head.
-    pub stage: usize,
-    /// What it did.
-    pub step: Step,
-    /// Its multiply-adds.
-    pub flops: u64,
-    /// How long it took.
-    pub seconds: f64,
-}
-
-impl Profile {
-    fn time<R>(
-        profile: &mut Option<&mut Profile>,
-        stage: usize,
-        step: Step,
-        flops: u64,
-        work: impl FnOnce() -> R,
-    ) -> R {
-        match profile {
-            None => work(),
-            Some(profile) => {
-                let start = std::time::Instant::now();
-                let result = work();
-                profile.steps.push(StepTiming {
-                    stage,
-                    step,
-                    flops,
-                    seconds: start.elapsed().as_secs_f64(),
-                });
-                result
+impl Packed {
+    /// Folds BatchNorm into `step`'s weights and packs them for `kernels`.
+    fn new(step: &Step, weights: &NetworkWeights, kernels: Kernels) -> Packed {
+        match (step.op, weights.of(step)) {
+            (Op::Stem { channels, .. }, Some(StepWeights::Convolution(conv))) => {
+                let folded = conv.fold();
+                Packed::Stem(PackedStem::new(
+                    &folded.weight,
+                    &folded.bias,
+                    INPUT_CHANNELS,
+                    channels,
+                ))
             }
-        }
-    }
-}
-
-/// A network's weights ready for the CPU kernels.
-pub struct CpuNetwork {
-    architecture: Architecture<'static>,
-    stem: PackedStem,
-    blocks: Vec<CpuBlock>,
-    head: PackedLinear,
-}
-
-/// Where the stem's and each stage's outputs go (NCHW), when asked for.
-struct FeatureSink<'a> {
-    buffer: &'a mut [f32],
-    filled: usize,
-}
-
-impl FeatureSink<'_> {
-    /// Appends an NHWC batch as NCHW.
-    fn push(&mut self, nhwc: &[f32], batch: usize, size: usize, channels: usize) {
-        let pixels = size * size;
-        let out = &mut self.buffer[self.filled..self.filled + batch * channels * pixels];
-        for n in 0..batch {
-            for p in 0..pixels {
-                for c in 0..channels {
-                    out[(n * channels + c) * pixels + p] = nhwc[(n * pixels + p) * channels + c];
+            (
+                Op::Pointwise {
+                    inputs, outputs, ..
+                },
+                Some(StepWeights::Convolution(conv)),
+            ) => {
+                let folded = conv.fold();
+                Packed::Pointwise(PackedLinear::new(
+                    &folded.weight,
+                    &folded.bias,
+                    inputs,
+                    outputs,
+                ))
+            }
+            (
+                Op::Pointwise {
+                    inputs, outputs, ..
+                },
+                Some(StepWeights::Classifier(linear)),
+            ) => Packed::Pointwise(PackedLinear::new(
+                &linear.weight,
+                &linear.bias,
+                inputs,
+                outputs,
+            )),
+            (
+                Op::Grouped {
+                    channels,
+                    group_width,
+                    stride,
+                    ..
+                },
+                Some(StepWeights::Convolution(conv)),
+            ) => {
+                let folded = conv.fold();
+                Packed::Grouped(PackedConv3x3::new(
+                    &folded.weight,
+                    &folded.bias,
+                    channels,
+                    group_width,
+                    stride,
+                    kernels,
+                ))
+            }
+            (Op::Excite { channels, hidden }, Some(StepWeights::SqueezeExcite(se))) => {
+                Packed::Excite {
+                    hidden: PackedLinear::new(&se.hidden.weight, &se.hidden.bias, channels, hidden),
+                    gate: PackedLinear::new(&se.gate.weight, &se.gate.bias, hidden, channels),
                 }
             }
+            (Op::Pool { .. } | Op::ToNchw { .. }, None) => Packed::Nothing,
+            (op, _) => unreachable!(
+                "the loader gives every step its weights, of its kind; not so for {op:?}"
+            ),
         }
-        self.filled += batch * channels * pixels;
     }
+}
+
+/// A network's weights ready for the CPU kernels: the plan, each step with its packed weights.
+pub struct CpuNetwork {
+    architecture: Architecture<'static>,
+    steps: Vec<(Step, Packed)>,
 }
 
 impl CpuNetwork {
-    /// Folds BatchNorm and packs every layer. `weights` must match `architecture` (as the
-    /// loader guarantees).
-    pub fn new(architecture: Architecture<'static>, weights: &NetworkWeights) -> Self {
-        let stem = weights.stem.fold();
-        // Folding and packing are independent per block: spread them over the cores.
-        let geometry: Vec<Block> = architecture.blocks().collect();
-        let blocks = geometry
-            .into_par_iter()
-            .zip(&weights.blocks)
-            .map(|(geometry, weights)| CpuBlock::new(geometry, weights))
+    /// Folds BatchNorm and packs every step's weights for `kernels` (the best table any
+    /// workspace on this CPU can choose, so that every table finds its layouts). `weights` must
+    /// match `architecture` (as the loader guarantees).
+    pub fn new(
+        architecture: Architecture<'static>,
+        weights: &NetworkWeights,
+        kernels: Kernels,
+    ) -> Self {
+        let plan = Plan::new(&architecture);
+        // Folding and packing are independent per step: spread them over the cores.
+        let steps = plan
+            .steps()
+            .par_iter()
+            .map(|step| (*step, Packed::new(step, weights, kernels)))
             .collect();
         CpuNetwork {
-            stem: PackedStem::new(
-                &stem.weight,
-                &stem.bias,
-                INPUT_CHANNELS,
-                architecture.stem_width,
-            ),
-            blocks,
-            head: PackedLinear::new(
-                &weights.fc.weight,
-                &weights.fc.bias,
-                architecture.last_width(),
-                architecture.num_classes,
-            ),
             architecture,
+            steps,
         }
     }
 
@@ -189,9 +131,9 @@ impl CpuNetwork {
         &self.architecture
     }
 
-    /// Runs `batch` NCHW images (`input.len() == batch × 3 × r × r`, `batch ≤ capacity`,
-    /// checked by the caller), leaving the logits, `[batch][classes]`, in the workspace. With
-    /// `features`, the stem's and every stage's outputs are kept too (NCHW, one after another).
+    /// Runs `batch` NCHW images (`input.len() == batch × 3 × r × r`, `batch ≤ capacity`, a
+    /// workspace for the CPU: checked by the caller), leaving the logits, `[batch][classes]`, in
+    /// the workspace. With `features`, the stem's and every stage's outputs are kept too.
     pub(crate) fn run(
         &self,
         input: &[f32],
@@ -203,30 +145,14 @@ impl CpuNetwork {
         let Workspace {
             layout,
             options,
+            kernels,
             pool,
-            image,
-            activations,
-            shortcut,
-            bottleneck_padded,
-            bottleneck,
-            vectors,
-            logits,
-            features: feature_buffer,
+            buffers,
             ..
         } = workspace;
-        let [activation_x, activation_y] = activations.each_mut().map(|a| &mut a[..]);
-        let buffers = Buffers {
-            image,
-            x: activation_x,
-            y: activation_y,
-            shortcut,
-            padded: bottleneck_padded,
-            bottleneck,
-            vectors,
-            logits,
-        };
+        let slots = Slots(buffers.each_mut().map(|buffer| &mut buffer[..]));
         let context = Context {
-            isa: options.isa,
+            kernels: *kernels,
             threads: options.threads,
             batch,
         };
@@ -242,26 +168,22 @@ impl CpuNetwork {
         };
         let run = || {
             if whole == 0 {
-                let mut sink = features.then(|| FeatureSink {
-                    buffer: feature_buffer,
-                    filled: 0,
-                });
-                self.forward(context, input, buffers, sink.as_mut(), profile);
+                self.forward(context, input, slots, features, profile);
                 return;
             }
             let (input_whole, input_rest) = input.split_at(whole * image_floats);
-            let (buffers_whole, buffers_rest) = buffers.split_at(whole, layout);
+            let (slots_whole, slots_rest) = slots.split_at(whole, layout);
             let images = Context {
                 batch: whole,
                 ..context
             };
-            self.whole_images(images, input_whole, buffers_whole, layout);
+            self.whole_images(images, input_whole, slots_whole, layout);
             if whole < batch {
                 let rest = Context {
                     batch: batch - whole,
                     ..context
                 };
-                self.forward(rest, input_rest, buffers_rest, None, None);
+                self.forward(rest, input_rest, slots_rest, false, None);
             }
         };
         match pool {
@@ -277,7 +199,7 @@ impl CpuNetwork {
         &self,
         context: Context,
         input: &[f32],
-        buffers: Buffers<'_>,
+        slots: Slots<'_>,
         layout: &WorkspaceLayout,
     ) {
         let images = context.batch;
@@ -286,12 +208,12 @@ impl CpuNetwork {
                 threads: 1,
                 ..context
             };
-            self.forward(one_thread, input, buffers, None, None);
+            self.forward(one_thread, input, slots, false, None);
             return;
         }
         let half = images / 2;
         let (input_first, input_second) = input.split_at(input.len() / images * half);
-        let (first, second) = buffers.split_at(half, layout);
+        let (first, second) = slots.split_at(half, layout);
         let halves = [half, images - half].map(|batch| Context { batch, ..context });
         let run_first = || self.whole_images(halves[0], input_first, first, layout);
         let run_second = || self.whole_images(halves[1], input_second, second, layout);
@@ -303,315 +225,197 @@ impl CpuNetwork {
         }
     }
 
-    /// One forward pass of `context.batch` images, each layer split over `context.threads`.
+    /// One forward pass of `context.batch` images, step by step, each split over
+    /// `context.threads`.
     fn forward(
         &self,
         context: Context,
-        input: &[f32],
-        buffers: Buffers<'_>,
-        mut sink: Option<&mut FeatureSink<'_>>,
+        images: &[f32],
+        mut slots: Slots<'_>,
+        features: bool,
         mut profile: Option<&mut Profile>,
     ) {
-        let Context {
-            isa,
-            threads,
-            batch,
-        } = context;
-        let Buffers {
-            image,
-            mut x,
-            mut y,
-            shortcut,
-            padded,
-            bottleneck,
-            vectors,
-            logits,
-        } = buffers;
-        let r = self.architecture.resolution;
-        pad_images(input, batch, r, image);
-        let stem = Stem {
-            weights: &self.stem,
-            batch,
-            height: r,
-            width: r,
-            input: image,
-        };
-        let stem_size = self.architecture.stem_size();
-        let stem_flops = (batch * stem_size * stem_size * self.architecture.stem_width * 27) as u64;
-        Profile::time(&mut profile, 0, Step::Stem, stem_flops, || {
-            stem.run(isa, threads, x)
-        });
-        if let Some(sink) = sink.as_mut() {
-            sink.push(x, batch, stem_size, self.architecture.stem_width);
-        }
-        for block in &self.blocks {
-            let buffers = BlockBuffers {
-                shortcut: &mut *shortcut,
-                padded: &mut *padded,
-                bottleneck: &mut *bottleneck,
-                vectors: &mut *vectors,
-            };
-            block.run(context, x, y, buffers, &mut profile);
-            std::mem::swap(&mut x, &mut y);
-            let g = block.geometry;
-            let last_of_stage = g.index == self.architecture.stages[g.stage - 1].depth;
-            if let (true, Some(sink)) = (last_of_stage, sink.as_mut()) {
-                sink.push(x, batch, g.out_size, g.width);
+        for (step, packed) in &self.steps {
+            if step.part == Part::Kept && !features {
+                continue;
             }
+            Profile::time(&mut profile, step, context.batch, || {
+                execute(context, step, packed, images, &mut slots)
+            });
         }
-        let head_flops =
-            (batch * self.architecture.last_width() * self.architecture.num_classes) as u64;
-        let head_stage = self.architecture.stages.len() + 1;
-        Profile::time(&mut profile, head_stage, Step::Head, head_flops, || {
-            self.head(isa, threads, batch, x, vectors, logits)
-        });
-    }
-
-    fn head(
-        &self,
-        isa: Isa,
-        threads: usize,
-        batch: usize,
-        x: &[f32],
-        vectors: &mut [f32],
-        logits: &mut [f32],
-    ) {
-        let channels = self.architecture.last_width();
-        let size = self
-            .blocks
-            .last()
-            .map_or(self.architecture.stem_size(), |b| b.geometry.out_size);
-        let pooled = &mut vectors[..batch * channels];
-        average_pool(isa, threads, x, batch, size * size, channels, pooled);
-        Gemm {
-            weights: &self.head,
-            rows: batch,
-            input: pooled,
-            input_pixels: Pixels::Dense,
-            residual: None,
-            relu: false,
-            output_pixels: Pixels::Dense,
-        }
-        .run(isa, threads, logits);
     }
 }
 
 /// How the kernels of one forward pass run.
 #[derive(Clone, Copy)]
 struct Context {
-    isa: Isa,
+    kernels: Kernels,
     threads: usize,
     batch: usize,
 }
 
-/// Every buffer of a forward pass, for as many images as it has room for.
-struct Buffers<'a> {
-    image: &'a mut [f32],
-    /// Block inputs and outputs alternate between these two.
-    x: &'a mut [f32],
-    y: &'a mut [f32],
-    shortcut: &'a mut [f32],
-    padded: &'a mut [f32],
-    bottleneck: &'a mut [f32],
-    vectors: &'a mut [f32],
-    logits: &'a mut [f32],
-}
+/// Every host buffer of a pass, by role ([`Buffer::index`]), for as many images as it has room
+/// for.
+struct Slots<'a>([&'a mut [f32]; Buffer::COUNT]);
 
-impl<'a> Buffers<'a> {
-    /// The room of the first `images` images, and the rest.
-    fn split_at(self, images: usize, layout: &WorkspaceLayout) -> (Buffers<'a>, Buffers<'a>) {
-        let split =
-            |buffer: &'a mut [f32], per_image: usize| buffer.split_at_mut(images * per_image);
-        let (image, image_rest) = split(self.image, layout.image);
-        let (x, x_rest) = split(self.x, layout.activation);
-        let (y, y_rest) = split(self.y, layout.activation);
-        let (shortcut, shortcut_rest) = split(self.shortcut, layout.shortcut);
-        let (padded, padded_rest) = split(self.padded, layout.bottleneck_padded);
-        let (bottleneck, bottleneck_rest) = split(self.bottleneck, layout.bottleneck);
-        let (vectors, vectors_rest) = split(self.vectors, layout.vector);
-        let (logits, logits_rest) = split(self.logits, layout.logits);
-        (
-            Buffers {
-                image,
-                x,
-                y,
-                shortcut,
-                padded,
-                bottleneck,
-                vectors,
-                logits,
-            },
-            Buffers {
-                image: image_rest,
-                x: x_rest,
-                y: y_rest,
-                shortcut: shortcut_rest,
-                padded: padded_rest,
-                bottleneck: bottleneck_rest,
-                vectors: vectors_rest,
-                logits: logits_rest,
-            },
-        )
+impl<'a> Slots<'a> {
+    /// The room of the first `images` images, and the rest. The features buffer holds each map
+    /// for the whole batch, not image by image, and only passes over the whole batch keep
+    /// features: it stays whole with the first part.
+    fn split_at(self, images: usize, layout: &WorkspaceLayout) -> (Slots<'a>, Slots<'a>) {
+        let mut rest: [&'a mut [f32]; Buffer::COUNT] = Default::default();
+        let mut first = self.0;
+        for (buffer, (slot, rest)) in Buffer::ALL.into_iter().zip(first.iter_mut().zip(&mut rest)) {
+            if buffer != Buffer::Kept {
+                let (head, tail) =
+                    std::mem::take(slot).split_at_mut(images * layout.floats(buffer));
+                (*slot, *rest) = (head, tail);
+            }
+        }
+        (Slots(first), Slots(rest))
+    }
+
+    fn read(&self, buffer: Buffer) -> &[f32] {
+        self.0[buffer.index()]
     }
 }
 
-struct BlockBuffers<'a> {
-    shortcut: &'a mut [f32],
-    padded: &'a mut [f32],
-    bottleneck: &'a mut [f32],
-    vectors: &'a mut [f32],
-}
-
-impl CpuBlock {
-    fn run(
-        &self,
-        context: Context,
-        input: &[f32],
-        output: &mut [f32],
-        buffers: BlockBuffers<'_>,
-        profile: &mut Option<&mut Profile>,
-    ) {
-        let Context {
-            isa,
-            threads,
-            batch,
-        } = context;
-        let g = self.geometry;
-        let (h_in, h_out) = (g.in_size, g.out_size);
-        let rows_in = batch * h_in * h_in;
-        let rows_out = batch * h_out * h_out;
-        let (w_in, w, w_b) = (g.in_width, g.width, g.bottleneck_width);
-        let pointwise =
-            |rows: usize, inputs: usize, outputs: usize| (rows * inputs * outputs) as u64;
-        if let Some(proj) = &self.proj {
-            let input_pixels = if g.stride == 1 {
+/// Runs one step: reads its buffers, writes its output.
+fn execute(context: Context, step: &Step, packed: &Packed, images: &[f32], slots: &mut Slots<'_>) {
+    let Context {
+        kernels,
+        threads,
+        batch,
+    } = context;
+    // The output is never one of the buffers the step reads: take it out of the slots, so the
+    // others can be read while it is written.
+    let output = std::mem::take(&mut slots.0[step.output.index()]);
+    match (step.op, packed) {
+        (Op::Stem { input_size, .. }, Packed::Stem(weights)) => {
+            pad_images(images, batch, input_size, slots.0[step.input.index()]);
+            Stem {
+                weights,
+                batch,
+                height: input_size,
+                width: input_size,
+                input: slots.read(step.input),
+            }
+            .run(kernels, threads, output);
+        }
+        (
+            Op::Pointwise {
+                inputs,
+                outputs,
+                rows,
+            },
+            Packed::Pointwise(weights),
+        ) => {
+            let (size_in, size_out) = (rows.input_size, rows.output_size);
+            if let Some(gate) = step.fused.gate {
+                let [x, gate] = slots
+                    .0
+                    .get_disjoint_mut([step.input.index(), gate.index()])
+                    .expect("a step's input and gate are different buffers");
+                scale_channels(kernels, threads, x, batch, size_in * size_in, inputs, gate);
+            }
+            let output_pixels = if step.output.bordered() {
+                let side = size_out + 2;
+                zero_border(
+                    &mut output[..batch * side * side * outputs],
+                    size_out,
+                    outputs,
+                );
+                Pixels::Padded {
+                    h: size_out,
+                    w: size_out,
+                }
+            } else {
+                Pixels::Dense
+            };
+            let input_pixels = if rows.stride == 1 {
                 Pixels::Dense
             } else {
                 Pixels::Strided {
-                    h: h_out,
-                    w: h_out,
-                    stride: g.stride,
-                    in_h: h_in,
-                    in_w: h_in,
+                    h: size_out,
+                    w: size_out,
+                    stride: rows.stride,
+                    in_h: size_in,
+                    in_w: size_in,
                 }
             };
-            let gemm = Gemm {
-                weights: proj,
-                rows: rows_out,
-                input,
+            Gemm {
+                weights,
+                rows: batch * size_out * size_out,
+                input: slots.read(step.input),
                 input_pixels,
+                residual: step.fused.residual.map(|buffer| slots.read(buffer)),
+                relu: step.fused.relu,
+                output_pixels,
+            }
+            .run(kernels, threads, output);
+        }
+        (Op::Grouped { input_size, .. }, Packed::Grouped(weights)) => Conv3x3 {
+            weights,
+            batch,
+            height: input_size,
+            width: input_size,
+            input: slots.read(step.input),
+        }
+        .run(kernels, threads, output),
+        (Op::Pool { channels, pixels }, Packed::Nothing) => average_pool(
+            kernels,
+            threads,
+            slots.read(step.input),
+            batch,
+            pixels,
+            channels,
+            output,
+        ),
+        (Op::Excite { channels, .. }, Packed::Excite { hidden, gate }) => {
+            let scratch = step.scratch.expect("the plan gives SE its hidden buffer");
+            let units = std::mem::take(&mut slots.0[scratch.index()]);
+            let units_len = batch * hidden.outputs();
+            // Two small GEMMs (one row per image): splitting them over threads would cost more
+            // than they take.
+            let layer = |weights, input, relu| Gemm {
+                weights,
+                rows: batch,
+                input,
+                input_pixels: Pixels::Dense,
                 residual: None,
-                relu: false,
+                relu,
                 output_pixels: Pixels::Dense,
             };
-            Profile::time(
-                profile,
-                g.stage,
-                Step::Projection,
-                pointwise(rows_out, w_in, w),
-                || gemm.run(isa, threads, buffers.shortcut),
-            );
+            layer(hidden, slots.read(step.input), true).run(kernels, 1, units);
+            let gates = &mut output[..batch * channels];
+            layer(gate, &units[..units_len], false).run(kernels, 1, gates);
+            gates
+                .iter_mut()
+                .for_each(|g| *g = 1.0 / (1.0 + (-*g).exp()));
+            slots.0[scratch.index()] = units;
         }
-        let padded = &mut buffers.padded[..batch * (h_in + 2) * (h_in + 2) * w_b];
-        let reduce = Gemm {
-            weights: &self.a,
-            rows: rows_in,
-            input,
-            input_pixels: Pixels::Dense,
-            residual: None,
-            relu: true,
-            output_pixels: Pixels::Padded { h: h_in, w: h_in },
-        };
-        Profile::time(
-            profile,
-            g.stage,
-            Step::Reduce,
-            pointwise(rows_in, w_in, w_b),
-            || {
-                zero_border(padded, h_in, w_b);
-                reduce.run(isa, threads, padded)
+        (
+            Op::ToNchw {
+                channels,
+                pixels,
+                offset,
             },
-        );
-        let bottleneck = &mut buffers.bottleneck[..rows_out * w_b];
-        let grouped = Conv3x3 {
-            weights: &self.b,
-            batch,
-            height: h_in,
-            width: h_in,
-            input: padded,
-        };
-        let grouped_flops = (rows_out * w_b * 9 * w_b / g.groups) as u64;
-        Profile::time(profile, g.stage, Step::Grouped, grouped_flops, || {
-            grouped.run(isa, threads, bottleneck)
-        });
-        if let Some(se) = &self.se {
-            let se_flops = (batch * 2 * w_b * se.reduce.outputs()) as u64;
-            Profile::time(profile, g.stage, Step::SqueezeExcite, se_flops, || {
-                se.run(context, h_out * h_out, w_b, bottleneck, buffers.vectors)
-            });
+            Packed::Nothing,
+        ) => {
+            let nhwc = slots.read(step.input);
+            let out = &mut output[offset * batch..(offset + channels * pixels) * batch];
+            for n in 0..batch {
+                for p in 0..pixels {
+                    for c in 0..channels {
+                        out[(n * channels + c) * pixels + p] =
+                            nhwc[(n * pixels + p) * channels + c];
+                    }
+                }
+            }
         }
-        let residual: &[f32] = if self.proj.is_some() {
-            buffers.shortcut
-        } else {
-            input
-        };
-        let expand = Gemm {
-            weights: &self.c,
-            rows: rows_out,
-            input: bottleneck,
-            input_pixels: Pixels::Dense,
-            residual: Some(residual),
-            relu: true,
-            output_pixels: Pixels::Dense,
-        };
-        Profile::time(
-            profile,
-            g.stage,
-            Step::Expand,
-            pointwise(rows_out, w_b, w),
-            || expand.run(isa, threads, output),
-        );
+        (op, _) => unreachable!("steps are packed for their own op; not so for {op:?}"),
     }
-}
-
-impl SqueezeExcite {
-    /// Scales each channel of `x` (`[batch][pixels][channels]`) by its gate: the sigmoid of
-    /// expand(ReLU(reduce(mean over pixels))).
-    fn run(
-        &self,
-        context: Context,
-        pixels: usize,
-        channels: usize,
-        x: &mut [f32],
-        vectors: &mut [f32],
-    ) {
-        let Context {
-            isa,
-            threads,
-            batch,
-        } = context;
-        let (pooled, rest) = vectors.split_at_mut(batch * channels);
-        let (hidden, gates) = rest.split_at_mut(batch * self.reduce.outputs());
-        let gates = &mut gates[..batch * channels];
-        average_pool(isa, threads, x, batch, pixels, channels, pooled);
-        // Two small GEMMs (one row per image): splitting them over threads would cost more
-        // than they take.
-        let layer = |weights, input, relu| Gemm {
-            weights,
-            rows: batch,
-            input,
-            input_pixels: Pixels::Dense,
-            residual: None,
-            relu,
-            output_pixels: Pixels::Dense,
-        };
-        layer(&self.reduce, pooled, true).run(isa, 1, hidden);
-        layer(&self.expand, hidden, false).run(isa, 1, gates);
-        gates
-            .iter_mut()
-            .for_each(|g| *g = 1.0 / (1.0 + (-*g).exp()));
-        scale_channels(isa, threads, x, batch, pixels, channels, gates);
-    }
+    slots.0[step.output.index()] = output;
 }
 
 /// Copies NCHW images into a buffer with a one-pixel zero border.

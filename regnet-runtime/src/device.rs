@@ -63,8 +63,8 @@ pub enum DeviceError {
         /// NVRTC's compile log (or why the source could not be handed to NVRTC).
         log: String,
     },
-    /// The operation is not available on this device or for this network, for instance
-    /// per-step profiles on a GPU, a GPU call on a CPU network, TF32 below sm_80, or kernels too
+    /// The operation is not available on this device or for this network, for instance a GPU
+    /// call on a CPU network, TF32 below sm_80, or kernels too
     /// large for the GPU's shared memory; the message says which.
     #[error("{0}")]
     Unsupported(String),

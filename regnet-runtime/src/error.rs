@@ -1,7 +1,7 @@
 //! Why a forward pass could not run. In a module of its own: the workspace, the engines and
 //! the network all return it, and none of them should import another for it.
 
-use crate::device::DeviceError;
+use crate::device::{Device, DeviceError};
 
 /// Why a forward pass could not run; nothing was computed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +42,16 @@ pub enum RunError {
         "this workspace was made for another network; make one with this network's `workspace`"
     )]
     WorkspaceMismatch,
+    /// A network on the CPU was given a workspace made for a GPU, which keeps no activation
+    /// buffers in host memory.
+    #[error(
+        "this workspace was made for {device:?} and has no host buffers for a network on the \
+         CPU; make one with `Options {{ device: Device::Cpu, .. }}`"
+    )]
+    WorkspaceDevice {
+        /// The device the workspace was made for.
+        device: Device,
+    },
     /// `forward_features` was called with a workspace made without room for the features.
     #[error("this workspace keeps no features; make it with `Options {{ features: true, .. }}`")]
     NoFeatures,

@@ -4,13 +4,18 @@
 //! const generics, so every channel count and spatial size is a compile-time constant and layers
 //! of mismatched shapes cannot be wired together. The architecture itself (stages, complexity,
 //! graph) is described with the types of [`spec`], the crate that holds the design-space math.
+//!
+//! A loaded [`Network`] runs the forward pass its [`plan`] describes as data (steps, buffer
+//! roles, fused epilogues, flops): the CPU backend executes the steps with the SIMD [`kernels`],
+//! the CUDA backend launches them, the profiler times them and the [`workspace`] is sized from
+//! them.
 
 // Inside an `unsafe fn`, every unsafe operation still needs its own block and SAFETY comment;
 // this also makes a call from an AVX2 kernel to an AVX-512-only function a hard error.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-pub mod cpu;
+mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 mod device;
@@ -18,14 +23,16 @@ mod error;
 pub mod kernels;
 pub mod layers;
 mod network;
+pub mod plan;
+mod profile;
 pub mod weights;
 pub mod workspace;
 
-pub use cpu::{Profile, Step, StepTiming};
 pub use device::{Device, DeviceError};
 pub use error::RunError;
 pub use kernels::Isa;
 pub use network::{FeatureMaps, Network};
+pub use profile::{Profile, StepTiming};
 pub use weights::{LoadError, NetworkWeights, Scheme};
 pub use workspace::{Options, Workspace};
 

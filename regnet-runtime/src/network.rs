@@ -5,11 +5,14 @@ use std::path::{Path, PathBuf};
 
 use regnet_spec::{Architecture, INPUT_CHANNELS};
 
-use crate::cpu::{CpuNetwork, Profile};
+use crate::cpu::CpuNetwork;
 #[cfg(feature = "cuda")]
 use crate::cuda::{CudaNetwork, Precision};
 use crate::device::{Device, DeviceError};
 use crate::error::RunError;
+use crate::kernels::Kernels;
+use crate::plan::Buffer;
+use crate::profile::Profile;
 use crate::weights::{self, LoadError, NetworkWeights, Scheme};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
@@ -26,7 +29,11 @@ impl Backend {
         weights: &NetworkWeights,
     ) -> Result<Self, DeviceError> {
         match device {
-            Device::Cpu => Ok(Backend::Cpu(CpuNetwork::new(architecture, weights))),
+            Device::Cpu => Ok(Backend::Cpu(CpuNetwork::new(
+                architecture,
+                weights,
+                Kernels::detect(),
+            ))),
             #[cfg(feature = "cuda")]
             Device::Cuda(ordinal) => {
                 CudaNetwork::new(architecture, weights, ordinal, Precision::Fp32).map(Backend::Cuda)
@@ -141,9 +148,20 @@ impl<'w> FeatureMaps<'w> {
 }
 
 impl Network {
-    /// Loads a safetensors checkpoint in torchvision's, timm's or pycls's naming.
+    /// Loads a safetensors checkpoint in torchvision's, timm's or pycls's naming, for the CPU.
     /// `alternative` is the other compatibility rule's stage widths, for a helpful error.
     pub fn load(
+        architecture: Architecture<'static>,
+        path: &Path,
+        alternative: Option<(&str, &[usize])>,
+    ) -> Result<Self, LoadError> {
+        Self::load_on(Device::Cpu, architecture, path, alternative)
+    }
+
+    /// Loads a checkpoint as [`Network::load`] does, straight onto `device`: the file is read
+    /// once and the weights are prepared only for that device.
+    pub fn load_on(
+        device: Device,
         architecture: Architecture<'static>,
         path: &Path,
         alternative: Option<(&str, &[usize])>,
@@ -156,28 +174,18 @@ impl Network {
             path: path.to_owned(),
             alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
         };
-        Ok(Self::on_cpu(architecture, &weights, source, Some(scheme)))
-    }
-
-    /// `weights` must hold this architecture's tensors (as `NetworkWeights::random` and the
-    /// loader give).
-    fn on_cpu(
-        architecture: Architecture<'static>,
-        weights: &NetworkWeights,
-        source: Source,
-        scheme: Option<Scheme>,
-    ) -> Self {
-        Network {
-            backend: Backend::Cpu(CpuNetwork::new(architecture, weights)),
+        Ok(Network {
+            backend: Backend::new(device, architecture, &weights)?,
             source,
-            scheme,
+            scheme: Some(scheme),
             layout: WorkspaceLayout::of(&architecture),
-        }
+        })
     }
 
     /// The same network on `device`. The weights are read again from where they came from
     /// (the checkpoint file, or the random seed) and prepared for that device; on the device
-    /// it already is on, the network is returned as it is.
+    /// it already is on, the network is returned as it is. To read a checkpoint only once,
+    /// load it with [`Network::load_on`] instead.
     pub fn to_device(self, device: Device) -> Result<Self, DeviceError> {
         if device == self.device() {
             return Ok(self);
@@ -210,12 +218,13 @@ impl Network {
         architecture
             .validate()
             .map_err(RunError::InvalidArchitecture)?;
-        Ok(Self::on_cpu(
-            architecture,
-            &NetworkWeights::random(&architecture, seed),
-            Source::Random(seed),
-            None,
-        ))
+        let weights = NetworkWeights::random(&architecture, seed);
+        Ok(Network {
+            backend: Backend::new(Device::Cpu, architecture, &weights)?,
+            source: Source::Random(seed),
+            scheme: None,
+            layout: WorkspaceLayout::of(&architecture),
+        })
     }
 
     /// The naming scheme of the checkpoint it was loaded from.
@@ -236,7 +245,7 @@ impl Network {
     ) -> Result<&'w [f32], RunError> {
         let batch = self.check(input, workspace, false)?;
         self.backend.run(input, batch, workspace, false)?;
-        Ok(&workspace.logits[..batch * self.architecture().num_classes])
+        Ok(workspace.host(Buffer::Logits, batch * self.architecture().num_classes))
     }
 
     /// Like `forward`, and also keeps the stem's and every stage's output.
@@ -249,17 +258,19 @@ impl Network {
         self.backend.run(input, batch, workspace, true)?;
         let architecture = self.architecture();
         let features = FeatureMaps {
-            buffer: &workspace.features,
+            buffer: workspace.host(Buffer::Kept, batch * self.layout.floats(Buffer::Kept)),
             architecture,
             batch,
         };
         Ok((
-            &workspace.logits[..batch * architecture.num_classes],
+            workspace.host(Buffer::Logits, batch * architecture.num_classes),
             features,
         ))
     }
 
-    /// Runs like `forward` and records the time of every step into `profile`.
+    /// Runs like `forward` and records the time of every step of the plan into `profile`. On a
+    /// GPU each step is launched and waited for on its own (no graph), so its time includes
+    /// the launch.
     pub fn profile(
         &self,
         input: &[f32],
@@ -270,12 +281,7 @@ impl Network {
         match &self.backend {
             Backend::Cpu(cpu) => cpu.run(input, batch, workspace, false, Some(profile)),
             #[cfg(feature = "cuda")]
-            Backend::Cuda(_) => {
-                return Err(DeviceError::Unsupported(
-                    "per-step profiles are measured on the CPU only".to_owned(),
-                )
-                .into());
-            }
+            Backend::Cuda(cuda) => cuda.profile(input, batch, workspace, profile)?,
         }
         Ok(())
     }
@@ -353,6 +359,11 @@ impl Network {
         }
         if features && !workspace.options.features {
             return Err(RunError::NoFeatures);
+        }
+        if matches!(self.backend, Backend::Cpu(_)) && workspace.options.device != Device::Cpu {
+            return Err(RunError::WorkspaceDevice {
+                device: workspace.options.device,
+            });
         }
         Ok(batch)
     }

@@ -1,97 +1,112 @@
 //! Everything a forward pass writes, allocated once: after `Workspace::new`, a forward pass makes
-//! no heap allocation. Sizes per image are computed by a `const fn` from the architecture, so for
-//! a generated network they are compile-time constants.
+//! no heap allocation. One buffer per role of the plan ([`Buffer`]), each sized per image by a
+//! `const fn` from the plan's steps, so for a generated network the sizes are compile-time
+//! constants.
 
-use regnet_spec::{Architecture, INPUT_CHANNELS, strided};
+use regnet_spec::Architecture;
 
+use crate::device::Device;
 use crate::error::RunError;
-use crate::kernels::Isa;
 use crate::kernels::aligned::AlignedBuffer;
+use crate::kernels::{Isa, Kernels};
+use crate::plan::{self, BLOCK_STEPS, Buffer, Step};
 
-/// Floats per image of each buffer a forward pass uses.
+/// Floats per image of each buffer role ([`Buffer`]) a forward pass uses: each as large as the
+/// largest reach of the plan's steps into it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkspaceLayout {
-    /// The input images with a zero border (NCHW).
-    pub image: usize,
-    /// Each of the two buffers that block inputs and outputs alternate between (NHWC).
-    pub activation: usize,
-    /// The 1×1 projection of the shortcut.
-    pub shortcut: usize,
-    /// The bottleneck after the first 1×1 convolution, with a zero border for the 3×3.
-    pub bottleneck_padded: usize,
-    /// The bottleneck after the 3×3.
-    pub bottleneck: usize,
-    /// Squeeze-and-excitation vectors (pooled, hidden, gate), and the head's pooled features.
-    pub vector: usize,
-    /// The classifier's outputs (one per class).
-    pub logits: usize,
-    /// The stem's and every stage's output in NCHW (only with features).
-    pub features: usize,
-}
-
-const fn max(a: usize, b: usize) -> usize {
-    if a > b { a } else { b }
+    floats: [usize; Buffer::COUNT],
 }
 
 impl WorkspaceLayout {
-    /// The per-image sizes for `architecture`: each buffer as large as the largest layer that
-    /// uses it needs. A `const fn`, so a generated network's layout is a compile-time constant.
+    /// The per-image sizes for `architecture`, from the steps of its plan. A `const fn`, so a
+    /// generated network's layout is a compile-time constant. Every block after a stage's first
+    /// has the same shapes, so each stage's first and second blocks stand for all of them.
     pub const fn of(architecture: &Architecture<'_>) -> Self {
-        let r = architecture.resolution;
-        let stem = architecture.stem_size();
         let mut layout = WorkspaceLayout {
-            image: INPUT_CHANNELS * (r + 2) * (r + 2),
-            activation: architecture.stem_width * stem * stem,
-            shortcut: 0,
-            bottleneck_padded: 0,
-            bottleneck: 0,
-            vector: 0,
-            logits: architecture.num_classes,
-            features: architecture.stem_width * stem * stem,
+            floats: [0; Buffer::COUNT],
         };
-        let mut s = 0;
-        let mut last_width = architecture.stem_width;
-        while s < architecture.stages.len() {
-            let stage = &architecture.stages[s];
-            let (h_in, h_out, w_b) = (stage.in_size, stage.out_size, stage.bottleneck_width);
-            // The first block reads at h_in; later blocks at h_out, never larger.
-            layout.activation = max(layout.activation, stage.width * h_out * h_out);
-            layout.shortcut = max(layout.shortcut, stage.width * h_out * h_out);
-            layout.bottleneck_padded = max(layout.bottleneck_padded, w_b * (h_in + 2) * (h_in + 2));
-            layout.bottleneck = max(
-                layout.bottleneck,
-                w_b * strided(h_in, stage.stride) * strided(h_in, stage.stride),
-            );
-            // SE: pooled means and gates per image, and the hidden layer.
-            let se = max(
-                match stage.se_width {
-                    Some(w) => w,
-                    None => 0,
-                },
-                match stage.se_width_rest {
-                    Some(w) => w,
-                    None => 0,
-                },
-            );
-            layout.vector = max(layout.vector, 2 * w_b + se);
-            layout.features += stage.width * h_out * h_out;
-            last_width = stage.width;
-            s += 1;
+        layout.reach(&plan::stem(architecture));
+        let (stem_width, stem_size) = (architecture.stem_width, architecture.stem_size());
+        layout.reach(&plan::keep(
+            stem_width,
+            stem_size,
+            0,
+            Buffer::Activation(0),
+            0,
+        ));
+        let mut kept = stem_width * stem_size * stem_size;
+        let mut stage = 1;
+        while stage <= architecture.stages.len() {
+            let s = &architecture.stages[stage - 1];
+            layout.reach_block(&architecture.block(stage, 1));
+            if s.depth > 1 {
+                layout.reach_block(&architecture.block(stage, 2));
+            }
+            layout.reach(&plan::keep(
+                s.width,
+                s.out_size,
+                kept,
+                Buffer::Activation(0),
+                stage,
+            ));
+            kept += s.width * s.out_size * s.out_size;
+            stage += 1;
         }
-        layout.vector = max(layout.vector, last_width);
+        let head = plan::head(architecture, Buffer::Activation(0));
+        layout.reach(&head[0]);
+        layout.reach(&head[1]);
+        // Which of the two activation buffers a block reads depends on its position: both are
+        // as large as the larger.
+        let (a, b) = (Buffer::Activation(0).index(), Buffer::Activation(1).index());
+        let larger = if layout.floats[a] > layout.floats[b] {
+            layout.floats[a]
+        } else {
+            layout.floats[b]
+        };
+        layout.floats[a] = larger;
+        layout.floats[b] = larger;
         layout
     }
 
-    /// Floats per image of all buffers but `features` (which only workspaces with
-    /// [`Options::features`] allocate), counting both activation buffers.
-    pub const fn floats_without_features(&self) -> usize {
-        self.image
-            + 2 * self.activation
-            + self.shortcut
-            + self.bottleneck_padded
-            + self.bottleneck
-            + self.vector
-            + self.logits
+    const fn reach_block(&mut self, block: &regnet_spec::Block) {
+        let steps = plan::block(block, 0, Buffer::Activation(0), Buffer::Activation(1));
+        let mut i = 0;
+        while i < BLOCK_STEPS {
+            if let Some(step) = &steps[i] {
+                self.reach(step);
+            }
+            i += 1;
+        }
+    }
+
+    const fn reach(&mut self, step: &Step) {
+        let reaches = step.reaches();
+        let mut i = 0;
+        while i < reaches.len() {
+            if let Some((buffer, floats)) = reaches[i] {
+                let slot = &mut self.floats[buffer.index()];
+                if floats > *slot {
+                    *slot = floats;
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Floats per image of `buffer`.
+    pub const fn floats(&self, buffer: Buffer) -> usize {
+        self.floats[buffer.index()]
+    }
+
+    /// The roles a workspace keeps in host memory: every one for the CPU, only the results
+    /// (logits, and features when kept) for a GPU, whose buffers live on the device.
+    pub fn host_buffers(options: &Options) -> impl Iterator<Item = Buffer> + '_ {
+        Buffer::ALL.into_iter().filter(|&buffer| match buffer {
+            Buffer::Kept => options.features,
+            Buffer::Logits => true,
+            _ => options.device == Device::Cpu,
+        })
     }
 }
 
@@ -108,6 +123,10 @@ pub struct Options {
     pub isa: Isa,
     /// Keep room for the stem's and every stage's output (`forward_features`).
     pub features: bool,
+    /// The device of the networks this workspace serves (default: the CPU). A workspace for a
+    /// GPU keeps only the results in host memory; one for the CPU also serves a GPU network,
+    /// with host buffers it does not use.
+    pub device: Device,
 }
 
 impl Default for Options {
@@ -116,6 +135,7 @@ impl Default for Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             isa: Isa::detect(),
             features: false,
+            device: Device::Cpu,
         }
     }
 }
@@ -126,15 +146,12 @@ pub struct Workspace {
     pub(crate) layout: WorkspaceLayout,
     pub(crate) capacity: usize,
     pub(crate) options: Options,
+    /// The kernel table, chosen once from `options.isa`.
+    pub(crate) kernels: Kernels,
     pub(crate) pool: Option<rayon::ThreadPool>,
-    pub(crate) image: AlignedBuffer,
-    pub(crate) activations: [AlignedBuffer; 2],
-    pub(crate) shortcut: AlignedBuffer,
-    pub(crate) bottleneck_padded: AlignedBuffer,
-    pub(crate) bottleneck: AlignedBuffer,
-    pub(crate) vectors: AlignedBuffer,
-    pub(crate) logits: AlignedBuffer,
-    pub(crate) features: AlignedBuffer,
+    /// Host memory per buffer role, `capacity` images each; empty for the roles the options'
+    /// device keeps elsewhere (`WorkspaceLayout::host_buffers`).
+    pub(crate) buffers: [AlignedBuffer; Buffer::COUNT],
     /// Device buffers, stream and captured graphs, made by the first pass of a network on a
     /// GPU (the only allocations after `new`, once per batch size for the graphs).
     #[cfg(feature = "cuda")]
@@ -156,8 +173,9 @@ impl Workspace {
     ) -> Result<Self, RunError> {
         let layout = WorkspaceLayout::of(architecture);
         let too_large = || RunError::WorkspaceTooLarge { capacity };
-        let per_image =
-            layout.floats_without_features() + if options.features { layout.features } else { 0 };
+        let per_image = WorkspaceLayout::host_buffers(&options)
+            .try_fold(0usize, |sum, buffer| sum.checked_add(layout.floats(buffer)))
+            .ok_or_else(too_large)?;
         let total = per_image.checked_mul(capacity).ok_or_else(too_large)?;
         if total
             .checked_mul(size_of::<f32>())
@@ -165,8 +183,11 @@ impl Workspace {
         {
             return Err(too_large());
         }
-        let buffer =
-            |floats: usize| AlignedBuffer::try_zeroed(floats * capacity).ok_or_else(too_large);
+        let mut buffers: [AlignedBuffer; Buffer::COUNT] = Default::default();
+        for buffer in WorkspaceLayout::host_buffers(&options) {
+            buffers[buffer.index()] = AlignedBuffer::try_zeroed(layout.floats(buffer) * capacity)
+                .ok_or_else(too_large)?;
+        }
         // One persistent pool per workspace: threads start once, not per layer or per pass. If
         // the system refuses threads, the workspace runs on the caller's thread.
         let threads = options.threads.clamp(1, MAX_THREADS);
@@ -179,30 +200,21 @@ impl Workspace {
                     .ok()
             })
             .flatten();
+        let kernels = Kernels::new(options.isa);
         let options = Options {
             threads: pool
                 .as_ref()
                 .map_or(1, rayon::ThreadPool::current_num_threads),
-            isa: Isa::supported(options.isa),
-            features: options.features,
+            isa: kernels.isa(),
+            ..options
         };
         Ok(Workspace {
             layout,
             capacity,
             options,
+            kernels,
             pool,
-            image: buffer(layout.image)?,
-            activations: [buffer(layout.activation)?, buffer(layout.activation)?],
-            shortcut: buffer(layout.shortcut)?,
-            bottleneck_padded: buffer(layout.bottleneck_padded)?,
-            bottleneck: buffer(layout.bottleneck)?,
-            vectors: buffer(layout.vector)?,
-            logits: buffer(layout.logits)?,
-            features: if options.features {
-                buffer(layout.features)?
-            } else {
-                AlignedBuffer::default()
-            },
+            buffers,
             #[cfg(feature = "cuda")]
             device: None,
         })
@@ -222,5 +234,23 @@ impl Workspace {
     /// The per-image buffer sizes this workspace was made with, from its architecture.
     pub fn layout(&self) -> WorkspaceLayout {
         self.layout
+    }
+
+    /// The kernel table its passes run, chosen from `options().isa` when it was made.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+
+    /// Bytes of host memory its buffers take.
+    pub fn host_bytes(&self) -> usize {
+        self.buffers
+            .iter()
+            .map(|b| b.len() * size_of::<f32>())
+            .sum()
+    }
+
+    /// The first `floats` of a host buffer: the results a pass left there.
+    pub(crate) fn host(&self, buffer: Buffer, floats: usize) -> &[f32] {
+        &self.buffers[buffer.index()][..floats]
     }
 }

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use regnet_runtime::cuda::Precision;
 use regnet_runtime::cuda::compile::{self, spills};
-use regnet_runtime::cuda::plan;
+use regnet_runtime::cuda::instances;
 use regnet_runtime::cuda::source::{self, Kernel};
+use regnet_runtime::plan::Plan;
 
 fn nvrtc_or_skip() -> bool {
     match compile::require_nvrtc() {
@@ -35,9 +36,9 @@ fn every_instance() -> BTreeSet<Kernel> {
         }
         let network = regnet_spec::compile_file(&path, &path.display().to_string())
             .unwrap_or_else(|e| panic!("{} compiles: {e:?}", path.display()));
-        let architecture = network.architecture("spec");
+        let plan = Plan::new(&network.architecture("spec"));
         for precision in [Precision::Fp32, Precision::Tf32] {
-            kernels.extend(plan::kernels(&architecture, precision));
+            kernels.extend(instances::kernels(&plan, precision));
         }
         count += 1;
     }

@@ -8,7 +8,7 @@ use regnet_runtime::kernels::channels::{average_pool, scale_channels};
 use regnet_runtime::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
 use regnet_runtime::kernels::stem::{PackedStem, Stem};
-use regnet_runtime::kernels::{Isa, Pixels};
+use regnet_runtime::kernels::{Isa, Kernels, Pixels};
 
 const ISAS: [Isa; 3] = [Isa::Scalar, Isa::Avx2Fma, Isa::Avx512];
 
@@ -143,7 +143,7 @@ proptest! {
                     output_pixels,
                 };
                 let mut output = vec![f32::NAN; output_pixels.extent(rows).unwrap() * j];
-                pool(threads).install(|| gemm.run(Isa::supported(isa), threads, &mut output));
+                pool(threads).install(|| gemm.run(Kernels::new(isa), threads, &mut output));
                 // A padded output's border must stay untouched (NaN here).
                 for (pixel, values) in output.chunks(j).enumerate() {
                     if !written.contains(&pixel) {
@@ -195,13 +195,14 @@ proptest! {
                 }
             }
         }
-        let packed = PackedConv3x3::new(&weight, &bias, c, group_width, stride);
         let padded = pad_nhwc(&input, n, h, w, c);
-        for isa in ISAS {
+        for kernels in ISAS.map(Kernels::new) {
+            // Packed for the table that runs it, as a network packs for its own.
+            let packed = PackedConv3x3::new(&weight, &bias, c, group_width, stride, kernels);
             for threads in [1, 2] {
                 let conv = Conv3x3 { weights: &packed, batch: n, height: h, width: w, input: &padded };
                 let mut output = vec![f32::NAN; n * oh * ow * c];
-                pool(threads).install(|| conv.run(Isa::supported(isa), threads, &mut output));
+                pool(threads).install(|| conv.run(kernels, threads, &mut output));
                 assert_close(&output, &expected, group_width * 9 + 1);
             }
         }
@@ -253,7 +254,7 @@ proptest! {
             for threads in [1, 2] {
                 let stem = Stem { weights: &packed, batch: n, height: h, width: w, input: &padded };
                 let mut output = vec![f32::NAN; n * oh * ow * outputs];
-                pool(threads).install(|| stem.run(Isa::supported(isa), threads, &mut output));
+                pool(threads).install(|| stem.run(Kernels::new(isa), threads, &mut output));
                 assert_close(&output, &expected, 28);
             }
         }
@@ -282,12 +283,12 @@ proptest! {
         }
         for isa in ISAS {
             for threads in [1, 2] {
-                let isa = Isa::supported(isa);
+                let kernels = Kernels::new(isa);
                 let mut pooled = vec![f32::NAN; n * channels];
                 let mut scaled = x.clone();
                 pool(threads).install(|| {
-                    average_pool(isa, threads, &x, n, pixels, channels, &mut pooled);
-                    scale_channels(isa, threads, &mut scaled, n, pixels, channels, &gate);
+                    average_pool(kernels, threads, &x, n, pixels, channels, &mut pooled);
+                    scale_channels(kernels, threads, &mut scaled, n, pixels, channels, &gate);
                 });
                 assert_close(&pooled, &pooled_expected, pixels);
                 assert_close(&scaled, &scaled_expected, 1);
@@ -321,11 +322,12 @@ fn relu_keeps_nan_and_infinity_on_every_path() {
     let (h, w) = (2, 2);
     let linear = PackedLinear::new(&[0.0; CHANNELS * CHANNELS], &bias, CHANNELS, CHANNELS);
     let input = vec![1.0; h * w * CHANNELS];
-    let depthwise = PackedConv3x3::new(&[0.0; CHANNELS * 9], &bias, CHANNELS, 1, 1);
     let padded = pad_nhwc(&input, 1, h, w, CHANNELS);
     let stem = PackedStem::new(&[0.0; CHANNELS * 3 * 9], &bias, 3, CHANNELS);
     let image = vec![1.0; 3 * (h + 2) * (w + 2)];
-    for isa in ISAS.map(Isa::supported) {
+    for kernels in ISAS.map(Kernels::new) {
+        let isa = kernels.isa();
+        let depthwise = PackedConv3x3::new(&[0.0; CHANNELS * 9], &bias, CHANNELS, 1, 1, kernels);
         let mut output = vec![0.0; h * w * CHANNELS];
         Gemm {
             weights: &linear,
@@ -336,7 +338,7 @@ fn relu_keeps_nan_and_infinity_on_every_path() {
             relu: true,
             output_pixels: Pixels::Dense,
         }
-        .run(isa, 1, &mut output);
+        .run(kernels, 1, &mut output);
         output
             .chunks(CHANNELS)
             .for_each(|pixel| check("1×1", isa, pixel));
@@ -349,7 +351,7 @@ fn relu_keeps_nan_and_infinity_on_every_path() {
             width: w,
             input: &padded,
         }
-        .run(isa, 1, &mut output);
+        .run(kernels, 1, &mut output);
         output
             .chunks(CHANNELS)
             .for_each(|pixel| check("3×3", isa, pixel));
@@ -362,7 +364,7 @@ fn relu_keeps_nan_and_infinity_on_every_path() {
             width: w,
             input: &image,
         }
-        .run(isa, 1, &mut output);
+        .run(kernels, 1, &mut output);
         check("stem", isa, &output);
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use regnet_runtime::spec::{Architecture, Network, compile_file, compile_str};
+use regnet_runtime::spec::{Architecture, CompiledSpec, compile_file, compile_str};
 use regnet_runtime::weights::{
     BatchNorm, ConvBn, Linear, LoadError, NetworkWeights, Scheme, decode_f32, expected_tensors,
     load, load_bytes,
@@ -21,12 +21,12 @@ const SPECS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../specs");
 /// kind of tensor in a few kilobytes.
 const TINY: &str = "d: 3\nw0: 8\nwa: 5\nwm: 2\ng: 8\nse: true\nresolution: 32\nnum_classes: 10\n";
 
-fn spec(file: &str) -> Network {
+fn spec(file: &str) -> CompiledSpec {
     let path = Path::new(SPECS).join(file);
     compile_file(&path, file).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
-fn tiny() -> Network {
+fn tiny() -> CompiledSpec {
     compile_str(TINY, "tiny.yaml").expect("the tiny spec compiles")
 }
 
@@ -122,18 +122,18 @@ fn flatten(weights: &NetworkWeights) -> Vec<&[f32]> {
     let mut out = Vec::new();
     conv_bn(&mut out, &weights.stem);
     for block in &weights.blocks {
-        if let Some(proj) = &block.proj {
-            conv_bn(&mut out, proj);
+        if let Some(projection) = &block.projection {
+            conv_bn(&mut out, projection);
         }
-        conv_bn(&mut out, &block.a);
-        conv_bn(&mut out, &block.b);
-        if let Some(se) = &block.se {
-            linear(&mut out, &se.reduce);
-            linear(&mut out, &se.expand);
+        conv_bn(&mut out, &block.reduce);
+        conv_bn(&mut out, &block.grouped);
+        if let Some(se) = &block.squeeze_excite {
+            linear(&mut out, &se.hidden);
+            linear(&mut out, &se.gate);
         }
-        conv_bn(&mut out, &block.c);
+        conv_bn(&mut out, &block.expand);
     }
-    linear(&mut out, &weights.fc);
+    linear(&mut out, &weights.classifier);
     out
 }
 
@@ -213,12 +213,11 @@ fn fixtures_load_with_their_scheme() {
         assert_eq!(numel(&weights), elements, "{fixture}");
         // The running statistics are buffers, not parameters, in pycls's count.
         let bn_channels: usize = std::iter::once(&weights.stem)
-            .chain(
-                weights
-                    .blocks
+            .chain(weights.blocks.iter().flat_map(|b| {
+                b.projection
                     .iter()
-                    .flat_map(|b| b.proj.iter().chain([&b.a, &b.b, &b.c])),
-            )
+                    .chain([&b.reduce, &b.grouped, &b.expand])
+            }))
             .map(|c| c.bn.running_mean.len() + c.bn.running_var.len())
             .sum();
         assert_eq!(
@@ -230,8 +229,16 @@ fn fixtures_load_with_their_scheme() {
         let blocks: Vec<_> = architecture.blocks().collect();
         assert_eq!(weights.blocks.len(), blocks.len(), "{fixture}");
         for (block, loaded) in blocks.iter().zip(&weights.blocks) {
-            assert_eq!(loaded.proj.is_some(), block.has_projection(), "{fixture}");
-            assert_eq!(loaded.se.is_some(), block.se_width.is_some(), "{fixture}");
+            assert_eq!(
+                loaded.projection.is_some(),
+                block.has_projection(),
+                "{fixture}"
+            );
+            assert_eq!(
+                loaded.squeeze_excite.is_some(),
+                block.se_width.is_some(),
+                "{fixture}"
+            );
         }
 
         // Every value lands where its key says: compare each tensor with the file's bytes.
@@ -655,7 +662,7 @@ fn f16_and_bf16_convert_exactly() {
         }
     }
     let (weights, _) = load_tiny(&serialize(&tensors)).expect("loads");
-    assert_eq!(weights.fc.bias[..3], [1.0, -2.0, 65504.0]);
+    assert_eq!(weights.classifier.bias[..3], [1.0, -2.0, 65504.0]);
     assert_eq!(weights.stem.bn.bias[..3], [1.0, -3.0, 0.25]);
 }
 

@@ -116,28 +116,29 @@ impl Architecture<'_> {
 
     /// Every block in forward order.
     pub fn blocks(&self) -> impl Iterator<Item = Block> + '_ {
-        self.stages.iter().enumerate().flat_map(|(s, stage)| {
-            (0..stage.depth).map(move |k| {
-                let first = k == 0;
-                let out_size = stage.out_size;
-                Block {
-                    stage: s + 1,
-                    index: k + 1,
-                    in_width: if first { stage.in_width } else { stage.width },
-                    width: stage.width,
-                    bottleneck_width: stage.bottleneck_width,
-                    groups: stage.groups(),
-                    stride: if first { stage.stride } else { 1 },
-                    se_width: if first {
-                        stage.se_width
-                    } else {
-                        stage.se_width_rest
-                    },
-                    in_size: if first { stage.in_size } else { out_size },
-                    out_size,
-                }
-            })
-        })
+        (1..=self.stages.len())
+            .flat_map(move |stage| (1..=self.stages[stage - 1].depth).map(move |k| (stage, k)))
+            .map(|(stage, index)| self.block(stage, index))
+    }
+
+    /// Block `index` of stage `stage`, both 1-based (pycls's `sN.bK`). Every block after a
+    /// stage's first has the same shapes, so a `const fn` that walks the stages can visit each
+    /// distinct block shape with `index` 1 and 2. Panics if the stage does not exist.
+    pub const fn block(&self, stage: usize, index: usize) -> Block {
+        let s = &self.stages[stage - 1];
+        let first = index == 1;
+        Block {
+            stage,
+            index,
+            in_width: if first { s.in_width } else { s.width },
+            width: s.width,
+            bottleneck_width: s.bottleneck_width,
+            groups: s.groups(),
+            stride: if first { s.stride } else { 1 },
+            se_width: if first { s.se_width } else { s.se_width_rest },
+            in_size: if first { s.in_size } else { s.out_size },
+            out_size: s.out_size,
+        }
     }
 
     /// Checks that the stages chain (each starts where the previous one ends, sizes follow the

@@ -18,10 +18,10 @@
 //! ```
 
 mod architecture;
+mod compiled;
 mod diagnostics;
 pub mod files;
 pub mod graph;
-mod network;
 mod outline;
 mod quantize;
 pub mod sample;
@@ -29,9 +29,9 @@ mod spec;
 mod table;
 
 pub use architecture::{Architecture, Block, Complexity, Stage, strided};
+pub use compiled::{CompiledSpec, compile_file, compile_str};
+pub use compiled::{MAX_DEPTH, MAX_SPEC_BYTES, MIN_B};
 pub use diagnostics::{Diagnostic, Location, MAX_REPORTED, SpecError, excerpt, format_number};
-pub use network::{MAX_DEPTH, MAX_SPEC_BYTES, MIN_B};
-pub use network::{Network, compile_file, compile_str};
 pub use quantize::{BlockWidth, MAX_WIDTH, QuantizedStage, block_widths, quantize};
 pub use spec::{Compat, Design, RegNetParameters, Spec, StageSpec, parse_spec};
 pub use table::stage_table;

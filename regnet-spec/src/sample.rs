@@ -7,7 +7,7 @@
 //! sweep sampler does (`pycls/sweep/random.py`), depth uniform. Deterministic for a seed, on
 //! every platform.
 
-use crate::network::{Network, compile_str};
+use crate::compiled::{CompiledSpec, compile_str};
 
 /// A small, fast, well-tested generator (xoshiro256**, seeded through SplitMix64) whose stream
 /// is fixed by its definition, so a seed gives the same samples in every release.
@@ -279,7 +279,7 @@ pub struct Sample {
     /// The spec file, as [`RegNetParams::to_yaml`] or [`AnyNetParams::to_yaml`] writes it.
     pub yaml: String,
     /// The network compiled from `yaml`.
-    pub network: Network,
+    pub network: CompiledSpec,
 }
 
 /// Draws points until `count` pass the filter (each compiled from its own YAML, exactly as

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use regnet_spec::graph::{self, Op};
 use regnet_spec::{
-    Location, MAX_REPORTED, MAX_SPEC_BYTES, Network, SpecError, compile_file, compile_str,
+    CompiledSpec, Location, MAX_REPORTED, MAX_SPEC_BYTES, SpecError, compile_file, compile_str,
     format_number,
 };
 
@@ -23,20 +23,20 @@ fn yaml(d: u32, w0: u32, wa: f64, wm: f64, g: u32, extra: &str) -> String {
     format!("d: {d}\nw0: {w0}\nwa: {wa:?}\nwm: {wm:?}\ng: {g}\nb: 1\n{extra}")
 }
 
-fn compile(d: u32, w0: u32, wa: f64, wm: f64, g: u32, extra: &str) -> Network {
+fn compile(d: u32, w0: u32, wa: f64, wm: f64, g: u32, extra: &str) -> CompiledSpec {
     let source = yaml(d, w0, wa, wm, g, extra);
     compile_str(&source, ORIGIN).unwrap_or_else(|e| panic!("{source}\n{e}"))
 }
 
-fn widths(net: &Network) -> Vec<usize> {
+fn widths(net: &CompiledSpec) -> Vec<usize> {
     net.stages.iter().map(|s| s.width).collect()
 }
 
-fn depths(net: &Network) -> Vec<usize> {
+fn depths(net: &CompiledSpec) -> Vec<usize> {
     net.stages.iter().map(|s| s.depth).collect()
 }
 
-fn out_sizes(net: &Network) -> Vec<usize> {
+fn out_sizes(net: &CompiledSpec) -> Vec<usize> {
     net.stages.iter().map(|s| s.out_size).collect()
 }
 
@@ -579,7 +579,7 @@ fn non_mapping_documents_are_rejected() {
 // ---------------------------------------------------------------------------------------------
 
 /// Compiles `source`, turning a panic into a test failure that names the input.
-fn compile_without_panic(source: &str) -> Result<Network, SpecError> {
+fn compile_without_panic(source: &str) -> Result<CompiledSpec, SpecError> {
     let owned = source.to_owned();
     panic::catch_unwind(move || compile_str(&owned, ORIGIN))
         .unwrap_or_else(|_| panic!("compile_str panicked on\n{source}"))

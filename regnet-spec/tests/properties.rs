@@ -13,7 +13,7 @@ use petgraph::visit::EdgeRef;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use regnet_spec::graph::{self, Op};
-use regnet_spec::{Architecture, Block, Network, compile_str};
+use regnet_spec::{Architecture, Block, CompiledSpec, compile_str};
 
 const PAPER_B: [f64; 5] = [1.0, 0.5, 0.25, 2.0, 4.0];
 const STEM_WIDTH: usize = 32;
@@ -91,7 +91,7 @@ fn config() -> Config {
 /// makes the bottleneck width a multiple of the group width); torchvision's rule has no lcm, so
 /// with b < 1 (multiplier 2 or 4) `int(w_b / m) · m` can differ from `w_b` and the crate rejects
 /// the spec, as PyTorch would reject the grouped convolution. Those cases return `None`.
-fn compile(p: &Params) -> Result<Option<Network>, TestCaseError> {
+fn compile(p: &Params) -> Result<Option<CompiledSpec>, TestCaseError> {
     let source = p.yaml();
     match compile_str(&source, "random.yaml") {
         Ok(net) => {
@@ -230,7 +230,7 @@ impl Cx {
     }
 }
 
-fn architecture(net: &Network) -> Architecture<'_> {
+fn architecture(net: &CompiledSpec) -> Architecture<'_> {
     net.architecture("random")
 }
 

@@ -4,7 +4,7 @@ mod zoo_data;
 
 use std::path::PathBuf;
 
-use regnet_spec::{Network, compile_file};
+use regnet_spec::{CompiledSpec, compile_file};
 use zoo_data::{Expected, PYCLS_ZOO, TORCHVISION};
 
 fn spec_path(file: &str) -> PathBuf {
@@ -13,7 +13,7 @@ fn spec_path(file: &str) -> PathBuf {
         .join(format!("{file}.yaml"))
 }
 
-fn compile(file: &str) -> Network {
+fn compile(file: &str) -> CompiledSpec {
     let path = spec_path(file);
     compile_file(&path, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -4,7 +4,7 @@
 //! (first block, later blocks).
 
 /// Asserts that `net` has `expected`'s stages, groups, SE widths and complexity.
-pub fn assert_matches(net: &regnet_spec::Network, expected: &Expected) {
+pub fn assert_matches(net: &regnet_spec::CompiledSpec, expected: &Expected) {
     let stages: Vec<[usize; 5]> = net
         .stages
         .iter()

@@ -120,6 +120,7 @@ macro_rules! parity {
                     threads: 2,
                     isa,
                     features: true,
+                    ..Default::default()
                 };
                 let mut workspace = $net::workspace_with(2, options).unwrap();
                 let isa = workspace.options().isa;
@@ -137,6 +138,7 @@ macro_rules! parity {
                         threads,
                         isa,
                         features: false,
+                        ..Default::default()
                     };
                     let mut workspace = $net::workspace_with(3, options).unwrap();
                     let logits = model.forward_slice(&three, &mut workspace).unwrap();

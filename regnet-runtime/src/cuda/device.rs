@@ -12,13 +12,14 @@ use cudarc::driver::{
     PushKernelArg,
 };
 use cudarc::nvrtc::Ptx;
-use regnet_spec::{Architecture, INPUT_CHANNELS};
+use regnet_spec::Architecture;
 
-use super::plan::{self, Buffer, Step, Weights};
 use super::source::{self, Kernel, Tile};
-use super::{Precision, compile, require_driver};
+use super::{Precision, compile, instances, require_driver};
 use crate::device::DeviceError;
-use crate::weights::{Linear, NetworkWeights};
+use crate::plan::{Buffer, Op, Part, Plan, Step};
+use crate::profile::Profile;
+use crate::weights::{Linear, NetworkWeights, StepWeights};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
 /// Tells networks apart, so a workspace never replays a graph captured for another one's
@@ -58,28 +59,15 @@ fn outputs_last(layer: &Linear) -> [Vec<f32>; 2] {
 }
 
 /// The device tensors of one step, in the order its kernel takes them.
-fn tensors(which: Weights, weights: &NetworkWeights) -> Vec<Vec<f32>> {
-    let folded = |conv: &crate::weights::ConvBn| outputs_last(&conv.fold()).to_vec();
-    match which {
-        Weights::Stem => folded(&weights.stem),
-        Weights::Projection(b) => folded(
-            weights.blocks[b]
-                .proj
-                .as_ref()
-                .expect("the plan projects exactly where the architecture does"),
-        ),
-        Weights::Reduce(b) => folded(&weights.blocks[b].a),
-        Weights::Grouped(b) => folded(&weights.blocks[b].b),
-        Weights::Expand(b) => folded(&weights.blocks[b].c),
-        Weights::Excite(b) => {
-            let se = weights.blocks[b]
-                .se
-                .as_ref()
-                .expect("the plan excites exactly where the architecture does");
-            let [w2, b2] = outputs_last(&se.expand);
-            vec![se.reduce.weight.clone(), se.reduce.bias.clone(), w2, b2]
+fn tensors(step: &Step, weights: &NetworkWeights) -> Vec<Vec<f32>> {
+    match weights.of(step) {
+        None => Vec::new(),
+        Some(StepWeights::Convolution(conv)) => outputs_last(&conv.fold()).to_vec(),
+        Some(StepWeights::SqueezeExcite(se)) => {
+            let [w2, b2] = outputs_last(&se.gate);
+            vec![se.hidden.weight.clone(), se.hidden.bias.clone(), w2, b2]
         }
-        Weights::Classifier => outputs_last(&weights.fc).to_vec(),
+        Some(StepWeights::Classifier(linear)) => outputs_last(linear).to_vec(),
     }
 }
 
@@ -111,7 +99,8 @@ impl CudaNetwork {
                 "TF32 tensor cores need sm_80 or newer; device {ordinal} is sm_{arch}"
             )));
         }
-        let kernels = plan::kernels(&architecture, precision);
+        let plan = Plan::new(&architecture);
+        let kernels = instances::kernels(&plan, precision);
         source::fits_shared_memory(&kernels).map_err(DeviceError::Unsupported)?;
         let modules = source::modules(&kernels);
         let sources: Vec<&str> = modules.iter().map(|(_, source)| source.as_str()).collect();
@@ -133,13 +122,11 @@ impl CudaNetwork {
             }
         }
         let mut host = Vec::new();
-        let steps = plan::steps(&architecture, true)
-            .into_iter()
-            .map(|step| {
-                let ranges = step
-                    .weights
-                    .map(|which| tensors(which, weights))
-                    .unwrap_or_default()
+        let steps = plan
+            .steps()
+            .iter()
+            .map(|&step| {
+                let ranges = tensors(&step, weights)
                     .into_iter()
                     .map(|tensor| {
                         let start = host.len();
@@ -214,28 +201,60 @@ impl CudaNetwork {
             layout,
             capacity,
             options,
-            logits: host_logits,
-            features: host_features,
+            buffers: host,
             ..
         } = workspace;
+        let [host_logits, host_features] = host
+            .get_disjoint_mut([Buffer::Logits.index(), Buffer::Kept.index()])
+            .expect("two different roles");
         let classes = self.architecture.num_classes;
         self.pass(device, layout, *capacity, options.features, |device| {
-            let stream = &device.stream;
-            stream
-                .memcpy_htod(input, &mut device.buffers.input.slice_mut(..input.len()))
-                .map_err(|e| DeviceError::driver("cuMemcpyHtoDAsync", e))?;
+            device.upload_images(input)?;
             self.replay(device, batch, features)?;
             let stream = &device.stream;
-            let logits = device.buffers.logits.slice(..batch * classes);
+            let logits = device.buffers.view(Buffer::Logits).slice(..batch * classes);
             stream
                 .memcpy_dtoh(&logits, &mut host_logits[..batch * classes])
                 .map_err(|e| DeviceError::driver("cuMemcpyDtoHAsync", e))?;
             if features {
-                let floats = batch * layout.features;
-                let maps = device.buffers.features.slice(..floats);
+                let floats = batch * layout.floats(Buffer::Kept);
+                let maps = device.buffers.view(Buffer::Kept).slice(..floats);
                 stream
                     .memcpy_dtoh(&maps, &mut host_features[..floats])
                     .map_err(|e| DeviceError::driver("cuMemcpyDtoHAsync", e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `batch` NCHW images from the host step by step, waiting for each, and records
+    /// every step's time (its launch included) into `profile`: no graph, so that each step can
+    /// be timed on its own.
+    pub fn profile(
+        &self,
+        input: &[f32],
+        batch: usize,
+        workspace: &mut Workspace,
+        profile: &mut Profile,
+    ) -> Result<(), DeviceError> {
+        self.pass_on(workspace, |device| {
+            device.upload_images(input)?;
+            let stream = &device.stream;
+            let synchronize = || {
+                stream
+                    .synchronize()
+                    .map_err(|e| DeviceError::driver("cuStreamSynchronize", e))
+            };
+            synchronize()?;
+            let mut profile = Some(profile);
+            for (step, ranges) in &self.steps {
+                if step.part == Part::Kept {
+                    continue;
+                }
+                Profile::time(&mut profile, step, batch, || {
+                    self.launch(stream, &device.buffers, step, ranges, batch)?;
+                    synchronize()
+                })?;
             }
             Ok(())
         })
@@ -256,14 +275,7 @@ impl CudaNetwork {
                 self.ordinal
             )));
         }
-        let Workspace {
-            device,
-            layout,
-            capacity,
-            options,
-            ..
-        } = workspace;
-        self.pass(device, layout, *capacity, options.features, |device| {
+        self.pass_on(workspace, |device| {
             // The caller's uploads or kernels that produce the input finish first.
             device
                 .stream
@@ -271,15 +283,37 @@ impl CudaNetwork {
                 .map_err(|e| DeviceError::driver("cuStreamWaitEvent", e))?;
             device
                 .stream
-                .memcpy_dtod(input, &mut device.buffers.input.slice_mut(..input.len()))
+                .memcpy_dtod(
+                    input,
+                    &mut device.buffers.slice_mut(Buffer::Images, input.len()),
+                )
                 .map_err(|e| DeviceError::driver("cuMemcpyDtoDAsync", e))?;
             self.replay(device, batch, false)
         })?;
-        let device = device.as_ref().expect("a successful pass keeps its state");
+        let device = workspace
+            .device
+            .as_ref()
+            .expect("a successful pass keeps its state");
         Ok(device
             .buffers
-            .logits
+            .view(Buffer::Logits)
             .slice(..batch * self.architecture.num_classes))
+    }
+
+    /// `pass` on the workspace's device state, for passes that leave their results there.
+    fn pass_on(
+        &self,
+        workspace: &mut Workspace,
+        work: impl FnOnce(&mut DeviceWorkspace) -> Result<(), DeviceError>,
+    ) -> Result<(), DeviceError> {
+        let Workspace {
+            device,
+            layout,
+            capacity,
+            options,
+            ..
+        } = workspace;
+        self.pass(device, layout, *capacity, options.features, work)
     }
 
     /// Runs `work` on the workspace's device state and waits for its stream, also when `work`
@@ -368,7 +402,7 @@ impl CudaNetwork {
         features: bool,
     ) -> Result<(), DeviceError> {
         for (step, ranges) in &self.steps {
-            if matches!(step.kernel, Kernel::ToNchw { .. }) && !features {
+            if step.part == Part::Kept && !features {
                 continue;
             }
             self.launch(stream, buffers, step, ranges, batch)?;
@@ -406,8 +440,12 @@ impl CudaNetwork {
             .iter()
             .map(|r| self.weights.slice(r.clone()))
             .collect();
-        let input = buffers.view(step.input, batch);
-        let output = buffers.view(step.output, batch);
+        let input = buffers.view(step.input);
+        let output = match step.op {
+            // A kept map starts after the batch's floats of the maps before it.
+            Op::ToNchw { offset, .. } => buffers.view(step.output).slice(offset * batch..),
+            _ => buffers.view(step.output),
+        };
         let threads = source::THREADS;
         // Grid-stride kernels: enough blocks to fill the GPU several times over, no more.
         let elements = |count: usize| {
@@ -420,35 +458,40 @@ impl CudaNetwork {
                 shared_mem_bytes: 0,
             }
         };
-        let (kernel, config) = match step.kernel {
-            Kernel::Stem {
+        let (kernel, config) = match step.op {
+            Op::Stem {
                 channels,
                 output_size,
                 ..
             }
-            | Kernel::Grouped {
+            | Op::Grouped {
                 channels,
                 output_size,
                 ..
             } => (
-                step.kernel,
+                Kernel::new(step.op, Tile::Wide),
                 elements(batch * channels * output_size * output_size),
             ),
-            Kernel::ChannelMean { channels, .. } => (step.kernel, elements(batch * channels)),
-            Kernel::ToNchw { channels, pixels } => {
-                (step.kernel, elements(batch * channels * pixels))
+            Op::Pool { channels, .. } => {
+                (Kernel::new(step.op, Tile::Wide), elements(batch * channels))
             }
-            Kernel::Excite { .. } => (
-                step.kernel,
+            Op::ToNchw {
+                channels, pixels, ..
+            } => (
+                Kernel::new(step.op, Tile::Wide),
+                elements(batch * channels * pixels),
+            ),
+            Op::Excite { .. } => (
+                Kernel::new(step.op, Tile::Wide),
                 LaunchConfig {
                     grid_dim: (batch_arg as u32, 1, 1),
                     block_dim: (threads, 1, 1),
                     shared_mem_bytes: 0,
                 },
             ),
-            Kernel::Pointwise(shape) => {
-                let rows = batch * step.rows.output_size * step.rows.output_size;
-                let tile = self.tile(rows, shape.outputs);
+            Op::Pointwise { outputs, rows, .. } => {
+                let rows = batch * rows.output_size * rows.output_size;
+                let tile = self.tile(rows, outputs);
                 let (tile_rows, tile_columns) = tile.shape();
                 // Row tiles on x (up to 2³¹ − 1 blocks; the kernel reads them from blockIdx.x),
                 // the few column tiles on y.
@@ -458,9 +501,9 @@ impl CudaNetwork {
                     ))
                 })?;
                 let column_tiles =
-                    u32::try_from(shape.outputs.div_ceil(tile_columns)).unwrap_or(u32::MAX);
+                    u32::try_from(outputs.div_ceil(tile_columns)).unwrap_or(u32::MAX);
                 (
-                    Kernel::Pointwise(source::Pointwise { tile, ..shape }),
+                    Kernel::new(step.op, tile),
                     LaunchConfig {
                         grid_dim: (row_tiles, column_tiles, 1),
                         block_dim: (threads, 1, 1),
@@ -472,20 +515,17 @@ impl CudaNetwork {
         let function = &self.functions[&kernel];
         let mut launch = stream.launch_builder(function);
         launch.arg(&input);
-        match step.kernel {
-            Kernel::Pointwise(_) => {
+        match step.op {
+            Op::Pointwise { rows, .. } => {
+                let fused = step.fused;
                 // Unused pointers (no gate, no residual) still need a valid address.
-                let gate = buffers.view(step.gate.unwrap_or(step.input), batch);
-                let residual = buffers.view(step.residual.unwrap_or(step.input), batch);
+                let gate = buffers.view(fused.gate.unwrap_or(step.input));
+                let residual = buffers.view(fused.residual.unwrap_or(step.input));
                 launch.arg(&gate).arg(&tensors[0]).arg(&tensors[1]);
                 let flags =
-                    source::epilogue(step.gate.is_some(), step.residual.is_some(), step.relu);
-                let [in_size, out_size, stride] = [
-                    step.rows.input_size,
-                    step.rows.output_size,
-                    step.rows.stride,
-                ]
-                .map(|n| n as i32);
+                    source::epilogue(fused.gate.is_some(), fused.residual.is_some(), fused.relu);
+                let [in_size, out_size, stride] =
+                    [rows.input_size, rows.output_size, rows.stride].map(|n| n as i32);
                 launch
                     .arg(&residual)
                     .arg(&output)
@@ -500,7 +540,7 @@ impl CudaNetwork {
                 }
                 launch.arg(&output);
                 // Every kernel but the excitation (one block per image) takes the batch.
-                if !matches!(step.kernel, Kernel::Excite { .. }) {
+                if !matches!(step.op, Op::Excite { .. }) {
                     launch.arg(&batch_arg);
                 }
                 self.launch_with(launch, config)
@@ -537,32 +577,17 @@ unsafe impl Send for Replay {}
 // threads gives no access at all.
 unsafe impl Sync for Replay {}
 
-/// One workspace's device buffers for `capacity` images, sized like its host buffers.
-struct DeviceBuffers {
-    input: CudaSlice<f32>,
-    activations: [CudaSlice<f32>; 2],
-    shortcut: CudaSlice<f32>,
-    reduced: CudaSlice<f32>,
-    bottleneck: CudaSlice<f32>,
-    mean: CudaSlice<f32>,
-    gate: CudaSlice<f32>,
-    logits: CudaSlice<f32>,
-    features: CudaSlice<f32>,
-}
+/// One workspace's device buffers for `capacity` images, by role, sized by the workspace
+/// layout.
+struct DeviceBuffers([CudaSlice<f32>; Buffer::COUNT]);
 
 impl DeviceBuffers {
-    fn view(&self, buffer: Buffer, batch: usize) -> CudaView<'_, f32> {
-        match buffer {
-            Buffer::Input => self.input.slice(..),
-            Buffer::Activation(i) => self.activations[i].slice(..),
-            Buffer::Shortcut => self.shortcut.slice(..),
-            Buffer::Reduced => self.reduced.slice(..),
-            Buffer::Bottleneck => self.bottleneck.slice(..),
-            Buffer::Mean => self.mean.slice(..),
-            Buffer::Gate => self.gate.slice(..),
-            Buffer::Logits => self.logits.slice(..),
-            Buffer::StageOutputs(per_image) => self.features.slice(per_image * batch..),
-        }
+    fn view(&self, buffer: Buffer) -> CudaView<'_, f32> {
+        self.0[buffer.index()].slice(..)
+    }
+
+    fn slice_mut(&mut self, buffer: Buffer, floats: usize) -> cudarc::driver::CudaViewMut<'_, f32> {
+        self.0[buffer.index()].slice_mut(..floats)
     }
 }
 
@@ -576,6 +601,16 @@ pub struct DeviceWorkspace {
 }
 
 impl DeviceWorkspace {
+    /// Queues the copy of host images into the images buffer.
+    fn upload_images(&mut self, images: &[f32]) -> Result<(), DeviceError> {
+        self.stream
+            .memcpy_htod(
+                images,
+                &mut self.buffers.slice_mut(Buffer::Images, images.len()),
+            )
+            .map_err(|e| DeviceError::driver("cuMemcpyHtoDAsync", e))
+    }
+
     fn new(
         network: &CudaNetwork,
         layout: &WorkspaceLayout,
@@ -586,23 +621,27 @@ impl DeviceWorkspace {
             .context
             .new_stream()
             .map_err(|e| DeviceError::driver("cuStreamCreate", e))?;
-        let resolution = network.architecture.resolution;
-        let alloc = |floats_per_image: usize| {
+        let alloc = |buffer: Buffer| {
+            // The hidden layer of SE stays in shared memory, and features only where kept.
+            let used = match buffer {
+                Buffer::Hidden => false,
+                Buffer::Kept => features,
+                _ => true,
+            };
+            let floats = if used { layout.floats(buffer) } else { 0 };
             stream
-                .alloc_zeros::<f32>((floats_per_image * capacity).max(1))
+                .alloc_zeros::<f32>((floats * capacity).max(1))
                 .map_err(|e| DeviceError::driver("cuMemAlloc", e))
         };
-        let buffers = DeviceBuffers {
-            input: alloc(INPUT_CHANNELS * resolution * resolution)?,
-            activations: [alloc(layout.activation)?, alloc(layout.activation)?],
-            shortcut: alloc(layout.shortcut)?,
-            reduced: alloc(layout.bottleneck_padded)?,
-            bottleneck: alloc(layout.bottleneck)?,
-            mean: alloc(layout.vector)?,
-            gate: alloc(layout.vector)?,
-            logits: alloc(layout.logits)?,
-            features: alloc(if features { layout.features } else { 0 })?,
-        };
+        let mut slots = Vec::with_capacity(Buffer::COUNT);
+        for buffer in Buffer::ALL {
+            slots.push(alloc(buffer)?);
+        }
+        let buffers = DeviceBuffers(
+            slots
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("one buffer per role")),
+        );
         Ok(DeviceWorkspace {
             network: network.id,
             stream,

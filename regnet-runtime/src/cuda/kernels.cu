@@ -92,7 +92,7 @@ __device__ void grouped(const float* __restrict__ input, const float* __restrict
 // Per image and channel, the mean over HW pixels (squeeze-excitation's squeeze, the head's
 // pool): [batch][HW][C] → [batch][C].
 template <int C, int HW>
-__device__ void channel_mean(const float* __restrict__ input, float* __restrict__ mean, int batch) {
+__device__ void pool(const float* __restrict__ input, float* __restrict__ pooled, int batch) {
     const long long total = (long long)batch * C;
     FOR_EACH_ELEMENT(i, total) {
         const int c = (int)(i % C);
@@ -100,7 +100,7 @@ __device__ void channel_mean(const float* __restrict__ input, float* __restrict_
         const float* x = input + n * HW * C + c;
         float sum = 0.0f;
         for (int p = 0; p < HW; ++p) sum += x[p * C];
-        mean[i] = sum * (1.0f / HW);
+        pooled[i] = sum * (1.0f / HW);
     }
 }
 

@@ -6,7 +6,7 @@
 
 pub mod compile;
 mod device;
-pub mod plan;
+pub mod instances;
 pub mod source;
 
 /// The cudarc version the backend is built on, for naming device buffers.

@@ -1,11 +1,12 @@
 //! The CUDA source that defines a set of kernel instances: `kernels.cu`'s templates plus one
 //! `extern "C"` wrapper per instance, its shapes as template arguments. It only writes text;
-//! which instances a network needs is the plan's answer (`plan::kernels`).
+//! which instances a network needs is its plan's answer (`instances::kernels`).
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::Precision;
+use crate::plan::{Op, Rows};
 
 /// The templates, compiled with every network's wrappers.
 pub const TEMPLATES: &str = include_str!("kernels.cu");
@@ -45,28 +46,13 @@ impl Tile {
     }
 }
 
-/// A 1×1 convolution (or the classifier) as the GEMM `Pointwise` computes it; where its rows
-/// are ([`Rows`]) is given at launch.
+/// One kernel instance: a template of `kernels.cu` with the shapes of the op it runs, all
+/// template arguments but those given at launch (where a 1×1 convolution's rows are, where a
+/// kept map goes), and for a 1×1 convolution the tile of its outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Pointwise {
-    /// Input channels: the GEMM's reduction length K (a template argument).
-    pub inputs: usize,
-    /// Output channels: the GEMM's width N, the row length of the weights and the outputs.
-    pub outputs: usize,
-    /// How the outputs are split over blocks (and so which instance runs).
-    pub tile: Tile,
-}
-
-/// A 1×1 convolution's rows: output pixel (image, y, x) of an `output_size`² map reads input
-/// pixel (image, y·stride, x·stride) of an `input_size`² map.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rows {
-    /// Side of the square input map, in pixels (1 for the classifier).
-    pub input_size: usize,
-    /// Side of the square output map, `strided(input_size, stride)`.
-    pub output_size: usize,
-    /// The spatial stride: the block's (1 or 2) for its shortcut projection, else 1.
-    pub stride: usize,
+pub struct Kernel {
+    op: Op,
+    tile: Tile,
 }
 
 /// The run-time flags of a 1×1 convolution (`GATE`, `RESIDUAL`, `RELU` in `kernels.cu`).
@@ -74,64 +60,42 @@ pub fn epilogue(gate: bool, residual: bool, relu: bool) -> i32 {
     i32::from(gate) | i32::from(residual) << 1 | i32::from(relu) << 2
 }
 
-/// One kernel instance: a template of `kernels.cu` with its shapes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-///
-/// Sizes are the sides of square maps in pixels; channels count per image.
-pub enum Kernel {
-    /// The stem: 3×3, stride 2, zero padding 1, bias and ReLU, from NCHW RGB images to NHWC.
-    Stem {
-        /// Output channels (the stem width); its 27 weights per channel sit in shared memory.
-        channels: usize,
-        /// Side of the input images (the resolution).
-        input_size: usize,
-        /// Side of the output map.
-        output_size: usize,
-    },
-    /// A block's grouped 3×3 convolution, zero padding 1, bias and ReLU, NHWC to NHWC.
-    Grouped {
-        /// Channels in and out (the bottleneck width).
-        channels: usize,
-        /// Channels per group: each output channel reads only its group's inputs.
-        group_width: usize,
-        /// Side of the input map.
-        input_size: usize,
-        /// Side of the output map, `strided(input_size, stride)`.
-        output_size: usize,
-        /// The stage's stride (1 or 2) in its first block, else 1.
-        stride: usize,
-    },
-    /// Per image and channel, the mean over an NHWC map's pixels: `[batch][channels]`
-    /// (squeeze-excitation's squeeze, the head's pool).
-    ChannelMean {
-        /// Channels of the map.
-        channels: usize,
-        /// Pixels per image (height × width).
-        pixels: usize,
-    },
-    /// Squeeze-excitation's two layers, one block per image:
-    /// gate = sigmoid(W2ᵀ·ReLU(W1·mean + b1) + b2).
-    Excite {
-        /// Channels gated (the bottleneck width).
-        channels: usize,
-        /// Hidden units (the SE width), held in shared memory.
-        hidden: usize,
-    },
-    /// An NHWC map copied to NCHW, for the feature maps kept.
-    ToNchw {
-        /// Channels of the map.
-        channels: usize,
-        /// Pixels per image (height × width).
-        pixels: usize,
-    },
-    /// A 1×1 convolution or the classifier, as a tiled GEMM whose epilogue (gate, residual,
-    /// ReLU) is chosen per launch by [`epilogue`]'s flags.
-    Pointwise(Pointwise),
-}
-
 const POINTER: &str = "const float* __restrict__";
 
 impl Kernel {
+    /// The instance that runs `op`, with `tile` if it is a 1×1 convolution (other ops have no
+    /// tile). Instances differ only in template arguments: what is given at launch is set aside.
+    pub fn new(op: Op, tile: Tile) -> Kernel {
+        let (op, tile) = match op {
+            Op::Pointwise {
+                inputs, outputs, ..
+            } => (
+                Op::Pointwise {
+                    inputs,
+                    outputs,
+                    rows: Rows {
+                        input_size: 1,
+                        output_size: 1,
+                        stride: 1,
+                    },
+                },
+                tile,
+            ),
+            Op::ToNchw {
+                channels, pixels, ..
+            } => (
+                Op::ToNchw {
+                    channels,
+                    pixels,
+                    offset: 0,
+                },
+                Tile::Wide,
+            ),
+            other => (other, Tile::Wide),
+        };
+        Kernel { op, tile }
+    }
+
     /// The instance's symbol: the template's name and its arguments.
     pub fn name(&self) -> String {
         let arguments = self.arguments();
@@ -148,38 +112,41 @@ impl Kernel {
     }
 
     fn template(&self) -> &'static str {
-        match self {
-            Kernel::Stem { .. } => "stem",
-            Kernel::Grouped { .. } => "grouped",
-            Kernel::ChannelMean { .. } => "channel_mean",
-            Kernel::Excite { .. } => "excite",
-            Kernel::ToNchw { .. } => "to_nchw",
-            Kernel::Pointwise(_) => "pointwise",
+        match self.op {
+            Op::Stem { .. } => "stem",
+            Op::Grouped { .. } => "grouped",
+            Op::Pool { .. } => "pool",
+            Op::Excite { .. } => "excite",
+            Op::ToNchw { .. } => "to_nchw",
+            Op::Pointwise { .. } => "pointwise",
         }
     }
 
     fn arguments(&self) -> Vec<String> {
         let numbers = |values: &[usize]| values.iter().map(usize::to_string).collect();
-        match *self {
-            Kernel::Stem {
+        match self.op {
+            Op::Stem {
                 channels,
                 input_size,
                 output_size,
             } => numbers(&[channels, input_size, output_size]),
-            Kernel::Grouped {
+            Op::Grouped {
                 channels,
                 group_width,
                 input_size,
                 output_size,
                 stride,
             } => numbers(&[channels, group_width, input_size, output_size, stride]),
-            Kernel::ChannelMean { channels, pixels } | Kernel::ToNchw { channels, pixels } => {
-                numbers(&[channels, pixels])
-            }
-            Kernel::Excite { channels, hidden } => numbers(&[channels, hidden]),
-            Kernel::Pointwise(p) => {
-                let (rows, columns, tensor_cores) = p.tile.template();
-                let mut arguments: Vec<String> = numbers(&[p.inputs, p.outputs, rows, columns]);
+            Op::Pool { channels, pixels }
+            | Op::ToNchw {
+                channels, pixels, ..
+            } => numbers(&[channels, pixels]),
+            Op::Excite { channels, hidden } => numbers(&[channels, hidden]),
+            Op::Pointwise {
+                inputs, outputs, ..
+            } => {
+                let (rows, columns, tensor_cores) = self.tile.template();
+                let mut arguments: Vec<String> = numbers(&[inputs, outputs, rows, columns]);
                 arguments.push(tensor_cores.to_string());
                 arguments
             }
@@ -189,22 +156,22 @@ impl Kernel {
     /// The C parameters of the wrapper, and the call of the template with them.
     fn signature(&self) -> (String, String) {
         let out = "float* __restrict__ output";
-        let (parameters, call) = match self {
-            Kernel::Stem { .. } | Kernel::Grouped { .. } => (
+        let (parameters, call) = match self.op {
+            Op::Stem { .. } | Op::Grouped { .. } => (
                 format!("{POINTER} input, {POINTER} weight, {POINTER} bias, {out}, int batch"),
                 "(input, weight, bias, output, batch)",
             ),
-            Kernel::ChannelMean { .. } | Kernel::ToNchw { .. } => (
+            Op::Pool { .. } | Op::ToNchw { .. } => (
                 format!("{POINTER} input, {out}, int batch"),
                 "(input, output, batch)",
             ),
-            Kernel::Excite { .. } => (
+            Op::Excite { .. } => (
                 format!(
                     "{POINTER} mean, {POINTER} w1, {POINTER} b1, {POINTER} w2, {POINTER} b2, {out}"
                 ),
                 "(mean, w1, b1, w2, b2, output)",
             ),
-            Kernel::Pointwise(_) => (
+            Op::Pointwise { .. } => (
                 format!(
                     "{POINTER} input, {POINTER} gate, {POINTER} weight, {POINTER} bias, \
                      {POINTER} residual, {out}, int batch, int flags, int in_size, \
@@ -214,13 +181,11 @@ impl Kernel {
                  stride)",
             ),
         };
-        let template = match self {
-            Kernel::Pointwise(_) => "Pointwise".to_owned(),
-            _ => self.template().to_owned(),
-        };
-        let instance = format!("{template}<{}>", self.arguments().join(", "));
-        let call = match self {
-            Kernel::Pointwise(_) => format!("{instance}::run{call}"),
+        let instance = format!("{}<{}>", self.template(), self.arguments().join(", "));
+        let call = match self.op {
+            Op::Pointwise { .. } => {
+                format!("Pointwise<{}>::run{call}", self.arguments().join(", "))
+            }
             _ => format!("{instance}{call}"),
         };
         (parameters, call)
@@ -252,9 +217,9 @@ const SHARED_BYTES: usize = 48 * 1024;
 /// the SE hidden layer) fit, so a huge spec is a clear error rather than an NVRTC failure.
 pub fn fits_shared_memory(kernels: &BTreeSet<Kernel>) -> Result<(), String> {
     for kernel in kernels {
-        let floats = match *kernel {
-            Kernel::Stem { channels, .. } => 27 * channels,
-            Kernel::Excite { hidden, .. } => hidden,
+        let floats = match kernel.op {
+            Op::Stem { channels, .. } => 27 * channels,
+            Op::Excite { hidden, .. } => hidden,
             _ => 0,
         };
         if floats * size_of::<f32>() > SHARED_BYTES {
@@ -295,11 +260,17 @@ mod tests {
 
     #[test]
     fn instance_names_spell_their_template_arguments() {
-        let kernel = Kernel::Pointwise(Pointwise {
+        let rows = Rows {
+            input_size: 14,
+            output_size: 7,
+            stride: 2,
+        };
+        let op = Op::Pointwise {
             inputs: 32,
             outputs: 24,
-            tile: Tile::Wide,
-        });
+            rows,
+        };
+        let kernel = Kernel::new(op, Tile::Wide);
         assert_eq!(kernel.name(), "pointwise_32_24_8_4_0");
         let (_, call) = kernel.signature();
         assert_eq!(

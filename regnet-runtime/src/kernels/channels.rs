@@ -3,14 +3,14 @@
 //! vectorize the channel loop (with AVX2 where the CPU has it).
 
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, SendPtr, holds};
+use super::{Isa, Kernels, SendPtr, holds};
 
 /// Channels per pooling task: a cache line of sums per task at least.
 const CHANNEL_CHUNK: usize = 64;
 
 /// `out[n][c]` = mean over pixels of `x[n][pixel][c]`.
 pub fn average_pool(
-    isa: Isa,
+    kernels: Kernels,
     threads: usize,
     x: &[f32],
     batch: usize,
@@ -18,7 +18,7 @@ pub fn average_pool(
     channels: usize,
     out: &mut [f32],
 ) {
-    let isa = Isa::supported(isa);
+    let isa = kernels.isa;
     assert!(
         holds(x.len(), &[batch, pixels, channels]) && holds(out.len(), &[batch, channels]),
         "pool extents"
@@ -64,7 +64,7 @@ fn pool_avx2(image: &[f32], channels: usize, first: usize, sums: &mut [f32]) {
 
 /// `x[n][pixel][c] *= gate[n][c]`.
 pub fn scale_channels(
-    isa: Isa,
+    kernels: Kernels,
     threads: usize,
     x: &mut [f32],
     batch: usize,
@@ -72,7 +72,7 @@ pub fn scale_channels(
     channels: usize,
     gate: &[f32],
 ) {
-    let isa = Isa::supported(isa);
+    let isa = kernels.isa;
     assert!(
         holds(x.len(), &[batch, pixels, channels]) && holds(gate.len(), &[batch, channels]),
         "scale extents"

@@ -6,7 +6,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, SendPtr, holds, relu};
+use super::{Isa, Kernels, SendPtr, holds, relu};
 
 const TAPS: usize = 9;
 
@@ -28,13 +28,15 @@ pub struct PackedConv3x3 {
 }
 
 impl PackedConv3x3 {
-    /// `weight` is PyTorch's `[channels][group_width][3][3]`.
+    /// `weight` is PyTorch's `[channels][group_width][3][3]`, packed for the versions `kernels`
+    /// runs (the 16-wide layout only for AVX-512's).
     pub fn new(
         weight: &[f32],
         bias: &[f32],
         channels: usize,
         group_width: usize,
         stride: usize,
+        kernels: Kernels,
     ) -> Self {
         assert!(
             group_width > 0 && channels.is_multiple_of(group_width),
@@ -67,7 +69,7 @@ impl PackedConv3x3 {
         };
         let blocked8 = group_width.is_multiple_of(8).then(|| block(8));
         let blocked16 =
-            (group_width.is_multiple_of(8) && group_width > 8 && Isa::detect() == Isa::Avx512)
+            (group_width.is_multiple_of(8) && group_width > 8 && kernels.isa == Isa::Avx512)
                 .then(|| block(16));
         PackedConv3x3 {
             channels,
@@ -113,10 +115,10 @@ impl Conv3x3<'_> {
     }
 
     /// Writes `[batch][out_h][out_w][channels]` with bias and ReLU applied.
-    pub fn run(&self, isa: Isa, threads: usize, output: &mut [f32]) {
+    pub fn run(&self, kernels: Kernels, threads: usize, output: &mut [f32]) {
         let c = self.weights.channels;
         let (out_h, out_w) = self.output_size();
-        let isa = Isa::supported(isa);
+        let isa = kernels.isa;
         // Every pointer the kernels form stays inside these extents.
         assert!(self.height > 0 && self.width > 0);
         assert!(

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::aligned::AlignedBuffer;
-use super::{Isa, Pixels, SendPtr, holds, relu};
+use super::{Isa, Kernels, Pixels, SendPtr, holds, relu};
 
 /// Output channels per packed panel: two AVX registers, one AVX-512 register.
 pub const PANEL: usize = 16;
@@ -134,8 +134,8 @@ pub struct Gemm<'a> {
 
 impl Gemm<'_> {
     /// Runs the GEMM into `output`, splitting the work over `threads` tasks' worth of threads.
-    pub fn run(&self, isa: Isa, threads: usize, output: &mut [f32]) {
-        let isa = Isa::supported(isa);
+    pub fn run(&self, kernels: Kernels, threads: usize, output: &mut [f32]) {
+        let isa = kernels.isa;
         let (k, n) = (self.weights.inputs, self.weights.outputs);
         // These bounds make every pointer the kernels form stay inside its slice.
         let input = self.input_pixels.extent(self.rows);
@@ -213,7 +213,7 @@ impl Gemm<'_> {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => {
                 // SAFETY: `run` checked that every input row, output row and residual row lies
-                // inside its slice, `Isa::Avx2Fma` is only used after run-time detection, and
+                // inside its slice, a kernel table holds `Isa::Avx2Fma` only after run-time detection, and
                 // tasks write disjoint (rows, panels) parts of the output.
                 unsafe { avx2::tiles(self, order, pass, out) }
             }

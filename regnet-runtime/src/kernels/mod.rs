@@ -31,27 +31,47 @@ pub enum Isa {
 impl Isa {
     /// The best instruction set this CPU supports.
     pub fn detect() -> Isa {
-        Isa::supported(Isa::Avx512)
+        Kernels::detect().isa
+    }
+}
+
+/// The kernel table: which version of every kernel runs, chosen once, when a workspace is made,
+/// from what the CPU supports of the instruction set asked for. Only [`Kernels::new`] and
+/// [`Kernels::detect`] make one, so a kernel given a table can trust its instruction set without
+/// asking the CPU again (as tract-linalg's `ops()` table is built once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernels {
+    isa: Isa,
+}
+
+impl Kernels {
+    /// The table for the best instruction set this CPU supports.
+    pub fn detect() -> Kernels {
+        Kernels::new(Isa::Avx512)
     }
 
-    /// `preferred` if this CPU supports it, else the best it supports below that. Every kernel
-    /// passes its `isa` through this, so a caller's choice can never run instructions the CPU
-    /// lacks.
-    pub fn supported(preferred: Isa) -> Isa {
+    /// The table for `preferred` if this CPU supports it, else for the best it supports below
+    /// that: a caller's choice can never run instructions the CPU lacks.
+    pub fn new(preferred: Isa) -> Kernels {
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
             let avx512 =
                 is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
             if preferred == Isa::Avx512 && avx2 && avx512 {
-                return Isa::Avx512;
+                return Kernels { isa: Isa::Avx512 };
             }
             if preferred != Isa::Scalar && avx2 {
-                return Isa::Avx2Fma;
+                return Kernels { isa: Isa::Avx2Fma };
             }
         }
         let _ = preferred;
-        Isa::Scalar
+        Kernels { isa: Isa::Scalar }
+    }
+
+    /// The instruction set the table's kernels use.
+    pub fn isa(self) -> Isa {
+        self.isa
     }
 }
 

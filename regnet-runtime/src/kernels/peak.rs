@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::Isa;
+use super::{Isa, Kernels};
 
 /// GFLOP/s (2 per multiply-add) of independent FMA chains on `threads` threads for about
 /// `duration`.
-pub fn fma_peak_gflops(isa: Isa, threads: usize, duration: Duration) -> f64 {
+pub fn fma_peak_gflops(kernels: Kernels, threads: usize, duration: Duration) -> f64 {
     let start = Instant::now();
     let flops: f64 = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
@@ -14,7 +14,7 @@ pub fn fma_peak_gflops(isa: Isa, threads: usize, duration: Duration) -> f64 {
                 scope.spawn(move || {
                     let mut flops = 0.0;
                     while start.elapsed() < duration {
-                        flops += chains(isa);
+                        flops += chains(kernels.isa);
                     }
                     flops
                 })
@@ -29,7 +29,7 @@ const ROUNDS: usize = 100_000;
 
 /// Runs one batch of FMA chains; returns the flops done.
 fn chains(isa: Isa) -> f64 {
-    match Isa::supported(isa) {
+    match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2Fma => {
             // SAFETY: `Isa::Avx2Fma` is only chosen after run-time detection of AVX2 and FMA.

@@ -5,7 +5,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::for_each_task;
-use super::{Isa, SendPtr, holds, relu};
+use super::{Isa, Kernels, SendPtr, holds, relu};
 
 const TAPS: usize = 9;
 const STRIDE: usize = 2;
@@ -71,10 +71,10 @@ impl Stem<'_> {
     }
 
     /// Writes `[batch][out_h][out_w][outputs]`.
-    pub fn run(&self, isa: Isa, threads: usize, output: &mut [f32]) {
+    pub fn run(&self, kernels: Kernels, threads: usize, output: &mut [f32]) {
         let (out_h, out_w) = self.output_size();
         let (inputs, outputs) = (self.weights.inputs, self.weights.outputs);
-        let isa = Isa::supported(isa);
+        let isa = kernels.isa;
         assert!(self.height > 0 && self.width > 0);
         assert!(
             holds(

@@ -11,6 +11,9 @@ use super::Scheme;
 /// Clippy's `result_large_err` would flag every function that returns it.
 #[derive(thiserror::Error, Debug)]
 pub enum LoadError {
+    /// The weights were read but the device could not take them (`Network::load_on`).
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
     /// The architecture fails its own consistency checks, so no checkpoint can fit it.
     #[error("the network's architecture is inconsistent ({reason}); build it from a spec")]
     InvalidArchitecture {

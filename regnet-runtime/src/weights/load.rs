@@ -298,7 +298,7 @@ fn load_from(
         if slot.role == Role::BnVar {
             check_variance(&values, &slot.key, path)?;
         }
-        Ok(values)
+        Ok::<_, LoadError>(values)
     })?;
     Ok((weights, scheme))
 }
@@ -467,8 +467,8 @@ fn hint(
     let out_channels = |key: &str| shape(key).and_then(|s| s.first().copied());
     let has = |key: &str| tensors.info(key).is_some();
     let block_exists = |stage, index| {
-        has(&block_conv_key(scheme, stage, index, Conv::C))
-            || has(&block_conv_key(scheme, stage, index, Conv::A))
+        has(&block_conv_key(scheme, stage, index, Conv::Expand))
+            || has(&block_conv_key(scheme, stage, index, Conv::Reduce))
     };
 
     // Each stage's width is its first block's output width; a stage ends where its blocks do. The
@@ -477,8 +477,8 @@ fn hint(
     let mut widths = Vec::new();
     let mut depths = Vec::new();
     for stage in 1..=limit {
-        let width = out_channels(&block_conv_key(scheme, stage, 1, Conv::C))
-            .or_else(|| out_channels(&block_conv_key(scheme, stage, 1, Conv::Proj)));
+        let width = out_channels(&block_conv_key(scheme, stage, 1, Conv::Expand))
+            .or_else(|| out_channels(&block_conv_key(scheme, stage, 1, Conv::Projection)));
         let Some(width) = width else { break };
         widths.push(width);
         depths.push((1..=limit).take_while(|&j| block_exists(stage, j)).count());
@@ -511,7 +511,8 @@ fn hint(
         // The 3×3 weight is [w_b, w_b / groups, 3, 3]: its second dimension is the group width.
         let group_widths: Vec<Option<usize>> = (1..=stages.len())
             .map(|stage| {
-                shape(&block_conv_key(scheme, stage, 1, Conv::B)).and_then(|s| s.get(1).copied())
+                shape(&block_conv_key(scheme, stage, 1, Conv::Grouped))
+                    .and_then(|s| s.get(1).copied())
             })
             .collect();
         let ours: Vec<usize> = stages

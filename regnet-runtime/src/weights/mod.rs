@@ -11,6 +11,8 @@ pub use error::LoadError;
 pub use load::{decode_f32, load, load_bytes};
 pub use naming::{Scheme, expected_tensors};
 
+use crate::plan::{Part, Step};
+
 /// BatchNorm statistics and affine parameters (eval mode), each of length C.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm {
@@ -69,29 +71,31 @@ pub struct Linear {
     pub bias: Vec<f32>,
 }
 
-/// Squeeze-and-excitation: `reduce` is w_b → w_se, `expand` is w_se → w_b.
+/// Squeeze-and-excitation's two layers, on the channel means of the bottleneck.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqueezeExcite {
-    /// The w_b → w_se layer, followed by ReLU.
-    pub reduce: Linear,
-    /// The w_se → w_b layer, followed by the sigmoid that gives the channel gates.
-    pub expand: Linear,
+    /// w_b → w_se, followed by ReLU: the hidden units.
+    pub hidden: Linear,
+    /// w_se → w_b, followed by the sigmoid: the channel gates.
+    pub gate: Linear,
 }
 
 /// One residual bottleneck block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockWeights {
-    /// The shortcut's 1×1 projection, present iff the block changes shape.
-    pub proj: Option<ConvBn>,
-    /// The 1×1 convolution from the block's input width to the bottleneck width (then ReLU).
-    pub a: ConvBn,
-    /// The grouped 3×3 convolution over the bottleneck, with the block's stride (then ReLU).
-    pub b: ConvBn,
+    /// The shortcut's 1×1 projection, present iff the block changes shape (pycls `proj`).
+    pub projection: Option<ConvBn>,
+    /// The 1×1 convolution from the block's input width to the bottleneck width, then ReLU
+    /// (pycls `f.a`).
+    pub reduce: ConvBn,
+    /// The grouped 3×3 convolution over the bottleneck, with the block's stride, then ReLU
+    /// (pycls `f.b`).
+    pub grouped: ConvBn,
     /// Squeeze-and-excitation on the bottleneck, present iff the architecture has SE.
-    pub se: Option<SqueezeExcite>,
-    /// The 1×1 convolution from the bottleneck to the block's output width (no ReLU before the
-    /// residual add).
-    pub c: ConvBn,
+    pub squeeze_excite: Option<SqueezeExcite>,
+    /// The 1×1 convolution from the bottleneck to the block's output width, before the residual
+    /// add (pycls `f.c`).
+    pub expand: ConvBn,
 }
 
 /// A whole network's weights; `blocks` in forward order (as `Architecture::blocks()`).
@@ -101,6 +105,40 @@ pub struct NetworkWeights {
     pub stem: ConvBn,
     /// Every block of every stage, in forward order.
     pub blocks: Vec<BlockWeights>,
-    /// The classifier, last width → classes.
-    pub fc: Linear,
+    /// The classifier, last width → classes (pycls `head.fc`).
+    pub classifier: Linear,
+}
+
+/// A plan step's weights, as the checkpoint has them, for a backend to fold and pack or upload.
+pub(crate) enum StepWeights<'a> {
+    /// A convolution with its BatchNorm (the stem, and the blocks' convolutions).
+    Convolution(&'a ConvBn),
+    /// Squeeze-and-excitation's two layers.
+    SqueezeExcite(&'a SqueezeExcite),
+    /// The classifier.
+    Classifier(&'a Linear),
+}
+
+impl NetworkWeights {
+    /// The weights of `step`; `None` for steps without weights. The loader guarantees a
+    /// projection and SE exactly where the architecture, and so the plan, has them.
+    pub(crate) fn of(&self, step: &Step) -> Option<StepWeights<'_>> {
+        if !step.has_weights() {
+            return None;
+        }
+        let block = self.blocks.get(step.block);
+        match step.part {
+            Part::Stem => Some(StepWeights::Convolution(&self.stem)),
+            Part::Projection => block?.projection.as_ref().map(StepWeights::Convolution),
+            Part::Reduce => Some(StepWeights::Convolution(&block?.reduce)),
+            Part::Grouped => Some(StepWeights::Convolution(&block?.grouped)),
+            Part::SqueezeExcite => block?
+                .squeeze_excite
+                .as_ref()
+                .map(StepWeights::SqueezeExcite),
+            Part::Expand => Some(StepWeights::Convolution(&block?.expand)),
+            Part::Head => Some(StepWeights::Classifier(&self.classifier)),
+            Part::Kept => None,
+        }
+    }
 }

@@ -128,10 +128,10 @@ pub(crate) struct Slot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Conv {
     Stem,
-    Proj,
-    A,
-    B,
-    C,
+    Projection,
+    Reduce,
+    Grouped,
+    Expand,
 }
 
 /// The key prefix of stage `stage`, block `index` (both 1-based, as in [`Block`]).
@@ -151,23 +151,23 @@ fn conv_bn_names(scheme: Scheme, conv: Conv) -> (&'static str, &'static str) {
     use Conv::*;
     match (scheme, conv) {
         (Scheme::Torchvision, Stem) => ("stem.0.weight", "stem.1."),
-        (Scheme::Torchvision, Proj) => ("proj.0.weight", "proj.1."),
-        (Scheme::Torchvision, A) => ("f.a.0.weight", "f.a.1."),
-        (Scheme::Torchvision, B) => ("f.b.0.weight", "f.b.1."),
-        (Scheme::Torchvision, C) => ("f.c.0.weight", "f.c.1."),
+        (Scheme::Torchvision, Projection) => ("proj.0.weight", "proj.1."),
+        (Scheme::Torchvision, Reduce) => ("f.a.0.weight", "f.a.1."),
+        (Scheme::Torchvision, Grouped) => ("f.b.0.weight", "f.b.1."),
+        (Scheme::Torchvision, Expand) => ("f.c.0.weight", "f.c.1."),
         (Scheme::Timm, Stem) | (Scheme::Pycls, Stem) => ("stem.conv.weight", "stem.bn."),
-        (Scheme::Timm, Proj) => ("downsample.conv.weight", "downsample.bn."),
-        (Scheme::Timm, A) => ("conv1.conv.weight", "conv1.bn."),
-        (Scheme::Timm, B) => ("conv2.conv.weight", "conv2.bn."),
-        (Scheme::Timm, C) => ("conv3.conv.weight", "conv3.bn."),
-        (Scheme::Pycls, Proj) => ("proj.weight", "bn."),
-        (Scheme::Pycls, A) => ("f.a.weight", "f.a_bn."),
-        (Scheme::Pycls, B) => ("f.b.weight", "f.b_bn."),
-        (Scheme::Pycls, C) => ("f.c.weight", "f.c_bn."),
+        (Scheme::Timm, Projection) => ("downsample.conv.weight", "downsample.bn."),
+        (Scheme::Timm, Reduce) => ("conv1.conv.weight", "conv1.bn."),
+        (Scheme::Timm, Grouped) => ("conv2.conv.weight", "conv2.bn."),
+        (Scheme::Timm, Expand) => ("conv3.conv.weight", "conv3.bn."),
+        (Scheme::Pycls, Projection) => ("proj.weight", "bn."),
+        (Scheme::Pycls, Reduce) => ("f.a.weight", "f.a_bn."),
+        (Scheme::Pycls, Grouped) => ("f.b.weight", "f.b_bn."),
+        (Scheme::Pycls, Expand) => ("f.c.weight", "f.c_bn."),
     }
 }
 
-/// Key prefixes of the SE's reduce and expand 1×1 convolutions within a block.
+/// Key prefixes of the SE's hidden and gate layers (1×1 convolutions) within a block.
 fn se_names(scheme: Scheme) -> (&'static str, &'static str) {
     match scheme {
         Scheme::Torchvision => ("f.se.fc1.", "f.se.fc2."),
@@ -227,13 +227,17 @@ pub(crate) fn assemble<E>(
     for block in architecture.blocks() {
         blocks.push(walker.block(&block)?);
     }
-    let fc = walker.linear(
+    let classifier = walker.linear(
         head_prefix(scheme),
         architecture.num_classes,
         architecture.last_width(),
         false,
     )?;
-    Ok(NetworkWeights { stem, blocks, fc })
+    Ok(NetworkWeights {
+        stem,
+        blocks,
+        classifier,
+    })
 }
 
 struct Walker<'f, F> {
@@ -257,25 +261,31 @@ where
         let group_width = w_b.checked_div(block.groups).unwrap_or(0);
         // Forward order, as the blocks run: shortcut first (pycls and torchvision order), then
         // the residual branch.
-        let proj = if block.has_projection() {
-            Some(self.conv_bn(&prefix, Conv::Proj, [w, w_in, 1, 1])?)
+        let projection = if block.has_projection() {
+            Some(self.conv_bn(&prefix, Conv::Projection, [w, w_in, 1, 1])?)
         } else {
             None
         };
-        let a = self.conv_bn(&prefix, Conv::A, [w_b, w_in, 1, 1])?;
-        let b = self.conv_bn(&prefix, Conv::B, [w_b, group_width, 3, 3])?;
-        let se = match block.se_width {
+        let reduce = self.conv_bn(&prefix, Conv::Reduce, [w_b, w_in, 1, 1])?;
+        let grouped = self.conv_bn(&prefix, Conv::Grouped, [w_b, group_width, 3, 3])?;
+        let squeeze_excite = match block.se_width {
             Some(w_se) => {
-                let (reduce, expand) = se_names(self.scheme);
+                let (hidden, gate) = se_names(self.scheme);
                 Some(SqueezeExcite {
-                    reduce: self.linear(&format!("{prefix}{reduce}"), w_se, w_b, true)?,
-                    expand: self.linear(&format!("{prefix}{expand}"), w_b, w_se, true)?,
+                    hidden: self.linear(&format!("{prefix}{hidden}"), w_se, w_b, true)?,
+                    gate: self.linear(&format!("{prefix}{gate}"), w_b, w_se, true)?,
                 })
             }
             None => None,
         };
-        let c = self.conv_bn(&prefix, Conv::C, [w, w_b, 1, 1])?;
-        Ok(BlockWeights { proj, a, b, se, c })
+        let expand = self.conv_bn(&prefix, Conv::Expand, [w, w_b, 1, 1])?;
+        Ok(BlockWeights {
+            projection,
+            reduce,
+            grouped,
+            squeeze_excite,
+            expand,
+        })
     }
 
     fn conv_bn(&mut self, prefix: &str, conv: Conv, shape: [usize; 4]) -> Result<ConvBn, E> {

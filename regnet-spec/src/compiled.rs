@@ -17,7 +17,7 @@ pub const MIN_B: f64 = 1.0 / 1024.0;
 
 /// A spec compiled into a network: the validated spec, its stages and its complexity.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Network {
+pub struct CompiledSpec {
     /// The validated spec it was compiled from, defaults filled in.
     pub spec: Spec,
     /// The stages s1..sN in forward order, with spatial sizes and SE widths.
@@ -29,7 +29,7 @@ pub struct Network {
     pub name_location: Option<Location>,
 }
 
-impl Network {
+impl CompiledSpec {
     /// The spec's name, or `fallback` (for example the file stem) when it has none.
     pub fn display_name<'a>(&'a self, fallback: &'a str) -> &'a str {
         self.spec.name.as_deref().unwrap_or(fallback)
@@ -54,7 +54,7 @@ pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 
 /// Reads and compiles a spec file. `origin` is how errors name the file (the path as the user
 /// wrote it). Only a regular UTF-8 file of at most [`MAX_SPEC_BYTES`] is read.
-pub fn compile_file(path: &Path, origin: &str) -> Result<Network, SpecError> {
+pub fn compile_file(path: &Path, origin: &str) -> Result<CompiledSpec, SpecError> {
     let unreadable = |problem: Diagnostic| SpecError::new(origin, vec![problem]);
     let bytes = read_regular(path, MAX_SPEC_BYTES, "a spec").map_err(|error| {
         unreadable(Diagnostic::general(format!(
@@ -79,7 +79,7 @@ pub fn compile_file(path: &Path, origin: &str) -> Result<Network, SpecError> {
 }
 
 /// Parses, validates, quantizes and counts a spec, collecting every problem before reporting.
-pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
+pub fn compile_str(source: &str, origin: &str) -> Result<CompiledSpec, SpecError> {
     let parsed =
         parse_with_locations(source).map_err(|diagnostics| SpecError::new(origin, diagnostics))?;
     let (spec, locations) = (parsed.spec, parsed.locations);
@@ -100,34 +100,34 @@ pub fn compile_str(source: &str, origin: &str) -> Result<Network, SpecError> {
     }
     let name_location = locations.get("name").copied();
     let network = build(spec).map_err(locate)?;
-    Ok(Network {
+    Ok(CompiledSpec {
         name_location,
         ..network
     })
 }
 
-impl Network {
+impl CompiledSpec {
     /// The same spec under a different compatibility rule: `Some` with that network when its
     /// stage widths differ (a checkpoint of the other library then does not fit this one).
-    pub fn under_compat(&self, compat: Compat) -> Option<Network> {
+    pub fn under_compat(&self, compat: Compat) -> Option<CompiledSpec> {
         let spec = Spec {
             compat,
             ..self.spec.clone()
         };
-        let other = Network {
+        let other = CompiledSpec {
             name_location: self.name_location,
             ..build(spec).ok()?
         };
-        let widths = |n: &Network| n.stages.iter().map(|s| s.width).collect::<Vec<_>>();
+        let widths = |n: &CompiledSpec| n.stages.iter().map(|s| s.width).collect::<Vec<_>>();
         (widths(&other) != widths(self)).then_some(other)
     }
 }
 
 /// Quantizes, places and counts a validated spec.
-fn build(spec: Spec) -> Result<Network, Vec<Diagnostic>> {
+fn build(spec: Spec) -> Result<CompiledSpec, Vec<Diagnostic>> {
     let quantized = quantize(&spec)?;
     let stages = place(&spec, &quantized)?;
-    let network = Network {
+    let network = CompiledSpec {
         spec,
         stages,
         complexity: Complexity::default(),
@@ -138,7 +138,7 @@ fn build(spec: Spec) -> Result<Network, Vec<Diagnostic>> {
             "the network's flops, params or acts do not fit in 64 bits (check resolution and widths)",
         )]
     })?;
-    Ok(Network {
+    Ok(CompiledSpec {
         complexity,
         ..network
     })

@@ -1,0 +1,50 @@
+//! Per-step times of forward passes, for `regnet bench --profile`. The profiler knows steps, not
+//! backends: a backend hands each step's work to [`Profile::time`].
+
+use crate::plan::{Part, Step};
+
+/// The time of every step of forward passes.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// Every step run, in order, pass after pass.
+    pub steps: Vec<StepTiming>,
+}
+
+/// One run of one step of a forward pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepTiming {
+    /// Where it ran: 0 for the stem, 1.. for the stages, one past the last stage for the head.
+    pub stage: usize,
+    /// The layer it belongs to.
+    pub part: Part,
+    /// Its multiply-adds, for the whole batch, as pycls counts them.
+    pub flops: u64,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+impl Profile {
+    /// Runs `work`, step `step` of a pass over `batch` images, and records its time when there
+    /// is a profile.
+    pub(crate) fn time<R>(
+        profile: &mut Option<&mut Profile>,
+        step: &Step,
+        batch: usize,
+        work: impl FnOnce() -> R,
+    ) -> R {
+        match profile {
+            None => work(),
+            Some(profile) => {
+                let start = std::time::Instant::now();
+                let result = work();
+                profile.steps.push(StepTiming {
+                    stage: step.stage,
+                    part: step.part,
+                    flops: step.flops * batch as u64,
+                    seconds: start.elapsed().as_secs_f64(),
+                });
+                result
+            }
+        }
+    }
+}
