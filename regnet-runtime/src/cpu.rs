@@ -311,6 +311,7 @@ fn execute(context: Context, step: &Step, packed: &Packed, images: &[f32], slots
             Packed::Pointwise(weights),
         ) => {
             let (size_in, size_out) = (rows.input_size, rows.output_size);
+            // The gate scales the input in place: nothing reads it after this step.
             if let Some(gate) = step.fused.gate {
                 let [x, gate] = slots
                     .0
