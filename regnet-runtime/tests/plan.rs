@@ -76,12 +76,14 @@ fn check(name: &str, architecture: &Architecture<'_>) {
 
     let layout = WorkspaceLayout::of(architecture);
     for (i, step) in plan.steps().iter().enumerate() {
-        // A step never writes a buffer it reads.
+        // A step never writes a buffer it reads, and its gate is not its input (the CPU scales
+        // the input in place by it).
         let read = [Some(step.input), step.fused.residual, step.fused.gate];
         assert!(
             !read.contains(&Some(step.output)),
             "{name}: step {i} {step:?}"
         );
+        assert_ne!(step.fused.gate, Some(step.input), "{name}: step {i}");
         for (buffer, floats) in step.reaches().into_iter().flatten() {
             assert!(
                 floats <= layout.floats(buffer),
