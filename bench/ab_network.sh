@@ -5,8 +5,8 @@
 #
 #   bench/ab_network.sh BASE [ROUNDS] [THREADS]      e.g. bench/ab_network.sh HEAD~1 5 1
 #
-# Prints one row per (model, batch): the median over rounds of each side's median latency, and
-# B / A (below 1: the working tree is faster).
+# Prints one row per (model, batch): the median over rounds of B's (the working tree's) and A's
+# (BASE's) median latency, and B / A (below 1: the working tree is faster).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$1
@@ -24,7 +24,7 @@ median_ms() {
   "$1" bench "$2" --batch "$3" --threads "$threads" --iters "$4" --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])'
 }
-printf '%-18s %5s %10s %10s %7s\n' model batch "A ms" "B ms" "B/A"
+printf '%-18s %5s %12s %12s %8s\n' model batch "B ms" "A ms" "B/A"
 for model in regnety_400mf regnetx_400mf_tv regnety_1.6gf; do
   for batch in 1 8; do
     iters=$(( batch == 1 ? 30 : 8 ))
@@ -34,11 +34,6 @@ for model in regnety_400mf regnetx_400mf_tv regnety_1.6gf; do
       a_ms+=("$(median_ms "$a" "$model" "$batch" "$iters")")
       b_ms+=("$(median_ms "$b" "$model" "$batch" "$iters")")
     done
-    python3 - "$model" "$batch" "${a_ms[*]}" "${b_ms[*]}" <<'PY'
-import statistics, sys
-name, batch, a, b = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
-a, b = statistics.median(map(float, a)), statistics.median(map(float, b))
-print(f"{name:<18} {batch:>5} {a:10.2f} {b:10.2f} {b / a:7.3f}")
-PY
+    python3 bench/median_row.py "$model" "$batch" "${b_ms[*]}" "${a_ms[*]}"
   done
 done

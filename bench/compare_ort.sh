@@ -36,11 +36,6 @@ for pair in $pairs; do
       ort_ms+=("$("$venv/bin/python" "$shared/ort_bench.py" "$shared/onnx/$onnx.onnx" --batch "$batch" --threads "$threads" --iters "$iters" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")
     done
-    python3 - "$ours" "$batch" "${ours_ms[*]}" "${ort_ms[*]}" <<'PY'
-import statistics, sys
-name, batch, ours, ort = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
-a, b = statistics.median(map(float, ours)), statistics.median(map(float, ort))
-print(f"{name:<18} {batch:>5} {a:12.2f} {b:12.2f} {a / b:8.2f}")
-PY
+    python3 bench/median_row.py "$ours" "$batch" "${ours_ms[*]}" "${ort_ms[*]}"
   done
 done
