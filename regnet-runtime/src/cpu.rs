@@ -9,7 +9,7 @@ use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use crate::kernels::gemm::{Gemm, PackedLinear};
 use crate::kernels::stem::{PackedStem, Stem};
 use crate::kernels::{Kernels, Pixels};
-use crate::plan::{Buffer, Op, Part, Plan, Step};
+use crate::plan::{Buffer, Op, Plan, Step};
 use crate::profile::Profile;
 use crate::weights::{NetworkWeights, StepWeights};
 use crate::workspace::{Workspace, WorkspaceLayout};
@@ -236,7 +236,7 @@ impl CpuNetwork {
         mut profile: Option<&mut Profile>,
     ) {
         for (step, packed) in &self.steps {
-            if step.part == Part::Kept && !features {
+            if !step.runs(features) {
                 continue;
             }
             Profile::time(&mut profile, step, context.batch, || {

@@ -11,7 +11,7 @@ use crate::cuda::{CudaNetwork, Precision};
 use crate::device::{Device, DeviceError};
 use crate::error::RunError;
 use crate::kernels::Kernels;
-use crate::plan::Buffer;
+use crate::plan::{Buffer, KeptMap, kept_map};
 use crate::profile::Profile;
 use crate::weights::{self, LoadError, NetworkWeights, Scheme};
 use crate::workspace::{Workspace, WorkspaceLayout};
@@ -64,17 +64,22 @@ impl Backend {
         }
     }
 
+    /// A pass over `batch` images (checked by the caller); with `profile`, every step timed.
     fn run(
         &self,
         input: &[f32],
         batch: usize,
         workspace: &mut Workspace,
         features: bool,
+        profile: Option<&mut Profile>,
     ) -> Result<(), RunError> {
         match self {
-            Backend::Cpu(cpu) => cpu.run(input, batch, workspace, features, None),
+            Backend::Cpu(cpu) => cpu.run(input, batch, workspace, features, profile),
             #[cfg(feature = "cuda")]
-            Backend::Cuda(cuda) => cuda.run(input, batch, workspace, features)?,
+            Backend::Cuda(cuda) => match profile {
+                Some(profile) => cuda.profile(input, batch, workspace, profile)?,
+                None => cuda.run(input, batch, workspace, features)?,
+            },
         }
         Ok(())
     }
@@ -124,26 +129,18 @@ impl<'w> FeatureMaps<'w> {
         self.architecture.stages.len()
     }
 
+    /// Kept map `index`; `index` is at most the number of stages (checked by the callers).
     fn get(&self, index: usize) -> (&'w [f32], [usize; 4]) {
-        let shapes = std::iter::once((self.architecture.stem_width, self.architecture.stem_size()))
-            .chain(
-                self.architecture
-                    .stages
-                    .iter()
-                    .map(|s| (s.width, s.out_size)),
-            );
-        let mut offset = 0;
-        for (i, (channels, size)) in shapes.enumerate() {
-            let len = self.batch * channels * size * size;
-            if i == index {
-                return (
-                    &self.buffer[offset..offset + len],
-                    [self.batch, channels, size, size],
-                );
-            }
-            offset += len;
-        }
-        unreachable!("index checked by the callers")
+        let KeptMap {
+            channels,
+            size,
+            offset,
+        } = kept_map(self.architecture, index);
+        let start = offset * self.batch;
+        (
+            &self.buffer[start..start + self.batch * channels * size * size],
+            [self.batch, channels, size, size],
+        )
     }
 }
 
@@ -174,10 +171,28 @@ impl Network {
             path: path.to_owned(),
             alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
         };
-        Ok(Network {
-            backend: Backend::new(device, architecture, &weights)?,
+        Ok(Self::new(
+            device,
+            architecture,
+            &weights,
             source,
-            scheme: Some(scheme),
+            Some(scheme),
+        )?)
+    }
+
+    /// `weights` (which must hold `architecture`'s tensors, as the loader and
+    /// `NetworkWeights::random` give) prepared for `device`.
+    fn new(
+        device: Device,
+        architecture: Architecture<'static>,
+        weights: &NetworkWeights,
+        source: Source,
+        scheme: Option<Scheme>,
+    ) -> Result<Self, DeviceError> {
+        Ok(Network {
+            backend: Backend::new(device, architecture, weights)?,
+            source,
+            scheme,
             layout: WorkspaceLayout::of(&architecture),
         })
     }
@@ -219,12 +234,13 @@ impl Network {
             .validate()
             .map_err(RunError::InvalidArchitecture)?;
         let weights = NetworkWeights::random(&architecture, seed);
-        Ok(Network {
-            backend: Backend::new(Device::Cpu, architecture, &weights)?,
-            source: Source::Random(seed),
-            scheme: None,
-            layout: WorkspaceLayout::of(&architecture),
-        })
+        Ok(Self::new(
+            Device::Cpu,
+            architecture,
+            &weights,
+            Source::Random(seed),
+            None,
+        )?)
     }
 
     /// The naming scheme of the checkpoint it was loaded from.
@@ -243,8 +259,8 @@ impl Network {
         input: &[f32],
         workspace: &'w mut Workspace,
     ) -> Result<&'w [f32], RunError> {
-        let batch = self.check(input, workspace, false)?;
-        self.backend.run(input, batch, workspace, false)?;
+        let batch = self.check(input.len(), workspace, false)?;
+        self.backend.run(input, batch, workspace, false, None)?;
         Ok(workspace.host(Buffer::Logits, batch * self.architecture().num_classes))
     }
 
@@ -254,8 +270,8 @@ impl Network {
         input: &[f32],
         workspace: &'w mut Workspace,
     ) -> Result<(&'w [f32], FeatureMaps<'w>), RunError> {
-        let batch = self.check(input, workspace, true)?;
-        self.backend.run(input, batch, workspace, true)?;
+        let batch = self.check(input.len(), workspace, true)?;
+        self.backend.run(input, batch, workspace, true, None)?;
         let architecture = self.architecture();
         let features = FeatureMaps {
             buffer: workspace.host(Buffer::Kept, batch * self.layout.floats(Buffer::Kept)),
@@ -277,13 +293,9 @@ impl Network {
         workspace: &mut Workspace,
         profile: &mut Profile,
     ) -> Result<(), RunError> {
-        let batch = self.check(input, workspace, false)?;
-        match &self.backend {
-            Backend::Cpu(cpu) => cpu.run(input, batch, workspace, false, Some(profile)),
-            #[cfg(feature = "cuda")]
-            Backend::Cuda(cuda) => cuda.profile(input, batch, workspace, profile)?,
-        }
-        Ok(())
+        let batch = self.check(input.len(), workspace, false)?;
+        self.backend
+            .run(input, batch, workspace, false, Some(profile))
     }
 
     /// Images on the network's GPU in, logits out (`[batch][classes]`, in the workspace's
@@ -295,7 +307,7 @@ impl Network {
         input: &cudarc::driver::CudaSlice<f32>,
         workspace: &'w mut Workspace,
     ) -> Result<cudarc::driver::CudaView<'w, f32>, RunError> {
-        let batch = self.check_floats(input.len(), workspace, false)?;
+        let batch = self.check(input.len(), workspace, false)?;
         match &self.backend {
             Backend::Cuda(cuda) => Ok(cuda.run_on_device(input, batch, workspace)?),
             Backend::Cpu(_) => Err(DeviceError::Unsupported(
@@ -317,16 +329,8 @@ impl Network {
         }
     }
 
+    /// The batch in `floats` input floats, checked against the network and the workspace.
     fn check(
-        &self,
-        input: &[f32],
-        workspace: &Workspace,
-        features: bool,
-    ) -> Result<usize, RunError> {
-        self.check_floats(input.len(), workspace, features)
-    }
-
-    fn check_floats(
         &self,
         floats: usize,
         workspace: &Workspace,

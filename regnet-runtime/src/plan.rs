@@ -252,6 +252,12 @@ impl Step {
         }
     }
 
+    /// Whether a pass runs the step: every one, but the copies into the kept maps only in
+    /// passes that keep features.
+    pub fn runs(&self, features: bool) -> bool {
+        features || self.part != Part::Kept
+    }
+
     /// Whether the step has weights (convolutions, the SE layers and the classifier).
     pub const fn has_weights(&self) -> bool {
         !matches!(self.op, Op::Pool { .. } | Op::ToNchw { .. })
@@ -502,21 +508,54 @@ pub const fn block(
     ]
 }
 
-/// The copy of a `channels`×`size`² map from `from` into the features buffer, `offset` floats
-/// per image after the maps before it; `stage` as the map's (0 for the stem's).
-pub const fn keep(channels: usize, size: usize, offset: usize, from: Buffer, stage: usize) -> Step {
+/// A kept feature map: the stem's output (index 0) or stage `index`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeptMap {
+    /// Channels of the map.
+    pub channels: usize,
+    /// Side of the square map, in pixels.
+    pub size: usize,
+    /// Floats per image of the maps before it: it starts `offset × batch` floats into the
+    /// kept-maps buffer.
+    pub offset: usize,
+}
+
+/// Kept map `index` of `architecture` (0 the stem's, 1.. the stages'), the maps one after
+/// another in the kept-maps buffer.
+pub const fn kept_map(architecture: &Architecture<'_>, index: usize) -> KeptMap {
+    let mut map = KeptMap {
+        channels: architecture.stem_width,
+        size: architecture.stem_size(),
+        offset: 0,
+    };
+    let mut stage = 1;
+    while stage <= index {
+        let s = &architecture.stages[stage - 1];
+        map = KeptMap {
+            channels: s.width,
+            size: s.out_size,
+            offset: map.offset + map.channels * map.size * map.size,
+        };
+        stage += 1;
+    }
+    map
+}
+
+/// The copy of kept map `index` (see [`kept_map`]) from `from` into the kept-maps buffer.
+pub const fn keep(architecture: &Architecture<'_>, index: usize, from: Buffer) -> Step {
+    let map = kept_map(architecture, index);
     Step {
         fused: Fused::NOTHING,
         ..Step::new(
             Op::ToNchw {
-                channels,
-                pixels: size * size,
-                offset,
+                channels: map.channels,
+                pixels: map.size * map.size,
+                offset: map.offset,
             },
             from,
             Buffer::Kept,
             Part::Kept,
-            stage,
+            index,
         )
     }
 }
@@ -578,20 +617,10 @@ pub struct Plan {
 impl Plan {
     /// The plan of `architecture`'s forward pass.
     pub fn new(architecture: &Architecture<'_>) -> Plan {
-        let stem_size = architecture.stem_size();
-        let mut steps = vec![stem(architecture)];
-        let mut offset = 0;
-        let mut keep_map = |steps: &mut Vec<Step>, channels, size, from, stage| {
-            steps.push(keep(channels, size, offset, from, stage));
-            offset += channels * size * size;
-        };
-        keep_map(
-            &mut steps,
-            architecture.stem_width,
-            stem_size,
-            Buffer::Activation(0),
-            0,
-        );
+        let mut steps = vec![
+            stem(architecture),
+            keep(architecture, 0, Buffer::Activation(0)),
+        ];
         let mut current = 0;
         for (number, geometry) in architecture.blocks().enumerate() {
             let output = Buffer::Activation(1 - current);
@@ -602,13 +631,7 @@ impl Plan {
             );
             current = 1 - current;
             if geometry.index == architecture.stages[geometry.stage - 1].depth {
-                keep_map(
-                    &mut steps,
-                    geometry.width,
-                    geometry.out_size,
-                    output,
-                    geometry.stage,
-                );
+                steps.push(keep(architecture, geometry.stage, output));
             }
         }
         steps.extend(head(architecture, Buffer::Activation(current)));

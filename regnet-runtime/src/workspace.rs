@@ -27,30 +27,14 @@ impl WorkspaceLayout {
             floats: [0; Buffer::COUNT],
         };
         layout.reach(&plan::stem(architecture));
-        let (stem_width, stem_size) = (architecture.stem_width, architecture.stem_size());
-        layout.reach(&plan::keep(
-            stem_width,
-            stem_size,
-            0,
-            Buffer::Activation(0),
-            0,
-        ));
-        let mut kept = stem_width * stem_size * stem_size;
+        layout.reach(&plan::keep(architecture, 0, Buffer::Activation(0)));
         let mut stage = 1;
         while stage <= architecture.stages.len() {
-            let s = &architecture.stages[stage - 1];
             layout.reach_block(&architecture.block(stage, 1));
-            if s.depth > 1 {
+            if architecture.stages[stage - 1].depth > 1 {
                 layout.reach_block(&architecture.block(stage, 2));
             }
-            layout.reach(&plan::keep(
-                s.width,
-                s.out_size,
-                kept,
-                Buffer::Activation(0),
-                stage,
-            ));
-            kept += s.width * s.out_size * s.out_size;
+            layout.reach(&plan::keep(architecture, stage, Buffer::Activation(0)));
             stage += 1;
         }
         let head = plan::head(architecture, Buffer::Activation(0));

@@ -17,7 +17,7 @@ use regnet_spec::Architecture;
 use super::source::{self, Kernel, Tile};
 use super::{Precision, compile, instances, require_driver};
 use crate::device::DeviceError;
-use crate::plan::{Buffer, Op, Part, Plan, Step};
+use crate::plan::{Buffer, Op, Plan, Step};
 use crate::profile::Profile;
 use crate::weights::{Linear, NetworkWeights, StepWeights};
 use crate::workspace::{Workspace, WorkspaceLayout};
@@ -248,7 +248,7 @@ impl CudaNetwork {
             synchronize()?;
             let mut profile = Some(profile);
             for (step, ranges) in &self.steps {
-                if step.part == Part::Kept {
+                if !step.runs(false) {
                     continue;
                 }
                 Profile::time(&mut profile, step, batch, || {
@@ -402,7 +402,7 @@ impl CudaNetwork {
         features: bool,
     ) -> Result<(), DeviceError> {
         for (step, ranges) in &self.steps {
-            if step.part == Part::Kept && !features {
+            if !step.runs(features) {
                 continue;
             }
             self.launch(stream, buffers, step, ranges, batch)?;
