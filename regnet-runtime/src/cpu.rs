@@ -1,6 +1,9 @@
 //! The CPU backend: each step of the plan with its weights folded and packed once, executed by
 //! the SIMD kernels over a workspace's host buffers.
 
+use std::borrow::Cow;
+use std::path::Path;
+
 use rayon::prelude::*;
 use regnet_spec::{Architecture, INPUT_CHANNELS};
 
@@ -11,7 +14,9 @@ use crate::kernels::stem::{PackedStem, Stem};
 use crate::kernels::{Kernels, Pixels};
 use crate::plan::{Buffer, Op, Plan, Step};
 use crate::profile::Profile;
-use crate::weights::{NetworkWeights, StepWeights};
+use crate::weights::{
+    self, ConvBn, Linear, LoadError, NetworkWeights, Recycled, Scheme, StepWeights,
+};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
 /// A step's weights, packed for its kernel.
@@ -28,32 +33,44 @@ enum Packed {
 }
 
 impl Packed {
-    /// Folds BatchNorm into `step`'s weights and packs them for `kernels`.
-    fn new(step: &Step, weights: &NetworkWeights, kernels: Kernels) -> Packed {
-        match (step.op, weights.of(step)) {
+    /// Folds BatchNorm into `step`'s weights (in place, where they are owned) and packs them for
+    /// `kernels`; the buffers folded in go back to `recycled`.
+    fn new(
+        step: &Step,
+        weights: Option<StepWeights<'_>>,
+        kernels: Kernels,
+        recycled: &mut Recycled,
+    ) -> Packed {
+        let mut folded = |conv: Cow<'_, ConvBn>, pack: &dyn Fn(&Linear) -> Packed| {
+            let folded = conv.into_owned().into_folded();
+            let packed = pack(&folded);
+            recycled.give(folded.weight);
+            packed
+        };
+        match (step.op, weights) {
             (Op::Stem { channels, .. }, Some(StepWeights::Convolution(conv))) => {
-                let folded = conv.fold();
-                Packed::Stem(PackedStem::new(
-                    &folded.weight,
-                    &folded.bias,
-                    INPUT_CHANNELS,
-                    channels,
-                ))
+                folded(conv, &|folded| {
+                    Packed::Stem(PackedStem::new(
+                        &folded.weight,
+                        &folded.bias,
+                        INPUT_CHANNELS,
+                        channels,
+                    ))
+                })
             }
             (
                 Op::Pointwise {
                     inputs, outputs, ..
                 },
                 Some(StepWeights::Convolution(conv)),
-            ) => {
-                let folded = conv.fold();
+            ) => folded(conv, &|folded| {
                 Packed::Pointwise(PackedLinear::new(
                     &folded.weight,
                     &folded.bias,
                     inputs,
                     outputs,
                 ))
-            }
+            }),
             (
                 Op::Pointwise {
                     inputs, outputs, ..
@@ -73,8 +90,7 @@ impl Packed {
                     ..
                 },
                 Some(StepWeights::Convolution(conv)),
-            ) => {
-                let folded = conv.fold();
+            ) => folded(conv, &|folded| {
                 Packed::Grouped(PackedConv3x3::new(
                     &folded.weight,
                     &folded.bias,
@@ -83,7 +99,7 @@ impl Packed {
                     stride,
                     kernels,
                 ))
-            }
+            }),
             (Op::Excite { channels, hidden }, Some(StepWeights::SqueezeExcite(se))) => {
                 Packed::Excite {
                     hidden: PackedLinear::new(&se.hidden.weight, &se.hidden.bias, channels, hidden),
@@ -118,12 +134,41 @@ impl CpuNetwork {
         let steps = plan
             .steps()
             .par_iter()
-            .map(|step| (*step, Packed::new(step, weights, kernels)))
+            .map(|step| {
+                (
+                    *step,
+                    Packed::new(step, weights.of(step), kernels, &mut Recycled::default()),
+                )
+            })
             .collect();
         CpuNetwork {
             architecture,
             steps,
         }
+    }
+
+    /// Reads the checkpoint at `path` step by step (see [`weights::load_steps`]), folding and
+    /// packing each step's weights for `kernels` as they arrive.
+    pub fn load(
+        architecture: Architecture<'static>,
+        path: &Path,
+        alternative: Option<(&str, &[usize])>,
+        kernels: Kernels,
+    ) -> Result<(Self, Scheme), LoadError> {
+        let plan = Plan::new(&architecture);
+        let (packed, scheme) = weights::load_steps(
+            path,
+            &architecture,
+            alternative,
+            plan.steps(),
+            |step, weights, recycled| Packed::new(step, weights, kernels, recycled),
+        )?;
+        let steps = plan.steps().iter().copied().zip(packed).collect();
+        let network = CpuNetwork {
+            architecture,
+            steps,
+        };
+        Ok((network, scheme))
     }
 
     /// The architecture the weights were packed for.

@@ -45,6 +45,25 @@ impl Backend {
         }
     }
 
+    /// Reads the checkpoint at `path` for `device`: the CPU folds and packs it step by step
+    /// as it is read; a GPU takes the whole network's weights to upload.
+    fn load(
+        device: Device,
+        architecture: Architecture<'static>,
+        path: &Path,
+        alternative: Option<(&str, &[usize])>,
+    ) -> Result<(Self, Scheme), LoadError> {
+        match device {
+            Device::Cpu => CpuNetwork::load(architecture, path, alternative, Kernels::detect())
+                .map(|(cpu, scheme)| (Backend::Cpu(cpu), scheme)),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) | Device::CudaTf32(_) => {
+                let (weights, scheme) = weights::load(path, &architecture, alternative)?;
+                Ok((Backend::new(device, architecture, &weights)?, scheme))
+            }
+        }
+    }
+
     fn device(&self) -> Device {
         match self {
             Backend::Cpu(_) => Device::Cpu,
@@ -166,18 +185,16 @@ impl Network {
         architecture
             .validate()
             .map_err(|reason| LoadError::InvalidArchitecture { reason })?;
-        let (weights, scheme) = weights::load(path, &architecture, alternative)?;
-        let source = Source::File {
-            path: path.to_owned(),
-            alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
-        };
-        Ok(Self::new(
-            device,
-            architecture,
-            &weights,
-            source,
-            Some(scheme),
-        )?)
+        let (backend, scheme) = Backend::load(device, architecture, path, alternative)?;
+        Ok(Network {
+            backend,
+            source: Source::File {
+                path: path.to_owned(),
+                alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
+            },
+            scheme: Some(scheme),
+            layout: WorkspaceLayout::of(&architecture),
+        })
     }
 
     /// `weights` (which must hold `architecture`'s tensors, as the loader and

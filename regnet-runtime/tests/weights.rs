@@ -1065,3 +1065,75 @@ fn invalid_running_variances_are_refused() {
         "{message}"
     );
 }
+
+/// A CPU network reads its checkpoint step by step, folding and packing each step's tensors as
+/// they arrive, not through `load`: it must run exactly the weights `load` reads (the logits of
+/// the same random weights, bit for bit), and refuse a bad file with the error `load` gives.
+#[test]
+fn a_network_read_step_by_step_runs_what_load_reads_and_refuses_what_it_refuses() {
+    use regnet_runtime::{Network, Workspace};
+
+    let spec: &'static CompiledSpec = Box::leak(Box::new(tiny()));
+    let architecture = spec.architecture("tiny");
+    let dir = TempDir::new("step-by-step");
+    let images = 2 * 3 * architecture.resolution * architecture.resolution;
+    let input: Vec<f32> = (0..images)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect();
+    let logits = |network: &Network| {
+        let mut workspace = Workspace::new(&architecture, 2).unwrap();
+        network.forward(&input, &mut workspace).unwrap().to_vec()
+    };
+    let expected = logits(&Network::random(architecture, 5).unwrap());
+    for scheme in Scheme::ALL {
+        let weights = NetworkWeights::random(&architecture, 5);
+        let bytes = serialize(&checkpoint(&architecture, scheme, &weights));
+        let path = dir.write(&format!("{scheme}.safetensors"), &bytes);
+        let network = Network::load(architecture, &path, None).unwrap();
+        assert_eq!(network.scheme(), Some(scheme));
+        let got = logits(&network);
+        assert!(
+            got.iter()
+                .zip(&expected)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{scheme}: {got:?} != {expected:?}"
+        );
+    }
+
+    type Breaks = fn(&mut Vec<Raw>) -> usize;
+    let broken: [(&str, Breaks); 4] = [
+        ("variance", |tensors| {
+            let variance = tensors
+                .iter_mut()
+                .find(|t| t.key.ends_with("conv2.bn.running_var"));
+            let variance = variance.unwrap();
+            *variance = Raw::f32(&variance.key.clone(), &variance.shape.clone(), &[-1.0; 8]);
+            0
+        }),
+        ("dtypes", |tensors| {
+            // Bad tensors read by different threads: the first in forward order is named.
+            for t in tensors.iter_mut().filter(|t| t.key.ends_with("bias")) {
+                t.dtype = Dtype::I64;
+                t.bytes.resize(t.bytes.len() * 2, 0);
+            }
+            0
+        }),
+        ("missing", |tensors| {
+            tensors.retain(|t| !t.key.starts_with("s2."));
+            0
+        }),
+        // The file's last byte cut off.
+        ("truncated", |_| 1),
+    ];
+    for (name, breaks) in broken {
+        let mut tensors = tiny_checkpoint(Scheme::Timm);
+        let cut = breaks(&mut tensors);
+        let bytes = serialize(&tensors);
+        let path = dir.write(&format!("{name}.safetensors"), &bytes[..bytes.len() - cut]);
+        let by_load = load(&path, &architecture, None).unwrap_err().to_string();
+        let Err(by_network) = Network::load(architecture, &path, None) else {
+            panic!("{name}: the network loaded a checkpoint `load` refuses ({by_load})");
+        };
+        assert_eq!(by_network.to_string(), by_load, "{name}");
+    }
+}

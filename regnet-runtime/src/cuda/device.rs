@@ -67,7 +67,7 @@ fn tensors(step: &Step, weights: &NetworkWeights) -> Vec<Vec<f32>> {
             let [w2, b2] = outputs_last(&se.gate);
             vec![se.hidden.weight.clone(), se.hidden.bias.clone(), w2, b2]
         }
-        Some(StepWeights::Classifier(linear)) => outputs_last(linear).to_vec(),
+        Some(StepWeights::Classifier(linear)) => outputs_last(&linear).to_vec(),
     }
 }
 

@@ -10,15 +10,17 @@ use std::io;
 use std::ops::Range;
 use std::path::Path;
 
+use rayon::prelude::*;
 use regnet_spec::{Architecture, files};
 use safetensors::tensor::{Metadata, TensorInfo};
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use super::naming::{
-    Conv, Role, assemble, block_conv_key, block_se_key, expected_tensors, head_weight_key,
-    is_ignored,
+    Conv, Role, Slot, assemble, block_conv_key, block_se_key, expected_tensors, head_weight_key,
+    is_ignored, step_weights,
 };
-use super::{LoadError, NetworkWeights, Scheme};
+use super::{LoadError, NetworkWeights, Scheme, StepWeights};
+use crate::plan::Step;
 
 /// How many of a file's keys an [`LoadError::UnknownScheme`] shows.
 const SAMPLE_KEYS: usize = 5;
@@ -39,6 +41,58 @@ pub fn load(
     architecture: &Architecture,
     alternative: Option<(&str, &[usize])>,
 ) -> Result<(NetworkWeights, Scheme), LoadError> {
+    read_file(path, |file| load_from(file, architecture, alternative))
+}
+
+/// Reads the checkpoint at `path` (checked as [`load`] checks it) one plan step at a time, on
+/// the current rayon pool, and gives each step's weights to `prepare`, in `steps`' order. Each
+/// step's tensors are read, converted and handed over on their own, so that a backend which folds
+/// and packs them in place never holds a second copy of the whole network: what `prepare`
+/// returns is all that stays. `prepare` gives the buffers it is done with back to the
+/// [`Recycled`] it is passed, for the thread's next step.
+pub(crate) fn load_steps<T: Send>(
+    path: &Path,
+    architecture: &Architecture,
+    alternative: Option<(&str, &[usize])>,
+    steps: &[Step],
+    prepare: impl Fn(&Step, Option<StepWeights<'_>>, &mut Recycled) -> T + Sync,
+) -> Result<(Vec<T>, Scheme), LoadError> {
+    read_file(path, |file| {
+        let checkpoint = Checkpoint::open(file, architecture, alternative)?;
+        // One reader per thread, each with its own recycled buffers, taking every `readers`-th
+        // step (interleaved, so that each gets a share of the large late layers).
+        let readers = rayon::current_num_threads().clamp(1, steps.len().max(1));
+        let (checkpoint, prepare) = (&checkpoint, &prepare);
+        let mut prepared: Vec<(usize, Result<T, LoadError>)> = (0..readers)
+            .into_par_iter()
+            .flat_map_iter(|reader| {
+                let mut recycled = Recycled::default();
+                let mut read = move |step: &Step| {
+                    let weights = step_weights(architecture, checkpoint.scheme, step, |slot| {
+                        checkpoint.tensor(&slot, &mut recycled)
+                    })?;
+                    Ok(prepare(step, weights, &mut recycled))
+                };
+                let mine = steps.iter().enumerate().skip(reader).step_by(readers);
+                mine.map(|(index, step)| (index, read(step)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        prepared.sort_unstable_by_key(|&(index, _)| index);
+        let prepared: Vec<Result<T, LoadError>> =
+            prepared.into_iter().map(|(_, result)| result).collect();
+        // The first error in forward order, as the sequential loader would report it.
+        let prepared = prepared.into_iter().collect::<Result<_, _>>()?;
+        Ok((prepared, checkpoint.scheme))
+    })
+}
+
+/// Opens the regular file at `path`, runs `read` on it, and refuses the result if the file
+/// changed meanwhile.
+fn read_file<T>(
+    path: &Path,
+    read: impl FnOnce(&OpenFile<'_>) -> Result<T, LoadError>,
+) -> Result<T, LoadError> {
     let io_error = |source| LoadError::Io {
         path: path.into(),
         source,
@@ -55,14 +109,14 @@ pub fn load(
         .map_err(io_error)?;
     let length = opened.len();
     let file = OpenFile { file, length, path };
-    let loaded = load_from(&file, architecture, alternative)?;
+    let result = read(&file)?;
     // A rewrite that kept the length, or shrank the file and grew it back between two reads,
     // leaves no short read behind; the modification time still moves.
     let now = file.file.metadata().map_err(io_error)?;
     if now.len() != length || now.modified().ok() != opened.modified().ok() {
         return Err(file.changed());
     }
-    Ok(loaded)
+    Ok(result)
 }
 
 /// [`load`] for a checkpoint already in memory; `path` is only used to name it in errors.
@@ -76,7 +130,7 @@ pub fn load_bytes(
 }
 
 /// Where a checkpoint's bytes come from: memory, or a file read piece by piece.
-trait Source {
+trait Source: Sync {
     /// The path that names the checkpoint in errors.
     fn path(&self) -> &Path;
     /// The checkpoint's length in bytes.
@@ -233,74 +287,157 @@ fn load_from(
     architecture: &Architecture,
     alternative: Option<(&str, &[usize])>,
 ) -> Result<(NetworkWeights, Scheme), LoadError> {
-    let path = source.path();
-    let header = Header::read(source)?;
-    let tensors = &header.metadata;
-
-    let mut names: Vec<String> = tensors
-        .offset_keys()
-        .into_iter()
-        .filter(|key| !is_ignored(key))
-        .collect();
-    // Sorted so errors list keys in a stable order, whatever the file's order.
-    names.sort_unstable();
-    let scheme = Scheme::detect(names.iter().map(String::as_str)).ok_or_else(|| {
-        LoadError::UnknownScheme {
-            path: path.into(),
-            tensors: names.len(),
-            sample: names.iter().take(SAMPLE_KEYS).cloned().collect(),
-        }
+    let checkpoint = Checkpoint::open(source, architecture, alternative)?;
+    let mut recycled = Recycled::default();
+    let weights = assemble(architecture, checkpoint.scheme, |slot| {
+        checkpoint.tensor(&slot, &mut recycled)
     })?;
+    Ok((weights, checkpoint.scheme))
+}
 
-    let expected = expected_tensors(architecture, scheme);
-    let mut missing = Vec::new();
-    let mut wrong_shape = Vec::new();
-    for (key, shape) in &expected {
-        match tensors.info(key) {
-            Some(info) if info.shape == *shape => {}
-            Some(info) => wrong_shape.push((key.clone(), shape.clone(), info.shape.clone())),
-            None => missing.push((key.clone(), shape.clone())),
+/// A checkpoint whose header, key names and shapes have all been checked against an
+/// architecture: every tensor the architecture needs is there, with its shape, and nothing else.
+struct Checkpoint<'s, S> {
+    source: &'s S,
+    header: Header,
+    scheme: Scheme,
+}
+
+impl<'s, S: Source> Checkpoint<'s, S> {
+    /// Reads and checks the header of `source`, touching none of the tensor data.
+    fn open(
+        source: &'s S,
+        architecture: &Architecture,
+        alternative: Option<(&str, &[usize])>,
+    ) -> Result<Self, LoadError> {
+        let path = source.path();
+        let header = Header::read(source)?;
+        let tensors = &header.metadata;
+
+        let mut names: Vec<String> = tensors
+            .offset_keys()
+            .into_iter()
+            .filter(|key| !is_ignored(key))
+            .collect();
+        // Sorted so errors list keys in a stable order, whatever the file's order.
+        names.sort_unstable();
+        let scheme = Scheme::detect(names.iter().map(String::as_str)).ok_or_else(|| {
+            LoadError::UnknownScheme {
+                path: path.into(),
+                tensors: names.len(),
+                sample: names.iter().take(SAMPLE_KEYS).cloned().collect(),
+            }
+        })?;
+
+        let expected = expected_tensors(architecture, scheme);
+        let mut missing = Vec::new();
+        let mut wrong_shape = Vec::new();
+        for (key, shape) in &expected {
+            match tensors.info(key) {
+                Some(info) if info.shape == *shape => {}
+                Some(info) => wrong_shape.push((key.clone(), shape.clone(), info.shape.clone())),
+                None => missing.push((key.clone(), shape.clone())),
+            }
         }
-    }
-    let known: HashSet<&str> = expected.iter().map(|(key, _)| key.as_str()).collect();
-    let unexpected: Vec<String> = names
-        .into_iter()
-        .filter(|key| !known.contains(key.as_str()))
-        .collect();
-    if !(missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty()) {
-        return Err(LoadError::Mismatch {
-            path: path.into(),
+        let known: HashSet<&str> = expected.iter().map(|(key, _)| key.as_str()).collect();
+        let unexpected: Vec<String> = names
+            .into_iter()
+            .filter(|key| !known.contains(key.as_str()))
+            .collect();
+        if !(missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty()) {
+            return Err(LoadError::Mismatch {
+                path: path.into(),
+                scheme,
+                missing,
+                unexpected,
+                wrong_shape,
+                hint: hint(tensors, scheme, architecture, alternative),
+            });
+        }
+        Ok(Checkpoint {
+            source,
+            header,
             scheme,
-            missing,
-            unexpected,
-            wrong_shape,
-            hint: hint(tensors, scheme, architecture, alternative),
-        });
+        })
     }
 
-    let mut scratch = Vec::new();
-    let weights = assemble(architecture, scheme, |slot| {
-        let info = tensors.info(&slot.key).ok_or_else(|| LoadError::Mismatch {
-            // Unreachable after the checks above; an error keeps it from ever being a panic.
-            path: path.into(),
-            scheme,
-            missing: vec![(slot.key.clone(), slot.shape.clone())],
-            unexpected: Vec::new(),
-            wrong_shape: Vec::new(),
-            hint: None,
-        })?;
-        let bytes = source.read(header.range(info), &mut scratch)?;
-        let values = decode_f32(info.dtype, bytes).ok_or_else(|| LoadError::UnsupportedDtype {
-            path: path.into(),
-            key: slot.key.clone(),
-            dtype: info.dtype.to_string(),
-        })?;
+    /// The values of the tensor at `slot`, converted to f32 in memory from `recycled`; a
+    /// BatchNorm variance is checked too.
+    fn tensor(&self, slot: &Slot, recycled: &mut Recycled) -> Result<Vec<f32>, LoadError> {
+        let path = self.source.path();
+        let info = self
+            .header
+            .metadata
+            .info(&slot.key)
+            .ok_or_else(|| LoadError::Mismatch {
+                // Unreachable after `open`'s checks; an error keeps it from ever being a panic.
+                path: path.into(),
+                scheme: self.scheme,
+                missing: vec![(slot.key.clone(), slot.shape.clone())],
+                unexpected: Vec::new(),
+                wrong_shape: Vec::new(),
+                hint: None,
+            })?;
+        let mut values = recycled.take(slot.shape.iter().product());
+        let bytes = self
+            .source
+            .read(self.header.range(info), &mut recycled.bytes)?;
+        if !decode_f32_into(info.dtype, bytes, &mut values) {
+            return Err(LoadError::UnsupportedDtype {
+                path: path.into(),
+                key: slot.key.clone(),
+                dtype: info.dtype.to_string(),
+            });
+        }
         if slot.role == Role::BnVar {
             check_variance(&values, &slot.key, path)?;
         }
-        Ok::<_, LoadError>(values)
-    })?;
-    Ok((weights, scheme))
+        Ok(values)
+    }
+}
+
+/// Memory a loading thread reuses from tensor to tensor: the raw bytes read, and float buffers
+/// handed back once a step's weights are packed. Fresh memory costs a page fault per 4 KiB page
+/// (measured: most of the load time of regnety_1.6gf when every tensor got new buffers).
+#[derive(Default)]
+pub(crate) struct Recycled {
+    bytes: Vec<u8>,
+    floats: Vec<Vec<f32>>,
+}
+
+/// Float buffers a thread keeps.
+const KEPT_BUFFERS: usize = 4;
+/// Floats of the smallest buffer worth keeping (64 KiB): smaller ones (BatchNorm statistics,
+/// biases) come from the allocator's free lists without page faults anyway.
+const KEPT_FLOATS: usize = 16 * 1024;
+
+impl Recycled {
+    /// An empty buffer for `len` floats: for a large tensor, the smallest kept one that holds
+    /// them, else the largest (which then grows); else a new one.
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        if len < KEPT_FLOATS {
+            return Vec::new();
+        }
+        let fits = (0..self.floats.len())
+            .filter(|&i| self.floats[i].capacity() >= len)
+            .min_by_key(|&i| self.floats[i].capacity());
+        let largest = (0..self.floats.len()).max_by_key(|&i| self.floats[i].capacity());
+        fits.or(largest)
+            .map(|i| self.floats.swap_remove(i))
+            .unwrap_or_default()
+    }
+
+    /// Keeps `buffer` for a later tensor, if it is among the largest seen.
+    pub(crate) fn give(&mut self, buffer: Vec<f32>) {
+        if buffer.capacity() < KEPT_FLOATS {
+            return;
+        }
+        self.floats.push(buffer);
+        if self.floats.len() > KEPT_BUFFERS {
+            let smallest = (0..self.floats.len()).min_by_key(|&i| self.floats[i].capacity());
+            smallest.map(|i| self.floats.swap_remove(i));
+        }
+    }
 }
 
 /// Refuses a BatchNorm running variance that is negative, NaN or infinite: folding takes its
@@ -328,30 +465,35 @@ fn check_variance(values: &[f32], key: &str, path: &Path) -> Result<(), LoadErro
 /// and 4-byte chunks because a tensor's offset in a file held in memory need not be aligned for
 /// a direct cast.
 pub fn decode_f32(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    let mut values = Vec::new();
+    decode_f32_into(dtype, data, &mut values).then_some(values)
+}
+
+/// [`decode_f32`] into `values` (cleared first), reusing its memory; false for another dtype.
+fn decode_f32_into(dtype: Dtype, data: &[u8], values: &mut Vec<f32>) -> bool {
+    values.clear();
     match dtype {
-        Dtype::F32 => Some(
+        Dtype::F32 => values.extend(
             data.as_chunks::<4>()
                 .0
                 .iter()
-                .map(|&b| f32::from_le_bytes(b))
-                .collect(),
+                .map(|&b| f32::from_le_bytes(b)),
         ),
-        Dtype::F16 => Some(
+        Dtype::F16 => values.extend(
             data.as_chunks::<2>()
                 .0
                 .iter()
-                .map(|&b| half::f16::from_le_bytes(b).to_f32())
-                .collect(),
+                .map(|&b| half::f16::from_le_bytes(b).to_f32()),
         ),
-        Dtype::BF16 => Some(
+        Dtype::BF16 => values.extend(
             data.as_chunks::<2>()
                 .0
                 .iter()
-                .map(|&b| half::bf16::from_le_bytes(b).to_f32())
-                .collect(),
+                .map(|&b| half::bf16::from_le_bytes(b).to_f32()),
         ),
-        _ => None,
+        _ => return false,
     }
+    true
 }
 
 /// Rejects a header whose tensors claim more (or less) data than follows it in a file of `length`

@@ -8,8 +8,11 @@ mod naming;
 mod random;
 
 pub use error::LoadError;
+pub(crate) use load::{Recycled, load_steps};
 pub use load::{decode_f32, load, load_bytes};
 pub use naming::{Scheme, expected_tensors};
+
+use std::borrow::Cow;
 
 use crate::plan::{Part, Step};
 
@@ -44,21 +47,36 @@ impl ConvBn {
     /// w' = w·γ/√(σ² + ε) and b' = β − μ·γ/√(σ² + ε), computed in f64. Every backend runs
     /// these folded weights.
     pub fn fold(&self) -> Linear {
-        let bn = &self.bn;
-        let outputs = bn.weight.len();
-        let per_output = self.weight.len() / outputs;
-        let mut weight = Vec::with_capacity(self.weight.len());
-        let mut bias = Vec::with_capacity(outputs);
-        for o in 0..outputs {
-            let scale = f64::from(bn.weight[o]) / (f64::from(bn.running_var[o]) + BN_EPS).sqrt();
-            weight.extend(
-                self.weight[o * per_output..(o + 1) * per_output]
-                    .iter()
-                    .map(|&w| (f64::from(w) * scale) as f32),
-            );
-            bias.push((f64::from(bn.bias[o]) - f64::from(bn.running_mean[o]) * scale) as f32);
+        self.clone().into_folded()
+    }
+
+    /// [`ConvBn::fold`] in place: the folded weights take the convolution's memory and the bias
+    /// β's, so folding a layer read from a checkpoint costs no new allocation.
+    pub fn into_folded(self) -> Linear {
+        let ConvBn {
+            mut weight,
+            bn:
+                BatchNorm {
+                    weight: gamma,
+                    bias: mut beta,
+                    running_mean,
+                    running_var,
+                },
+        } = self;
+        // At least 1, so that a malformed layer without outputs folds to nothing instead of panicking.
+        let per_output = (weight.len() / gamma.len().max(1)).max(1);
+        for (o, (outputs, beta)) in weight
+            .chunks_exact_mut(per_output)
+            .zip(&mut beta)
+            .enumerate()
+        {
+            let scale = f64::from(gamma[o]) / (f64::from(running_var[o]) + BN_EPS).sqrt();
+            for w in outputs {
+                *w = (f64::from(*w) * scale) as f32;
+            }
+            *beta = (f64::from(*beta) - f64::from(running_mean[o]) * scale) as f32;
         }
-        Linear { weight, bias }
+        Linear { weight, bias: beta }
     }
 }
 
@@ -109,14 +127,16 @@ pub struct NetworkWeights {
     pub classifier: Linear,
 }
 
-/// A plan step's weights, as the checkpoint has them, for a backend to fold and pack or upload.
+/// A plan step's weights, as the checkpoint has them, for a backend to fold and pack or upload:
+/// borrowed from a [`NetworkWeights`], or owned when read from a checkpoint step by step (and
+/// then folded in place).
 pub(crate) enum StepWeights<'a> {
     /// A convolution with its BatchNorm (the stem, and the blocks' convolutions).
-    Convolution(&'a ConvBn),
+    Convolution(Cow<'a, ConvBn>),
     /// Squeeze-and-excitation's two layers.
-    SqueezeExcite(&'a SqueezeExcite),
+    SqueezeExcite(Cow<'a, SqueezeExcite>),
     /// The classifier.
-    Classifier(&'a Linear),
+    Classifier(Cow<'a, Linear>),
 }
 
 impl NetworkWeights {
@@ -127,17 +147,18 @@ impl NetworkWeights {
             return None;
         }
         let block = self.blocks.get(step.block);
+        let convolution = |conv| StepWeights::Convolution(Cow::Borrowed(conv));
         match step.part {
-            Part::Stem => Some(StepWeights::Convolution(&self.stem)),
-            Part::Projection => block?.projection.as_ref().map(StepWeights::Convolution),
-            Part::Reduce => Some(StepWeights::Convolution(&block?.reduce)),
-            Part::Grouped => Some(StepWeights::Convolution(&block?.grouped)),
+            Part::Stem => Some(convolution(&self.stem)),
+            Part::Projection => block?.projection.as_ref().map(convolution),
+            Part::Reduce => Some(convolution(&block?.reduce)),
+            Part::Grouped => Some(convolution(&block?.grouped)),
             Part::SqueezeExcite => block?
                 .squeeze_excite
                 .as_ref()
-                .map(StepWeights::SqueezeExcite),
-            Part::Expand => Some(StepWeights::Convolution(&block?.expand)),
-            Part::Head => Some(StepWeights::Classifier(&self.classifier)),
+                .map(|se| StepWeights::SqueezeExcite(Cow::Borrowed(se))),
+            Part::Expand => Some(convolution(&block?.expand)),
+            Part::Head => Some(StepWeights::Classifier(Cow::Borrowed(&self.classifier))),
             Part::Kept => None,
         }
     }

@@ -3,11 +3,13 @@
 //! order, so the expected key list, the loader, the error messages and the random weights cannot
 //! disagree about which tensors exist or what shape they have.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use regnet_spec::{Architecture, Block, INPUT_CHANNELS};
 
-use super::{BatchNorm, BlockWeights, ConvBn, Linear, NetworkWeights, SqueezeExcite};
+use super::{BatchNorm, BlockWeights, ConvBn, Linear, NetworkWeights, SqueezeExcite, StepWeights};
+use crate::plan::{Part, Step};
 
 /// The state-dict naming of the library a checkpoint was saved from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -218,26 +220,60 @@ pub(crate) fn assemble<E>(
         scheme,
         tensor: &mut tensor,
     };
-    let stem = walker.conv_bn(
-        "",
-        Conv::Stem,
-        [architecture.stem_width, INPUT_CHANNELS, 3, 3],
-    )?;
+    let stem = walker.stem(architecture)?;
     let mut blocks = Vec::new();
     for block in architecture.blocks() {
         blocks.push(walker.block(&block)?);
     }
-    let classifier = walker.linear(
-        head_prefix(scheme),
-        architecture.num_classes,
-        architecture.last_width(),
-        false,
-    )?;
+    let classifier = walker.classifier(architecture)?;
     Ok(NetworkWeights {
         stem,
         blocks,
         classifier,
     })
+}
+
+/// The weights of one plan step, asking `tensor` for its tensors in the order [`assemble`] walks
+/// them; `None` for a step without weights.
+pub(crate) fn step_weights<E>(
+    architecture: &Architecture,
+    scheme: Scheme,
+    step: &Step,
+    mut tensor: impl FnMut(Slot) -> Result<Vec<f32>, E>,
+) -> Result<Option<StepWeights<'static>>, E> {
+    if !step.has_weights() {
+        return Ok(None);
+    }
+    let mut walker = Walker {
+        scheme,
+        tensor: &mut tensor,
+    };
+    let block = || architecture.blocks().nth(step.block);
+    let conv = |walker: &mut Walker<'_, _>, conv| match block() {
+        Some(block) => walker
+            .block_conv(&block, conv)
+            .map(|weights| Some(StepWeights::Convolution(Cow::Owned(weights)))),
+        None => Ok(None),
+    };
+    match step.part {
+        Part::Stem => Ok(Some(StepWeights::Convolution(Cow::Owned(
+            walker.stem(architecture)?,
+        )))),
+        Part::Projection => conv(&mut walker, Conv::Projection),
+        Part::Reduce => conv(&mut walker, Conv::Reduce),
+        Part::Grouped => conv(&mut walker, Conv::Grouped),
+        Part::Expand => conv(&mut walker, Conv::Expand),
+        Part::SqueezeExcite => match block().and_then(|block| Some((block, block.se_width?))) {
+            Some((block, w_se)) => Ok(Some(StepWeights::SqueezeExcite(Cow::Owned(
+                walker.squeeze_excite(&block, w_se)?,
+            )))),
+            None => Ok(None),
+        },
+        Part::Head => Ok(Some(StepWeights::Classifier(Cow::Owned(
+            walker.classifier(architecture)?,
+        )))),
+        Part::Kept => Ok(None),
+    }
 }
 
 struct Walker<'f, F> {
@@ -254,31 +290,20 @@ where
     }
 
     fn block(&mut self, block: &Block) -> Result<BlockWeights, E> {
-        let prefix = block_prefix(self.scheme, block.stage, block.index);
-        let (w_in, w, w_b) = (block.in_width, block.width, block.bottleneck_width);
-        // A malformed architecture with 0 groups must not divide by zero; its shapes then
-        // simply cannot match any checkpoint.
-        let group_width = w_b.checked_div(block.groups).unwrap_or(0);
         // Forward order, as the blocks run: shortcut first (pycls and torchvision order), then
         // the residual branch.
         let projection = if block.has_projection() {
-            Some(self.conv_bn(&prefix, Conv::Projection, [w, w_in, 1, 1])?)
+            Some(self.block_conv(block, Conv::Projection)?)
         } else {
             None
         };
-        let reduce = self.conv_bn(&prefix, Conv::Reduce, [w_b, w_in, 1, 1])?;
-        let grouped = self.conv_bn(&prefix, Conv::Grouped, [w_b, group_width, 3, 3])?;
+        let reduce = self.block_conv(block, Conv::Reduce)?;
+        let grouped = self.block_conv(block, Conv::Grouped)?;
         let squeeze_excite = match block.se_width {
-            Some(w_se) => {
-                let (hidden, gate) = se_names(self.scheme);
-                Some(SqueezeExcite {
-                    hidden: self.linear(&format!("{prefix}{hidden}"), w_se, w_b, true)?,
-                    gate: self.linear(&format!("{prefix}{gate}"), w_b, w_se, true)?,
-                })
-            }
+            Some(w_se) => Some(self.squeeze_excite(block, w_se)?),
             None => None,
         };
-        let expand = self.conv_bn(&prefix, Conv::Expand, [w, w_b, 1, 1])?;
+        let expand = self.block_conv(block, Conv::Expand)?;
         Ok(BlockWeights {
             projection,
             reduce,
@@ -286,6 +311,51 @@ where
             squeeze_excite,
             expand,
         })
+    }
+
+    /// One of a block's convolutions with its BatchNorm.
+    fn block_conv(&mut self, block: &Block, conv: Conv) -> Result<ConvBn, E> {
+        let prefix = block_prefix(self.scheme, block.stage, block.index);
+        let (w_in, w, w_b) = (block.in_width, block.width, block.bottleneck_width);
+        // A malformed architecture with 0 groups must not divide by zero; its shapes then
+        // simply cannot match any checkpoint.
+        let group_width = w_b.checked_div(block.groups).unwrap_or(0);
+        let shape = match conv {
+            Conv::Projection => [w, w_in, 1, 1],
+            Conv::Reduce => [w_b, w_in, 1, 1],
+            Conv::Grouped => [w_b, group_width, 3, 3],
+            Conv::Expand => [w, w_b, 1, 1],
+            Conv::Stem => unreachable!("the stem is not a block's convolution"),
+        };
+        self.conv_bn(&prefix, conv, shape)
+    }
+
+    /// A block's squeeze-and-excitation, with `w_se` hidden units.
+    fn squeeze_excite(&mut self, block: &Block, w_se: usize) -> Result<SqueezeExcite, E> {
+        let prefix = block_prefix(self.scheme, block.stage, block.index);
+        let w_b = block.bottleneck_width;
+        let (hidden, gate) = se_names(self.scheme);
+        Ok(SqueezeExcite {
+            hidden: self.linear(&format!("{prefix}{hidden}"), w_se, w_b, true)?,
+            gate: self.linear(&format!("{prefix}{gate}"), w_b, w_se, true)?,
+        })
+    }
+
+    fn stem(&mut self, architecture: &Architecture) -> Result<ConvBn, E> {
+        self.conv_bn(
+            "",
+            Conv::Stem,
+            [architecture.stem_width, INPUT_CHANNELS, 3, 3],
+        )
+    }
+
+    fn classifier(&mut self, architecture: &Architecture) -> Result<Linear, E> {
+        self.linear(
+            head_prefix(self.scheme),
+            architecture.num_classes,
+            architecture.last_width(),
+            false,
+        )
     }
 
     fn conv_bn(&mut self, prefix: &str, conv: Conv, shape: [usize; 4]) -> Result<ConvBn, E> {
