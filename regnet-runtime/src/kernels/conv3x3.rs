@@ -221,9 +221,11 @@ mod simd {
         group: usize,
         out: SendPtr,
     ) {
-        // 16 registers: 6 pixels × 2 vectors or 12 × 1, beside the weights and a broadcast.
+        // 16 registers: 6 pixels × 2 vectors, 3 × 3 or 12 × 1, beside the weights and a
+        // broadcast. (4 × 3 leaves LLVM one register short of the two broadcasts it schedules,
+        // and the accumulator it spills made the 24-wide groups 1.8× slower, measured.)
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m256, 6, 12>(conv, blocked, row, group, out) }
+        unsafe { row_group::<__m256, 6, 3, 12>(conv, blocked, row, group, out) }
     }
 
     /// # Safety
@@ -236,8 +238,10 @@ mod simd {
         group: usize,
         out: SendPtr,
     ) {
+        // Only 8-wide groups come here (wider ones run the 16-wide kernel), so never a tile of
+        // three vectors.
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m256, 14, 12>(conv, blocked, row, group, out) };
+        unsafe { row_group::<__m256, 14, 1, 12>(conv, blocked, row, group, out) };
         leave_avx512();
     }
 
@@ -253,8 +257,9 @@ mod simd {
     ) {
         // A single 16-wide vector needs a broadcast per FMA: 8 pixels keep their input
         // pointers in registers (14 spill them, and the reloads compete with the broadcasts).
+        // 16-wide vectors pair a last 8 with a half vector instead of making three.
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m512, 14, 8>(conv, blocked, row, group, out) };
+        unsafe { row_group::<__m512, 14, 1, 8>(conv, blocked, row, group, out) };
         leave_avx512();
     }
 
@@ -277,12 +282,13 @@ mod simd {
     }
 
     /// One output row of one group in tiles of at most `PAIR` pixels × 2 vectors of output
-    /// channels (or `SINGLE` pixels × 1 for a group's last odd block).
+    /// channels, `TRIPLE` pixels × 3 (an odd number of 8-wide blocks, as in groups of 24), or
+    /// `SINGLE` pixels × 1 (a group's one block).
     ///
     /// # Safety
     /// As for the `row_group_*` entry points, whose instruction sets `V` needs.
     #[inline(always)]
-    unsafe fn row_group<V: Vector, const PAIR: usize, const SINGLE: usize>(
+    unsafe fn row_group<V: Vector, const PAIR: usize, const TRIPLE: usize, const SINGLE: usize>(
         conv: &Conv3x3<'_>,
         blocked: &[f32],
         row: usize,
@@ -304,12 +310,14 @@ mod simd {
         let mut half = wide && gw % V::LANES != 0;
         let mut block = 0;
         while block < full || half {
-            // Two vectors share each broadcast input: two full blocks, or the last full block
-            // and the half one.
+            // Vectors share each broadcast input: two full blocks, or the last full block and
+            // the half one; an odd number of 8-wide blocks starts with three (a 24-wide group
+            // as one tile: 7 loads per 12 FMAs, where a pair and a single take 8 and 13).
             let (vectors, halves) = match (full - block, half) {
                 (0, _) => (0, 1),
                 (1, true) => (1, 1),
                 (1, false) => (1, 0),
+                (left, false) if !wide && left % 2 == 1 => (3, 0),
                 _ => (2, 0),
             };
             let first_channel = group * gw + block * V::LANES;
@@ -336,6 +344,7 @@ mod simd {
                         (1, 1) if wide => widest::<_, PAIR>(ConvTile::<V, 1, 1>::at(site), left),
                         (0, 1) if wide => widest::<_, SINGLE>(ConvTile::<V, 0, 1>::at(site), left),
                         (1, _) => widest::<_, SINGLE>(ConvTile::<V, 1, 0>::at(site), left),
+                        (3, _) if !wide => widest::<_, TRIPLE>(ConvTile::<V, 3, 0>::at(site), left),
                         _ => widest::<_, PAIR>(ConvTile::<V, 2, 0>::at(site), left),
                     }
                 };
