@@ -5,9 +5,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use regnet::runtime::kernels::peak::fma_peak_gflops;
-use regnet::runtime::plan::Part;
 use regnet::runtime::spec::{INPUT_CHANNELS, stage_table};
-use regnet::runtime::{Device, Isa, Network, Options, Profile, Workspace};
+use regnet::runtime::{Device, Isa, Network, Options, Profile, StepTiming, Workspace};
 use serde::Serialize;
 
 use crate::DeviceChoice;
@@ -356,13 +355,15 @@ pub fn profile(
     };
     let input =
         synthetic_input(batch * INPUT_CHANNELS * architecture.resolution * architecture.resolution);
-    let mut profile = Profile::default();
+    let mut passes = Vec::with_capacity(iters);
     for pass in 0..iters + 2 {
-        // Two warm-up passes are not counted.
-        let mut scratch = Profile::default();
-        let target = if pass < 2 { &mut scratch } else { &mut profile };
-        if let Err(error) = network.profile(&input, &mut workspace, target) {
+        let mut profile = Profile::default();
+        if let Err(error) = network.profile(&input, &mut workspace, &mut profile) {
             return Ok(Err(error.to_string()));
+        }
+        // Two warm-up passes are not counted.
+        if pass >= 2 {
+            passes.push(profile);
         }
     }
     let options = workspace.options();
@@ -371,16 +372,16 @@ pub fn profile(
         options.threads,
         Duration::from_millis(300),
     );
-    let mut totals: std::collections::BTreeMap<(usize, Part), (u64, f64)> = Default::default();
-    for timing in &profile.steps {
-        let entry = totals.entry((timing.stage, timing.part)).or_default();
-        entry.0 += timing.flops;
-        entry.1 += timing.seconds;
-    }
-    let total: f64 = totals.values().map(|t| t.1).sum::<f64>() / iters as f64;
+    let stages = architecture.stages.len();
+    let by_stage = median_per_pass(&passes, |timing| (timing.stage, timing.part));
+    let by_part = median_per_pass(&passes, |timing| timing.part);
+    let (flops, total) = median_per_pass(&passes, |_| ())
+        .remove(&())
+        .unwrap_or_default();
     writeln!(
         out,
-        "{name} batch {batch}, {} threads, {:?}; peak {peak:.1} GFLOP/s (FMA loop); times per pass",
+        "{name} batch {batch}, {} threads, {:?}; peak {peak:.1} GFLOP/s (FMA loop); median \
+         times of {iters} passes",
         options.threads, options.isa
     )?;
     writeln!(
@@ -388,53 +389,79 @@ pub fn profile(
         "{:<6} {:<15} {:>9} {:>7} {:>9} {:>8}",
         "stage", "step", "ms", "share", "GFLOP/s", "of peak"
     )?;
-    let mut by_step: std::collections::BTreeMap<Part, (u64, f64)> = Default::default();
-    let stages = architecture.stages.len();
-    for (&(stage, step), &(flops, seconds)) in &totals {
-        let by = by_step.entry(step).or_default();
-        by.0 += flops;
-        by.1 += seconds;
+    for (&(stage, step), &(flops, seconds)) in &by_stage {
         let label = match stage {
             0 => "stem".to_owned(),
             s if s > stages => "head".to_owned(),
             s => format!("s{s}"),
         };
-        write_row(out, &label, step, flops, seconds, iters, total, peak)?;
+        write_row(
+            out,
+            &label,
+            &format!("{step:?}"),
+            flops,
+            seconds,
+            total,
+            peak,
+        )?;
     }
     writeln!(out)?;
-    for (&step, &(flops, seconds)) in &by_step {
-        write_row(out, "all", step, flops, seconds, iters, total, peak)?;
+    for (&step, &(flops, seconds)) in &by_part {
+        write_row(
+            out,
+            "all",
+            &format!("{step:?}"),
+            flops,
+            seconds,
+            total,
+            peak,
+        )?;
     }
-    let flops: u64 = by_step.values().map(|t| t.0).sum();
-    writeln!(
-        out,
-        "total  {:<15} {:>9.3} {:>7} {:>9.1} {:>7.0}%",
-        "",
-        total * 1e3,
-        "100%",
-        2.0 * flops as f64 / iters as f64 / total / 1e9,
-        200.0 * flops as f64 / iters as f64 / total / 1e9 / peak
-    )?;
+    write_row(out, "total", "", flops, total, total, peak)?;
     Ok(Ok(()))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Per key, the multiply-adds of one pass and the median over `passes` of the seconds each pass
+/// spent on the key's steps (a median, not a mean: on a shared machine a pass a neighbour
+/// slowed down would otherwise count).
+fn median_per_pass<K: Ord + Copy>(
+    passes: &[Profile],
+    key: impl Fn(&StepTiming) -> K,
+) -> std::collections::BTreeMap<K, (u64, f64)> {
+    let mut per_pass: std::collections::BTreeMap<K, (u64, Vec<f64>)> = Default::default();
+    for (pass, profile) in passes.iter().enumerate() {
+        for timing in &profile.steps {
+            let (flops, seconds) = per_pass.entry(key(timing)).or_default();
+            if pass == 0 {
+                *flops += timing.flops;
+            }
+            seconds.resize(passes.len(), 0.0);
+            seconds[pass] += timing.seconds;
+        }
+    }
+    per_pass
+        .into_iter()
+        .map(|(key, (flops, mut seconds))| {
+            seconds.sort_by(f64::total_cmp);
+            (key, (flops, seconds[seconds.len() / 2]))
+        })
+        .collect()
+}
+
+/// One row of the profile: a step's time, its share of the pass, and its rate against `peak`.
 fn write_row(
     out: &mut impl Write,
     label: &str,
-    step: Part,
+    step: &str,
     flops: u64,
     seconds: f64,
-    iters: usize,
     total: f64,
     peak: f64,
 ) -> io::Result<()> {
-    let (flops, seconds) = (flops as f64 / iters as f64, seconds / iters as f64);
-    let gflops = 2.0 * flops / seconds / 1e9;
+    let gflops = 2.0 * flops as f64 / seconds / 1e9;
     writeln!(
         out,
-        "{label:<6} {:<15} {:>9.3} {:>6.1}% {:>9.1} {:>7.0}%",
-        format!("{step:?}"),
+        "{label:<6} {step:<15} {:>9.3} {:>6.1}% {:>9.1} {:>7.0}%",
         seconds * 1e3,
         100.0 * seconds / total,
         gflops,

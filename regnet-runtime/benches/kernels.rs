@@ -106,3 +106,67 @@ fn stem(bencher: Bencher, (isa, ()): (Isa, ())) {
         .counter(ItemsCount::new(112usize * 112 * 32 * 27))
         .bench_local(|| stem.run(Kernels::new(isa), 1, black_box(&mut output)));
 }
+
+/// 1×1 convolutions of the late stages with their weights coming from memory, as in a network's
+/// pass (whose 45 MB of weights do not stay in cache from one pass to the next): a new layer each
+/// run, out of 64 MB of them.
+#[divan::bench(args = on_each_isa(&[(196, 336, 336), (49, 888, 888)]))]
+fn pointwise_cold(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, usize))) {
+    let layers: Vec<PackedLinear> = (0..(64 << 20) / (k * n * 4) + 1)
+        .map(|_| PackedLinear::new(&vec![0.01; k * n], &vec![0.0; n], k, n))
+        .collect();
+    let input = vec![1.0f32; rows * k];
+    let residual = vec![1.0f32; rows * n];
+    let mut output = vec![0.0f32; rows * n];
+    let mut next = 0;
+    bencher
+        .counter(ItemsCount::new(rows * k * n))
+        .bench_local(|| {
+            next = (next + 1) % layers.len();
+            let gemm = Gemm {
+                weights: &layers[next],
+                rows,
+                input: &input,
+                input_pixels: Pixels::Dense,
+                residual: Some(&residual),
+                relu: true,
+                output_pixels: Pixels::Dense,
+            };
+            gemm.run(Kernels::new(isa), 1, black_box(&mut output))
+        });
+}
+
+/// 1×1 convolutions split over a pool of 1 and of 2 threads (compare the two rows of a shape for
+/// the kernel's own scaling), as a pass runs them: from a pool thread, 20 runs per sample.
+#[divan::bench(args = [1, 2], consts = [0, 2, 3])]
+fn pointwise_threads<const SHAPE: usize>(bencher: Bencher, threads: usize) {
+    const RUNS: usize = 20;
+    let (rows, k, n) = POINTWISE[SHAPE];
+    let weights = PackedLinear::new(&vec![0.01; k * n], &vec![0.0; n], k, n);
+    let input = vec![1.0f32; rows * k];
+    let residual = vec![1.0f32; rows * n];
+    let mut output = vec![0.0f32; rows * n];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a pool");
+    let gemm = Gemm {
+        weights: &weights,
+        rows,
+        input: &input,
+        input_pixels: Pixels::Dense,
+        residual: Some(&residual),
+        relu: true,
+        output_pixels: Pixels::Dense,
+    };
+    let kernels = Kernels::detect();
+    bencher
+        .counter(ItemsCount::new(rows * k * n * RUNS))
+        .bench_local(|| {
+            pool.install(|| {
+                for _ in 0..RUNS {
+                    gemm.run(kernels, threads, black_box(&mut output));
+                }
+            })
+        });
+}
