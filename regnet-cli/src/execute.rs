@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use regnet::runtime::kernels::peak::fma_peak_gflops;
+use regnet::runtime::plan::Part;
 use regnet::runtime::spec::{INPUT_CHANNELS, stage_table};
 use regnet::runtime::{Device, Isa, Network, Options, Profile, StepTiming, Workspace};
 use serde::Serialize;
@@ -389,33 +390,28 @@ pub fn profile(
         "{:<6} {:<15} {:>9} {:>7} {:>9} {:>8}",
         "stage", "step", "ms", "share", "GFLOP/s", "of peak"
     )?;
-    for (&(stage, step), &(flops, seconds)) in &by_stage {
+    let row = |out: &mut _, label: &str, step: Part, (flops, seconds): (u64, f64)| {
+        write_row(
+            out,
+            label,
+            &format!("{step:?}"),
+            flops,
+            seconds,
+            total,
+            peak,
+        )
+    };
+    for (&(stage, step), &timing) in &by_stage {
         let label = match stage {
             0 => "stem".to_owned(),
             s if s > stages => "head".to_owned(),
             s => format!("s{s}"),
         };
-        write_row(
-            out,
-            &label,
-            &format!("{step:?}"),
-            flops,
-            seconds,
-            total,
-            peak,
-        )?;
+        row(out, &label, step, timing)?;
     }
     writeln!(out)?;
-    for (&step, &(flops, seconds)) in &by_part {
-        write_row(
-            out,
-            "all",
-            &format!("{step:?}"),
-            flops,
-            seconds,
-            total,
-            peak,
-        )?;
+    for (&step, &timing) in &by_part {
+        row(out, "all", step, timing)?;
     }
     write_row(out, "total", "", flops, total, total, peak)?;
     Ok(Ok(()))

@@ -34,24 +34,49 @@ const POINTWISE: [(usize, usize, usize); 8] = [
     (392, 400, 400),
 ];
 
+/// A 1×1 convolution's operands, as the blocks' last 1×1 has them: dense rows, a residual, ReLU.
+struct Pointwise {
+    rows: usize,
+    input: Vec<f32>,
+    residual: Vec<f32>,
+    output: Vec<f32>,
+}
+
+impl Pointwise {
+    fn new(rows: usize, k: usize, n: usize) -> Self {
+        Pointwise {
+            rows,
+            input: vec![1.0; rows * k],
+            residual: vec![1.0; rows * n],
+            output: vec![0.0; rows * n],
+        }
+    }
+
+    fn weights(k: usize, n: usize) -> PackedLinear {
+        PackedLinear::new(&vec![0.01; k * n], &vec![0.0; n], k, n)
+    }
+
+    fn run(&mut self, weights: &PackedLinear, kernels: Kernels, threads: usize) {
+        Gemm {
+            weights,
+            rows: self.rows,
+            input: &self.input,
+            input_pixels: Pixels::Dense,
+            residual: Some(&self.residual),
+            relu: true,
+            output_pixels: Pixels::Dense,
+        }
+        .run(kernels, threads, black_box(&mut self.output));
+    }
+}
+
 #[divan::bench(args = on_each_isa(&POINTWISE))]
 fn pointwise(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, usize))) {
-    let weights = PackedLinear::new(&vec![0.01; k * n], &vec![0.0; n], k, n);
-    let input = vec![1.0f32; rows * k];
-    let residual = vec![1.0f32; rows * n];
-    let mut output = vec![0.0f32; rows * n];
-    let gemm = Gemm {
-        weights: &weights,
-        rows,
-        input: &input,
-        input_pixels: Pixels::Dense,
-        residual: Some(&residual),
-        relu: true,
-        output_pixels: Pixels::Dense,
-    };
+    let weights = Pointwise::weights(k, n);
+    let mut operands = Pointwise::new(rows, k, n);
     bencher
         .counter(ItemsCount::new(rows * k * n))
-        .bench_local(|| gemm.run(Kernels::new(isa), 1, black_box(&mut output)));
+        .bench_local(|| operands.run(&weights, Kernels::new(isa), 1));
 }
 
 /// (size, channels, group width, stride) of grouped 3×3 convolutions.
@@ -113,26 +138,15 @@ fn stem(bencher: Bencher, (isa, ()): (Isa, ())) {
 #[divan::bench(args = on_each_isa(&[(196, 336, 336), (49, 888, 888)]))]
 fn pointwise_cold(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, usize))) {
     let layers: Vec<PackedLinear> = (0..(64 << 20) / (k * n * 4) + 1)
-        .map(|_| PackedLinear::new(&vec![0.01; k * n], &vec![0.0; n], k, n))
+        .map(|_| Pointwise::weights(k, n))
         .collect();
-    let input = vec![1.0f32; rows * k];
-    let residual = vec![1.0f32; rows * n];
-    let mut output = vec![0.0f32; rows * n];
+    let mut operands = Pointwise::new(rows, k, n);
     let mut next = 0;
     bencher
         .counter(ItemsCount::new(rows * k * n))
         .bench_local(|| {
             next = (next + 1) % layers.len();
-            let gemm = Gemm {
-                weights: &layers[next],
-                rows,
-                input: &input,
-                input_pixels: Pixels::Dense,
-                residual: Some(&residual),
-                relu: true,
-                output_pixels: Pixels::Dense,
-            };
-            gemm.run(Kernels::new(isa), 1, black_box(&mut output))
+            operands.run(&layers[next], Kernels::new(isa), 1);
         });
 }
 
@@ -142,30 +156,19 @@ fn pointwise_cold(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, us
 fn pointwise_threads<const SHAPE: usize>(bencher: Bencher, threads: usize) {
     const RUNS: usize = 20;
     let (rows, k, n) = POINTWISE[SHAPE];
-    let weights = PackedLinear::new(&vec![0.01; k * n], &vec![0.0; n], k, n);
-    let input = vec![1.0f32; rows * k];
-    let residual = vec![1.0f32; rows * n];
-    let mut output = vec![0.0f32; rows * n];
+    let weights = Pointwise::weights(k, n);
+    let mut operands = Pointwise::new(rows, k, n);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("a pool");
-    let gemm = Gemm {
-        weights: &weights,
-        rows,
-        input: &input,
-        input_pixels: Pixels::Dense,
-        residual: Some(&residual),
-        relu: true,
-        output_pixels: Pixels::Dense,
-    };
     let kernels = Kernels::detect();
     bencher
         .counter(ItemsCount::new(rows * k * n * RUNS))
         .bench_local(|| {
             pool.install(|| {
                 for _ in 0..RUNS {
-                    gemm.run(kernels, threads, black_box(&mut output));
+                    operands.run(&weights, kernels, threads);
                 }
             })
         });
