@@ -6,6 +6,7 @@ use divan::{Bencher, black_box};
 use regnet_runtime::Isa;
 use regnet_runtime::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
+use regnet_runtime::kernels::parallel::Team;
 use regnet_runtime::kernels::stem::{PackedStem, Stem};
 use regnet_runtime::kernels::{Kernels, Pixels};
 
@@ -150,23 +151,20 @@ fn pointwise_cold(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, us
         });
 }
 
-/// 1×1 convolutions split over a pool of 1 and of 2 threads (compare the two rows of a shape for
-/// the kernel's own scaling), as a pass runs them: from a pool thread, 20 runs per sample.
+/// 1×1 convolutions split over a team of 1 and of 2 threads (compare the two rows of a shape for
+/// the kernel's own scaling), as a pass runs them, 20 runs per sample.
 #[divan::bench(args = [1, 2], consts = [0, 2, 3])]
 fn pointwise_threads<const SHAPE: usize>(bencher: Bencher, threads: usize) {
     const RUNS: usize = 20;
     let (rows, k, n) = POINTWISE[SHAPE];
     let weights = Pointwise::weights(k, n);
     let mut operands = Pointwise::new(rows, k, n);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a pool");
+    let team = Team::new(threads).expect("threads start");
     let kernels = Kernels::detect();
     bencher
         .counter(ItemsCount::new(rows * k * n * RUNS))
         .bench_local(|| {
-            pool.install(|| {
+            team.install(|| {
                 for _ in 0..RUNS {
                     operands.run(&weights, kernels, threads);
                 }

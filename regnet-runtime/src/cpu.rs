@@ -10,6 +10,7 @@ use regnet_spec::{Architecture, INPUT_CHANNELS};
 use crate::kernels::channels::{average_pool, scale_channels};
 use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use crate::kernels::gemm::{Gemm, PackedLinear};
+use crate::kernels::parallel::{chunk, for_each_part};
 use crate::kernels::stem::{PackedStem, Stem};
 use crate::kernels::{Kernels, Pixels};
 use crate::plan::{Buffer, Op, Plan, Step};
@@ -191,7 +192,7 @@ impl CpuNetwork {
             layout,
             options,
             kernels,
-            pool,
+            team,
             buffers,
             ..
         } = workspace;
@@ -231,15 +232,15 @@ impl CpuNetwork {
                 self.forward(rest, input_rest, slots_rest, false, None);
             }
         };
-        match pool {
-            Some(pool) => pool.install(run),
+        match team {
+            Some(team) => team.install(run),
             None => run(),
         }
     }
 
-    /// Runs `context.batch` images each on one thread from start to end: one after another on
-    /// one thread (each image's activations stay in cache), else halves of the batch at once on
-    /// the pool's threads.
+    /// Runs `context.batch` images each on one thread from start to end, one after another
+    /// (each image's activations stay in its core's cache), the batch split into as many
+    /// contiguous groups as there are threads.
     fn whole_images(
         &self,
         context: Context,
@@ -248,26 +249,29 @@ impl CpuNetwork {
         layout: &WorkspaceLayout,
     ) {
         let images = context.batch;
-        if images == 1 {
-            let one_thread = Context {
-                threads: 1,
-                ..context
-            };
-            self.forward(one_thread, input, slots, false, None);
-            return;
-        }
-        let half = images / 2;
-        let (input_first, input_second) = input.split_at(input.len() / images * half);
-        let (first, second) = slots.split_at(half, layout);
-        let halves = [half, images - half].map(|batch| Context { batch, ..context });
-        let run_first = || self.whole_images(halves[0], input_first, first, layout);
-        let run_second = || self.whole_images(halves[1], input_second, second, layout);
-        if context.threads <= 1 {
-            run_first();
-            run_second();
-        } else {
-            rayon::join(run_first, run_second);
-        }
+        let groups = images.min(context.threads).clamp(1, MAX_GROUPS);
+        let per_image = input.len() / images;
+        let mut rest = Some((input, slots));
+        let parts: [Option<(&[f32], Slots<'_>)>; MAX_GROUPS] = std::array::from_fn(|group| {
+            let (input, slots) = rest.take().filter(|_| group < groups)?;
+            let count = chunk(images, groups, group).len();
+            let (mine, others) = input.split_at(count * per_image);
+            let (my_slots, other_slots) = slots.split_at(count, layout);
+            rest = Some((others, other_slots));
+            Some((mine, my_slots))
+        });
+        let one_image = Context {
+            threads: 1,
+            batch: 1,
+            ..context
+        };
+        for_each_part(context.threads, parts, |(input, mut slots)| {
+            for image in input.chunks_exact(per_image) {
+                let (mine, others) = slots.split_at(1, layout);
+                self.forward(one_image, image, mine, false, None);
+                slots = others;
+            }
+        });
     }
 
     /// One forward pass of `context.batch` images, step by step, each split over
@@ -290,6 +294,9 @@ impl CpuNetwork {
         }
     }
 }
+
+/// The most groups of whole images a batch splits into (one per thread, up to this).
+const MAX_GROUPS: usize = 32;
 
 /// How the kernels of one forward pass run.
 #[derive(Clone, Copy)]

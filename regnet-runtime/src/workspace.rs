@@ -8,6 +8,7 @@ use regnet_spec::Architecture;
 use crate::device::Device;
 use crate::error::RunError;
 use crate::kernels::aligned::AlignedBuffer;
+use crate::kernels::parallel::Team;
 use crate::kernels::{Isa, Kernels};
 use crate::plan::{self, BLOCK_STEPS, Buffer, Step};
 
@@ -132,7 +133,8 @@ pub struct Workspace {
     pub(crate) options: Options,
     /// The kernel table, chosen once from `options.isa`.
     pub(crate) kernels: Kernels,
-    pub(crate) pool: Option<rayon::ThreadPool>,
+    /// The threads of each pass's kernels besides the caller's (none for one thread).
+    pub(crate) team: Option<Team>,
     /// Host memory per buffer role, `capacity` images each; empty for the roles the options'
     /// device keeps elsewhere (`WorkspaceLayout::host_buffers`).
     pub(crate) buffers: [AlignedBuffer; Buffer::COUNT],
@@ -172,23 +174,13 @@ impl Workspace {
             buffers[buffer.index()] = AlignedBuffer::try_zeroed(layout.floats(buffer) * capacity)
                 .ok_or_else(too_large)?;
         }
-        // One persistent pool per workspace: threads start once, not per layer or per pass. If
+        // One persistent team per workspace: threads start once, not per layer or per pass. If
         // the system refuses threads, the workspace runs on the caller's thread.
         let threads = options.threads.clamp(1, MAX_THREADS);
-        let pool = (threads > 1)
-            .then(|| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("regnet-{i}"))
-                    .build()
-                    .ok()
-            })
-            .flatten();
+        let team = (threads > 1).then(|| Team::new(threads)).flatten();
         let kernels = Kernels::new(options.isa);
         let options = Options {
-            threads: pool
-                .as_ref()
-                .map_or(1, rayon::ThreadPool::current_num_threads),
+            threads: team.as_ref().map_or(1, Team::threads),
             isa: kernels.isa(),
             ..options
         };
@@ -197,7 +189,7 @@ impl Workspace {
             capacity,
             options,
             kernels,
-            pool,
+            team,
             buffers,
             #[cfg(feature = "cuda")]
             device: None,
@@ -209,8 +201,8 @@ impl Workspace {
         self.capacity
     }
 
-    /// The options in effect: `threads` is the number the pool actually started (1 without a
-    /// pool) and `isa` what this CPU supports of the requested instruction set.
+    /// The options in effect: `threads` is the number the team actually has (1 without a team)
+    /// and `isa` what this CPU supports of the requested instruction set.
     pub fn options(&self) -> Options {
         self.options
     }

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use regnet_runtime::kernels::channels::{average_pool, scale_channels};
 use regnet_runtime::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use regnet_runtime::kernels::gemm::{Gemm, PackedLinear};
+use regnet_runtime::kernels::parallel::Team;
 use regnet_runtime::kernels::stem::{PackedStem, Stem};
 use regnet_runtime::kernels::{Isa, Kernels, Pixels};
 
@@ -77,11 +78,9 @@ fn pad_nhwc(x: &[f32], n: usize, h: usize, w: usize, c: usize) -> Vec<f32> {
     padded
 }
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
+/// The threads a workspace runs its kernels on.
+fn pool(threads: usize) -> Team {
+    Team::new(threads).expect("threads start")
 }
 
 proptest! {
