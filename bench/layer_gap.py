@@ -10,6 +10,11 @@ head; Projection, Reduce, Grouped, SqueezeExcite, Expand. ORT's layout conversio
 (ReorderInput/Output, unnamed) count for the layer that follows them, and a block's residual add
 and ReLU for its Expand, where ours are fused. Prints the median over rounds of each side's
 milliseconds per pass and ours / ORT.
+
+ORT's profiler costs ORT time of its own, more with threads: on a 2-core AMD EPYC its layers
+summed to 40.1–42.6 ms a pass on one thread (39–41 ms unprofiled, bench/compare_ort.sh) and to
+25.7–31.5 ms on two (21.8–22.2 unprofiled). Compare layers with each other, not the sums with
+compare_ort.sh's.
 """
 import argparse
 import json
