@@ -159,7 +159,7 @@ fn pointwise_threads<const SHAPE: usize>(bencher: Bencher, threads: usize) {
     let (rows, k, n) = POINTWISE[SHAPE];
     let weights = Pointwise::weights(k, n);
     let mut operands = Pointwise::new(rows, k, n);
-    let team = Team::new(threads).expect("threads start");
+    let mut team = Team::new(threads).expect("threads start");
     let kernels = Kernels::detect();
     bencher
         .counter(ItemsCount::new(rows * k * n * RUNS))

@@ -39,7 +39,7 @@ fn main() {
         .num_threads(2)
         .build()
         .expect("threads start");
-    let team = Team::new(2).expect("threads start");
+    let mut team = Team::new(2).expect("threads start");
     println!("gap µs   rayon median (p10–p90)   team median (p10–p90), ideal 100 µs");
     for gap in [0, 20, 50, 200, 1000].map(Duration::from_micros) {
         let rayon = pool.install(|| time(gap, || (0..4).into_par_iter().for_each(|_| task())));

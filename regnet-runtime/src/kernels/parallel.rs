@@ -116,8 +116,9 @@ impl Team {
         self.helpers.len() + 1
     }
 
-    /// Runs `work` on this thread with the team behind its `for_each_task` calls.
-    pub fn install<R>(&self, work: impl FnOnce() -> R) -> R {
+    /// Runs `work` on this thread with the team behind its `for_each_task` calls. `&mut`: one
+    /// thread at a time publishes the team's jobs.
+    pub fn install<R>(&mut self, work: impl FnOnce() -> R) -> R {
         // Helpers asleep since the last pass start waking now, while the pass begins.
         self.shared.wake_sleepers();
         let previous = CURRENT.with(|current| current.replace(Some(Arc::as_ptr(&self.shared))));
@@ -319,7 +320,7 @@ mod tests {
     #[test]
     fn a_team_runs_every_task_once_and_nested_calls_inline() {
         for threads in 1..5 {
-            let team = Team::new(threads).expect("threads start");
+            let mut team = Team::new(threads).expect("threads start");
             for tasks in [0, 1, 2, 3, 7, 64] {
                 let counts: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
                 let nested = AtomicUsize::new(0);
