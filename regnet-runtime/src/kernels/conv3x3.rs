@@ -9,6 +9,9 @@ use super::parallel::{chunk, for_each_task};
 use super::{Isa, Kernels, SendPtr, holds, relu};
 
 const TAPS: usize = 9;
+/// Weight bytes past which a layer runs group by group (see `Conv3x3::run`): a quarter of a
+/// 512 KiB L2, the rest left to the input rows.
+const L2_WEIGHT_BYTES: usize = 128 * 1024;
 
 /// A grouped 3×3 convolution, BN folded, packed for the kernels.
 #[derive(Clone, Debug)]
@@ -139,13 +142,23 @@ impl Conv3x3<'_> {
         } else {
             threads.saturating_mul(4)
         };
-        // At least `target` tasks: with fewer rows than that (a 7×7 map has 7), groups are split
-        // too, so that the threads' shares differ by little.
-        let group_parts = target.div_ceil(rows.max(1)).clamp(1, groups);
+        // Layers whose weights would not stay in L2 beside their input (stages 3 and 4) run
+        // group by group, each group's weights (20 KiB for 24 channels) staying in L1 over all
+        // its rows; the others row by row, each input row read once for all groups. At least
+        // `target` tasks either way, splitting the other dimension too when one is short (a 7×7
+        // map has 7 rows; stage 1 has 2 groups).
+        let group_major = size_of_val(self.weights.weight.as_slice()) > L2_WEIGHT_BYTES;
+        let (row_parts, group_parts) = if group_major {
+            let group_parts = target.clamp(1, groups);
+            (target.div_ceil(group_parts).clamp(1, rows), group_parts)
+        } else {
+            (rows, target.div_ceil(rows.max(1)).clamp(1, groups))
+        };
         let out = SendPtr(output.as_mut_ptr());
-        for_each_task(threads, rows * group_parts, |task| {
-            let row = task / group_parts;
-            for group in chunk(groups, group_parts, task % group_parts) {
+        for_each_task(threads, row_parts * group_parts, |task| {
+            let row_range = chunk(rows, row_parts, task / group_parts);
+            let group_range = chunk(groups, group_parts, task % group_parts);
+            let one = |row, group| {
                 let w = &self.weights;
                 match (isa, &w.blocked8, &w.blocked16) {
                     #[cfg(target_arch = "x86_64")]
@@ -165,6 +178,15 @@ impl Conv3x3<'_> {
                         unsafe { simd::row_group_avx2(self, blocked, row, group, out) }
                     }
                     _ => self.scalar_row_group(row, group, out),
+                }
+            };
+            if group_major {
+                for group in group_range {
+                    row_range.clone().for_each(|row| one(row, group));
+                }
+            } else {
+                for row in row_range {
+                    group_range.clone().for_each(|group| one(row, group));
                 }
             }
         });
