@@ -13,7 +13,7 @@ use crate::error::RunError;
 use crate::kernels::Kernels;
 use crate::plan::{Buffer, KeptMap, kept_map};
 use crate::profile::Profile;
-use crate::weights::{self, LoadError, NetworkWeights, Scheme};
+use crate::weights::{LoadError, NetworkWeights, Scheme};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
 enum Backend {
@@ -58,7 +58,7 @@ impl Backend {
                 .map(|(cpu, scheme)| (Backend::Cpu(cpu), scheme)),
             #[cfg(feature = "cuda")]
             Device::Cuda(_) | Device::CudaTf32(_) => {
-                let (weights, scheme) = weights::load(path, &architecture, alternative)?;
+                let (weights, scheme) = crate::weights::load(path, &architecture, alternative)?;
                 Ok((Backend::new(device, architecture, &weights)?, scheme))
             }
         }
@@ -186,32 +186,21 @@ impl Network {
             .validate()
             .map_err(|reason| LoadError::InvalidArchitecture { reason })?;
         let (backend, scheme) = Backend::load(device, architecture, path, alternative)?;
-        Ok(Network {
-            backend,
-            source: Source::File {
-                path: path.to_owned(),
-                alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
-            },
-            scheme: Some(scheme),
-            layout: WorkspaceLayout::of(&architecture),
-        })
+        let source = Source::File {
+            path: path.to_owned(),
+            alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
+        };
+        Ok(Self::new(backend, source, Some(scheme)))
     }
 
-    /// `weights` (which must hold `architecture`'s tensors, as the loader and
-    /// `NetworkWeights::random` give) prepared for `device`.
-    fn new(
-        device: Device,
-        architecture: Architecture<'static>,
-        weights: &NetworkWeights,
-        source: Source,
-        scheme: Option<Scheme>,
-    ) -> Result<Self, DeviceError> {
-        Ok(Network {
-            backend: Backend::new(device, architecture, weights)?,
+    /// A network running on `backend`, whose weights came from `source`.
+    fn new(backend: Backend, source: Source, scheme: Option<Scheme>) -> Self {
+        Network {
+            layout: WorkspaceLayout::of(backend.architecture()),
+            backend,
             source,
             scheme,
-            layout: WorkspaceLayout::of(&architecture),
-        })
+        }
     }
 
     /// The same network on `device`. The weights are read again from where they came from
@@ -223,21 +212,25 @@ impl Network {
             return Ok(self);
         }
         let architecture = *self.architecture();
-        let weights = match &self.source {
+        // The same reading as the first load's, prepared for the new device.
+        let backend = match &self.source {
             Source::File { path, alternative } => {
                 let alternative = alternative
                     .as_ref()
                     .map(|(name, widths)| (name.as_str(), widths.as_slice()));
-                weights::load(path, &architecture, alternative)
-                    .map_err(|error| DeviceError::Reload(error.to_string()))?
-                    .0
+                match Backend::load(device, architecture, path, alternative) {
+                    Ok((backend, _)) => backend,
+                    Err(LoadError::Device(error)) => return Err(error),
+                    Err(error) => return Err(DeviceError::Reload(error.to_string())),
+                }
             }
-            Source::Random(seed) => NetworkWeights::random(&architecture, *seed),
+            Source::Random(seed) => Backend::new(
+                device,
+                architecture,
+                &NetworkWeights::random(&architecture, *seed),
+            )?,
         };
-        Ok(Network {
-            backend: Backend::new(device, architecture, &weights)?,
-            ..self
-        })
+        Ok(Network { backend, ..self })
     }
 
     /// The device this network runs on.
@@ -251,13 +244,8 @@ impl Network {
             .validate()
             .map_err(RunError::InvalidArchitecture)?;
         let weights = NetworkWeights::random(&architecture, seed);
-        Ok(Self::new(
-            Device::Cpu,
-            architecture,
-            &weights,
-            Source::Random(seed),
-            None,
-        )?)
+        let backend = Backend::new(Device::Cpu, architecture, &weights)?;
+        Ok(Self::new(backend, Source::Random(seed), None))
     }
 
     /// The naming scheme of the checkpoint it was loaded from.
