@@ -15,9 +15,7 @@ use crate::kernels::stem::{PackedStem, Stem};
 use crate::kernels::{Kernels, Pixels};
 use crate::plan::{Buffer, Op, Plan, Step};
 use crate::profile::Profile;
-use crate::weights::{
-    self, ConvBn, Linear, LoadError, NetworkWeights, Recycled, Scheme, StepWeights,
-};
+use crate::weights::{self, LoadError, NetworkWeights, Recycled, Scheme, StepWeights};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
 /// A step's weights, packed for its kernel.
@@ -35,54 +33,37 @@ enum Packed {
 
 impl Packed {
     /// Folds BatchNorm into `step`'s weights (in place, where they are owned) and packs them for
-    /// `kernels`; the buffers folded in go back to `recycled`.
+    /// `kernels`; the weight buffers it was given to own go back to `recycled`.
     fn new(
         step: &Step,
         weights: Option<StepWeights<'_>>,
         kernels: Kernels,
         recycled: &mut Recycled,
     ) -> Packed {
-        let mut folded = |conv: Cow<'_, ConvBn>, pack: &dyn Fn(&Linear) -> Packed| {
-            let folded = conv.into_owned().into_folded();
-            let packed = pack(&folded);
-            recycled.give(folded.weight);
-            packed
-        };
-        match (step.op, weights) {
-            (Op::Stem { channels, .. }, Some(StepWeights::Convolution(conv))) => {
-                folded(conv, &|folded| {
-                    Packed::Stem(PackedStem::new(
-                        &folded.weight,
-                        &folded.bias,
-                        INPUT_CHANNELS,
-                        channels,
-                    ))
-                })
+        // Every layer but SE's becomes one weight matrix and bias: a convolution once folded,
+        // the classifier as it is.
+        let (linear, se) = match weights {
+            Some(StepWeights::Convolution(conv)) => {
+                (Some(Cow::Owned(conv.into_owned().into_folded())), None)
             }
-            (
-                Op::Pointwise {
-                    inputs, outputs, ..
-                },
-                Some(StepWeights::Convolution(conv)),
-            ) => folded(conv, &|folded| {
-                Packed::Pointwise(PackedLinear::new(
-                    &folded.weight,
-                    &folded.bias,
-                    inputs,
-                    outputs,
-                ))
-            }),
-            (
-                Op::Pointwise {
-                    inputs, outputs, ..
-                },
-                Some(StepWeights::Classifier(linear)),
-            ) => Packed::Pointwise(PackedLinear::new(
-                &linear.weight,
-                &linear.bias,
-                inputs,
-                outputs,
+            Some(StepWeights::Classifier(linear)) => (Some(linear), None),
+            Some(StepWeights::SqueezeExcite(se)) => (None, Some(se)),
+            None => (None, None),
+        };
+        let packed = match (step.op, &linear, se) {
+            (Op::Stem { channels, .. }, Some(l), None) => Packed::Stem(PackedStem::new(
+                &l.weight,
+                &l.bias,
+                INPUT_CHANNELS,
+                channels,
             )),
+            (
+                Op::Pointwise {
+                    inputs, outputs, ..
+                },
+                Some(l),
+                None,
+            ) => Packed::Pointwise(PackedLinear::new(&l.weight, &l.bias, inputs, outputs)),
             (
                 Op::Grouped {
                     channels,
@@ -90,28 +71,29 @@ impl Packed {
                     stride,
                     ..
                 },
-                Some(StepWeights::Convolution(conv)),
-            ) => folded(conv, &|folded| {
-                Packed::Grouped(PackedConv3x3::new(
-                    &folded.weight,
-                    &folded.bias,
-                    channels,
-                    group_width,
-                    stride,
-                    kernels,
-                ))
-            }),
-            (Op::Excite { channels, hidden }, Some(StepWeights::SqueezeExcite(se))) => {
-                Packed::Excite {
-                    hidden: PackedLinear::new(&se.hidden.weight, &se.hidden.bias, channels, hidden),
-                    gate: PackedLinear::new(&se.gate.weight, &se.gate.bias, hidden, channels),
-                }
-            }
-            (Op::Pool { .. } | Op::ToNchw { .. }, None) => Packed::Nothing,
-            (op, _) => unreachable!(
+                Some(l),
+                None,
+            ) => Packed::Grouped(PackedConv3x3::new(
+                &l.weight,
+                &l.bias,
+                channels,
+                group_width,
+                stride,
+                kernels,
+            )),
+            (Op::Excite { channels, hidden }, None, Some(se)) => Packed::Excite {
+                hidden: PackedLinear::new(&se.hidden.weight, &se.hidden.bias, channels, hidden),
+                gate: PackedLinear::new(&se.gate.weight, &se.gate.bias, hidden, channels),
+            },
+            (Op::Pool { .. } | Op::ToNchw { .. }, None, None) => Packed::Nothing,
+            (op, _, _) => unreachable!(
                 "the loader gives every step its weights, of its kind; not so for {op:?}"
             ),
+        };
+        if let Some(Cow::Owned(linear)) = linear {
+            recycled.give(linear.weight);
         }
+        packed
     }
 }
 
