@@ -213,8 +213,8 @@ impl Gemm<'_> {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => {
                 // SAFETY: `run` checked that every input row, output row and residual row lies
-                // inside its slice, a kernel table holds `Isa::Avx2Fma` only after run-time detection, and
-                // tasks write disjoint (rows, panels) parts of the output.
+                // inside its slice, a kernel table holds `Isa::Avx2Fma` only after run-time
+                // detection, and tasks write disjoint (rows, panels) parts of the output.
                 unsafe { avx2::tiles(self, order, pass, out) }
             }
             #[cfg(target_arch = "x86_64")]

@@ -79,10 +79,11 @@ pub(crate) fn load_steps<T: Send>(
             })
             .collect();
         prepared.sort_unstable_by_key(|&(index, _)| index);
-        let prepared: Vec<Result<T, LoadError>> =
-            prepared.into_iter().map(|(_, result)| result).collect();
         // The first error in forward order, as the sequential loader would report it.
-        let prepared = prepared.into_iter().collect::<Result<_, _>>()?;
+        let prepared = prepared
+            .into_iter()
+            .map(|(_, result)| result)
+            .collect::<Result<_, _>>()?;
         Ok((prepared, checkpoint.scheme))
     })
 }
