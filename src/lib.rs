@@ -1,15 +1,17 @@
 //! regnet: RegNet design spaces compiled to statically shaped Rust networks.
 //!
 //! `regnet!` reads a YAML spec at compile time, computes the network exactly as pycls does and
-//! emits a type with the architecture as constants and a forward pass on the runtime's kernels.
+//! names a [`runtime::Model`] type with the architecture as constants and a forward pass on the
+//! runtime's kernels. The paper's models come ready-made in [`zoo`].
 //!
 //! ```
 //! use regnet::runtime::Options;
 //!
-//! regnet::regnet!("specs/regnety_200mf.yaml"); // pub struct RegNetY200MF
+//! regnet::regnet!("specs/regnety_200mf.yaml"); // pub type RegNetY200MF = Model<…>
 //!
 //! assert_eq!(RegNetY200MF::FLOPS, 199_519_076);
-//! assert_eq!(RegNetY200MF::STAGES.map(|s| s.width), [24, 56, 152, 368]);
+//! let widths: Vec<usize> = RegNetY200MF::STAGES.iter().map(|s| s.width).collect();
+//! assert_eq!(widths, [24, 56, 152, 368]);
 //! assert_eq!(RegNetY200MF::INPUT_SHAPE, [3, 224, 224]);
 //!
 //! // `RegNetY200MF::load("w.safetensors")?` reads torchvision, timm or pycls checkpoints.
@@ -35,7 +37,7 @@
 /// ```
 /// regnet::regnet!(pub Small = "specs/regnetx_200mf.yaml");
 ///
-/// assert_eq!(Small::STAGES.map(|s| s.depth), [1, 1, 4, 7]);
+/// assert_eq!(Small::STAGES.iter().map(|s| s.depth).sum::<usize>(), 1 + 1 + 4 + 7);
 /// assert_eq!(Small::FLOPS, 199_040_872); // pycls's count (zoo.json)
 /// let model = Small::random(7)?;
 /// let mut workspace = Small::workspace(1)?;
@@ -46,3 +48,9 @@
 pub use regnet_macros::regnet;
 pub use regnet_runtime as runtime;
 pub use regnet_runtime::spec;
+
+// The generated code names this crate `::regnet`; inside it too (the zoo).
+extern crate self as regnet;
+
+#[cfg(feature = "zoo")]
+pub mod zoo;

@@ -11,7 +11,7 @@ use regnet::runtime::{Device, Isa, Network, Options, Profile, StepTiming, Worksp
 use serde::Serialize;
 
 use crate::DeviceChoice;
-use crate::zoo::{self, Model};
+use crate::zoo::{self, Listed};
 use crate::{output, tensors};
 
 /// The device chosen on the command line (`tf32`: tensor cores on CUDA).
@@ -34,7 +34,7 @@ pub fn device((device, tf32): (DeviceChoice, bool)) -> Result<Device, String> {
 
 /// The model's network on `device`: the checkpoint read once, straight for that device, or
 /// (without one) deterministic random weights.
-pub fn network(model: &Model, weights: Option<&Path>, device: Device) -> Result<Network, String> {
+pub fn network(model: &Listed, weights: Option<&Path>, device: Device) -> Result<Network, String> {
     match weights {
         Some(path) => Network::load_on(device, model.architecture, path, model.compat_alternative)
             .map_err(|e| e.to_string()),
@@ -55,7 +55,7 @@ fn placement_name(network: &Network, workspace: &Workspace) -> String {
 }
 
 /// The model named by a spec file stem, or a message listing the names.
-pub fn model(name: &str) -> Result<&'static Model, String> {
+pub fn model(name: &str) -> Result<&'static Listed, String> {
     zoo::find(name).ok_or_else(|| {
         format!(
             "no model `{name}`; the models are the specs' file stems: {}",

@@ -327,10 +327,9 @@ fn main() -> ExitCode {
             report(&format!("error: {message}"));
             ExitCode::from(1)
         }
+        // One error, maybe over several lines (a checkpoint mismatch's keys): one prefix.
         Err(Failure::Input(message)) => {
-            for line in message.lines() {
-                report(&format!("error: {line}"));
-            }
+            report(&format!("error: {message}"));
             ExitCode::from(2)
         }
         Err(Failure::Spec(error)) => {

@@ -25,7 +25,7 @@ fn main() {
         let mut times: Vec<Duration> = (0..50)
             .map(|_| {
                 let start = Instant::now();
-                let tokens = regnet_codegen::expand(quote!(#spec), Some(&root));
+                let tokens = regnet_codegen::expand(quote!(#spec), Some(&root), "regnet");
                 // Turning the tokens into text is part of handing them to rustc.
                 std::hint::black_box(tokens.to_string());
                 start.elapsed()

@@ -1,30 +1,34 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use regnet_spec::{Compat, CompiledSpec, Stage};
-use syn::{Ident, Visibility};
+use syn::{Ident, Path, Visibility};
 
 fn int(value: usize) -> Literal {
     Literal::usize_unsuffixed(value)
 }
 
-/// Emits the network type for a compiled spec: the architecture as constants, the statically
-/// shaped API over the runtime's `Network`, and the layer chain as types (one
-/// `Stage<first block, repeated block, repeats>` per stage, every shape a const generic) checked
-/// at compile time.
+/// Emits the network type for a compiled spec: a marker type carrying the architecture as
+/// constants, the network type as the runtime's `Model` over it, and the layer chain as types
+/// (one `Stage<first block, repeated block, repeats>` per stage, every shape a const generic)
+/// checked at compile time.
 ///
-/// `tracked_path` is the spec's absolute path; `include_bytes!` of it makes cargo rebuild when
-/// the spec changes. Tests pass `None` to keep snapshots machine-independent.
+/// `facade` is the path of the `regnet` crate as the calling crate names it (`::regnet`, or
+/// what `crate = ...` said). `tracked_path` is the spec's absolute path; `include_bytes!` of it
+/// makes cargo rebuild when the spec changes. Tests pass `None` to keep snapshots
+/// machine-independent.
 pub fn generate(
     network: &CompiledSpec,
     type_name: &Ident,
     visibility: &Visibility,
+    facade: &Path,
     tracked_path: Option<&str>,
 ) -> TokenStream {
     let name_string = type_name.to_string();
     let display_name = network.display_name(&name_string);
     let architecture = network.architecture(display_name);
-    let layers = quote!(::regnet::runtime::layers);
-    let rt_spec = quote!(::regnet::runtime::spec);
+    let rt = quote!(#facade::runtime);
+    let layers = quote!(#rt::layers);
+    let rt_spec = quote!(#rt::spec);
 
     let resolution = int(architecture.resolution);
     let stem_width = int(architecture.stem_width);
@@ -45,7 +49,6 @@ pub fn generate(
         .stages
         .iter()
         .map(|stage| stage_const(stage, &rt_spec));
-    let stage_count = int(network.stages.len());
 
     // The layer chain, as types: evaluating it checks every layer and every connection.
     let mut chain = vec![(
@@ -85,127 +88,39 @@ pub fn generate(
         None => quote!(::core::option::Option::None),
     };
     let doc = type_doc(network, display_name);
+    let marker = format_ident!("{}Architecture", type_name);
+    let marker_doc = format!(
+        " The architecture of [`{type_name}`] as constants: the `A` of its `Model<A, {}, {}>`.",
+        architecture.resolution, architecture.num_classes
+    );
     let tracking = tracked_path.map(|path| {
         quote!(
             const _: &[u8] = ::core::include_bytes!(#path);
         )
     });
-    let rt = quote!(::regnet::runtime);
 
     quote! {
         #(#[doc = #doc])*
         #[allow(non_camel_case_types)]
-        #visibility struct #type_name {
-            network: #rt::Network,
-        }
+        #visibility type #type_name = #rt::Model<#marker, #resolution, #num_classes>;
 
-        impl #type_name {
-            pub const NAME: &'static str = #display_name;
-            /// Channels, height and width of one input image (NCHW without the batch).
-            pub const INPUT_SHAPE: [usize; 3] = [3, #resolution, #resolution];
-            pub const NUM_CLASSES: usize = #num_classes;
-            /// Multiply-adds of one forward pass, counted as pycls counts them.
-            pub const FLOPS: u64 = #flops;
-            pub const PARAMS: u64 = #params;
-            /// Activations (output elements of every convolution and the classifier).
-            pub const ACTS: u64 = #acts;
-            pub const STAGES: [#rt_spec::Stage; #stage_count] = [#(#stage_consts),*];
-            pub const ARCHITECTURE: #rt_spec::Architecture<'static> = #rt_spec::Architecture {
-                name: Self::NAME,
+        #[doc = #marker_doc]
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug)]
+        #visibility struct #marker;
+
+        impl #rt::StaticArchitecture for #marker {
+            const ARCHITECTURE: #rt_spec::Architecture<'static> = #rt_spec::Architecture {
+                name: #display_name,
                 resolution: #resolution,
                 stem_width: #stem_width,
                 num_classes: #num_classes,
-                stages: &Self::STAGES,
+                stages: &[#(#stage_consts),*],
             };
-            /// The other compatibility rule's name and stage widths, when they differ: a
-            /// checkpoint made with that rule is recognized in the load error.
-            pub const COMPAT_ALTERNATIVE: ::core::option::Option<(&'static str, &'static [usize])> = #compat_alternative;
-            /// Floats per image of each workspace buffer.
-            pub const WORKSPACE: #rt::workspace::WorkspaceLayout = #rt::workspace::WorkspaceLayout::of(&Self::ARCHITECTURE);
-
-            /// Loads a safetensors checkpoint in torchvision's, timm's or pycls's naming.
-            pub fn load(path: impl ::core::convert::AsRef<::std::path::Path>) -> ::core::result::Result<Self, #rt::LoadError> {
-                #rt::Network::load(Self::ARCHITECTURE, path.as_ref(), Self::COMPAT_ALTERNATIVE).map(|network| Self { network })
-            }
-
-            /// Loads a checkpoint as `load` does, straight onto `device` (with the runtime's
-            /// `cuda` feature, a GPU: `Device::Cuda(0)`): the file is read once.
-            pub fn load_on(
-                path: impl ::core::convert::AsRef<::std::path::Path>,
-                device: #rt::Device,
-            ) -> ::core::result::Result<Self, #rt::LoadError> {
-                #rt::Network::load_on(device, Self::ARCHITECTURE, path.as_ref(), Self::COMPAT_ALTERNATIVE).map(|network| Self { network })
-            }
-
-            /// Deterministic random weights and BatchNorm statistics, for benchmarks and demos;
-            /// whatever the runtime refuses is an error, like every constructor's.
-            pub fn random(seed: u64) -> ::core::result::Result<Self, #rt::RunError> {
-                #rt::Network::random(Self::ARCHITECTURE, seed).map(|network| Self { network })
-            }
-
-            /// Buffers and threads for batches of up to `capacity` images (default options:
-            /// all cores, the best instruction set); an error if they do not fit in memory.
-            pub fn workspace(capacity: usize) -> ::core::result::Result<#rt::Workspace, #rt::RunError> {
-                #rt::Workspace::new(&Self::ARCHITECTURE, capacity)
-            }
-
-            pub fn workspace_with(
-                capacity: usize,
-                options: #rt::Options,
-            ) -> ::core::result::Result<#rt::Workspace, #rt::RunError> {
-                #rt::Workspace::with_options(&Self::ARCHITECTURE, capacity, options)
-            }
-
-            /// Logits of a batch of images; no heap allocation.
-            pub fn forward<'w>(
-                &self,
-                images: &[#rt::Image<#resolution, #resolution>],
-                workspace: &'w mut #rt::Workspace,
-            ) -> ::core::result::Result<&'w [[f32; #num_classes]], #rt::RunError> {
-                let input = images.as_flattened().as_flattened().as_flattened();
-                let logits = self.network.forward(input, workspace)?;
-                ::core::result::Result::Ok(logits.as_chunks::<#num_classes>().0)
-            }
-
-            /// Logits (`[batch][classes]`) of NCHW f32 images given as one slice, whose length
-            /// is checked.
-            pub fn forward_slice<'w>(
-                &self,
-                input: &[f32],
-                workspace: &'w mut #rt::Workspace,
-            ) -> ::core::result::Result<&'w [f32], #rt::RunError> {
-                self.network.forward(input, workspace)
-            }
-
-            /// Logits and the stem's and every stage's output (NCHW), as a backbone.
-            pub fn forward_features<'w>(
-                &'w self,
-                input: &[f32],
-                workspace: &'w mut #rt::Workspace,
-            ) -> ::core::result::Result<(&'w [f32], #rt::FeatureMaps<'w>), #rt::RunError> {
-                self.network.forward_features(input, workspace)
-            }
-
-            /// The backend-independent network, for other backends and tools.
-            pub fn network(&self) -> &#rt::Network {
-                &self.network
-            }
-
-            /// The same network on another device (with the runtime's `cuda` feature, a GPU:
-            /// `Device::Cuda(0)`); its weights are read again from their checkpoint or seed
-            /// (`load_on` reads a checkpoint only once).
-            pub fn to_device(
-                self,
-                device: #rt::Device,
-            ) -> ::core::result::Result<Self, #rt::DeviceError> {
-                self.network.to_device(device).map(|network| Self { network })
-            }
-
-            /// The operation graph: one node per convolution, BN, ReLU, SE, residual add, pool
-            /// and linear layer, each with its input and output shape.
-            pub fn graph() -> #rt_spec::graph::Graph {
-                #rt_spec::graph::build(&Self::ARCHITECTURE)
-            }
+            const FLOPS: u64 = #flops;
+            const PARAMS: u64 = #params;
+            const ACTS: u64 = #acts;
+            const COMPAT_ALTERNATIVE: ::core::option::Option<(&'static str, &'static [usize])> = #compat_alternative;
         }
 
         // The layers as types, each carrying its shapes: this fails to compile unless each

@@ -5,7 +5,8 @@ use regnet_spec::{CompiledSpec, SpecError, compile_file, excerpt};
 use syn::parse::{Parse, ParseStream};
 use syn::{Ident, LitStr, Token, Visibility};
 
-/// `regnet!("specs/x.yaml")` or `regnet!(pub Name = "specs/x.yaml")`.
+/// `regnet!("specs/x.yaml")` or `regnet!(pub Name = "specs/x.yaml")`, optionally followed by
+/// `, crate = path::to::regnet`.
 pub struct MacroInput {
     /// `pub` when the type is not named explicitly.
     pub visibility: Visibility,
@@ -15,6 +16,10 @@ pub struct MacroInput {
     /// The spec's path as written, relative to the crate's root (`CARGO_MANIFEST_DIR`); errors
     /// about the spec point at this literal.
     pub path: LitStr,
+    /// `crate = path`: where the generated code finds the `regnet` crate, for a crate that
+    /// re-exports `regnet!` (as serde's `#[serde(crate = "...")]`). `None`: the name the
+    /// calling crate's manifest gives it.
+    pub facade: Option<syn::Path>,
 }
 
 impl Parse for MacroInput {
@@ -35,11 +40,35 @@ impl Parse for MacroInput {
             (visibility, Some(name))
         };
         let path = input.parse().map_err(usage)?;
-        input.parse::<Option<Token![,]>>()?;
+        let mut facade = None;
+        while input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            let option = input.fork();
+            input.parse::<Token![crate]>().map_err(|_| {
+                syn::Error::new(
+                    option.span(),
+                    "expected `crate = path::to::regnet`, the only option after the spec's path",
+                )
+            })?;
+            input.parse::<Token![=]>()?;
+            let written: syn::Path = input.parse()?;
+            if facade.replace(written).is_some() {
+                return Err(syn::Error::new(
+                    option.span(),
+                    "`crate = ...` is given twice",
+                ));
+            }
+        }
+        if !input.is_empty() {
+            return Err(input.error(
+                "unexpected tokens after the spec's path; the one option there is \
+                 `, crate = path::to::regnet`",
+            ));
+        }
         Ok(MacroInput {
             visibility,
             type_name,
             path,
+            facade,
         })
     }
 }

@@ -7,8 +7,13 @@ use quote::quote;
 use regnet_codegen::expand;
 
 fn expand_formatted(input: TokenStream) -> String {
+    expand_named(input, "regnet")
+}
+
+/// The expansion in a crate whose manifest names the `regnet` crate `facade`.
+fn expand_named(input: TokenStream, facade: &str) -> String {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let tokens = expand(input, Some(&manifest_dir));
+    let tokens = expand(input, Some(&manifest_dir), facade);
     let file: syn::File = syn::parse2(tokens).expect("the expansion parses as Rust items");
     let text = prettyplease::unparse(&file);
     // The rebuild-tracking include names this machine's absolute path.
@@ -25,11 +30,53 @@ fn regnety_200mf_expansion() {
 #[test]
 fn named_type_keeps_its_visibility() {
     let text = expand_formatted(quote!(pub(crate) Backbone = "specs/regnetx_200mf.yaml"));
-    assert!(text.contains("pub(crate) struct Backbone {"), "{text}");
     assert!(
-        text.contains("pub const NAME: &'static str = \"RegNetX-200MF\";"),
+        text.contains(
+            "pub(crate) type Backbone = ::regnet::runtime::Model<BackboneArchitecture, 224, 1000>;"
+        ),
         "{text}"
     );
+    assert!(
+        text.contains("pub(crate) struct BackboneArchitecture;"),
+        "{text}"
+    );
+    assert!(text.contains("name: \"RegNetX-200MF\","), "{text}");
+}
+
+#[test]
+fn the_generated_code_names_the_regnet_crate_as_the_manifest_or_the_input_does() {
+    let renamed = expand_named(quote!("specs/regnetx_200mf.yaml"), "rn");
+    assert!(renamed.contains("::rn::runtime::Model<"), "{renamed}");
+    assert!(!renamed.contains("::regnet::"), "{renamed}");
+    let wrapped = expand_named(
+        quote!(pub Net = "specs/regnetx_200mf.yaml", crate = ::wrapper::regnet,),
+        "rn",
+    );
+    assert!(
+        wrapped.contains("::wrapper::regnet::runtime::Model<"),
+        "{wrapped}"
+    );
+    assert!(!wrapped.contains("::rn::"), "{wrapped}");
+}
+
+#[test]
+fn options_after_the_path_other_than_one_crate_are_refused() {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (input, message) in [
+        (
+            quote!("specs/regnetx_200mf.yaml", krate = ::x),
+            "expected `crate = path::to::regnet`",
+        ),
+        (
+            quote!("specs/regnetx_200mf.yaml", crate = ::x, crate = ::y),
+            "`crate = ...` is given twice",
+        ),
+        (quote!("specs/regnetx_200mf.yaml" ::x), "unexpected tokens"),
+    ] {
+        let text = expand(input, Some(&manifest_dir), "regnet").to_string();
+        assert!(text.contains("compile_error"), "{text}");
+        assert!(text.contains(message), "{message}: {text}");
+    }
 }
 
 #[test]
@@ -37,11 +84,12 @@ fn bad_specs_expand_to_compile_errors_not_panics() {
     let text = expand(
         quote!("specs/does_not_exist.yaml"),
         Some(Path::new(env!("CARGO_MANIFEST_DIR"))),
+        "regnet",
     )
     .to_string();
     assert!(text.contains("compile_error"), "{text}");
     assert!(text.contains("spec file not found"), "{text}");
-    let text = expand(quote!(42), None).to_string();
+    let text = expand(quote!(42), None, "regnet").to_string();
     assert!(text.contains("compile_error"), "{text}");
 }
 
@@ -67,7 +115,7 @@ impl Drop for CrateRoot {
 
 /// The compile errors of `regnet!("spec.yaml")` in the crate at `root`, one per line.
 fn errors(root: &Path) -> Vec<String> {
-    let tokens = expand(quote!("spec.yaml"), Some(root));
+    let tokens = expand(quote!("spec.yaml"), Some(root), "regnet");
     let file: syn::File = syn::parse2(tokens).unwrap();
     file.items
         .iter()

@@ -2,7 +2,6 @@
 //! the SIMD kernels over a workspace's host buffers.
 
 use std::borrow::Cow;
-use std::path::Path;
 
 use rayon::prelude::*;
 use regnet_spec::{Architecture, INPUT_CHANNELS};
@@ -15,7 +14,9 @@ use crate::kernels::stem::{PackedStem, Stem};
 use crate::kernels::{Kernels, Pixels};
 use crate::plan::{Buffer, Op, Plan, Step};
 use crate::profile::Profile;
-use crate::weights::{self, LoadError, NetworkWeights, Recycled, Scheme, StepWeights};
+use crate::weights::{
+    self, CheckpointSource, LoadError, NetworkWeights, Recycled, Scheme, StepWeights,
+};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
 /// A step's weights, packed for its kernel.
@@ -130,17 +131,17 @@ impl CpuNetwork {
         }
     }
 
-    /// Reads the checkpoint at `path` step by step (see [`weights::load_steps`]), folding and
-    /// packing each step's weights for `kernels` as they arrive.
+    /// Reads the checkpoint at `source` step by step (see [`weights::load_steps`]), folding
+    /// and packing each step's weights for `kernels` as they arrive.
     pub fn load(
         architecture: Architecture<'static>,
-        path: &Path,
+        source: CheckpointSource<'_>,
         alternative: Option<(&str, &[usize])>,
         kernels: Kernels,
     ) -> Result<(Self, Scheme), LoadError> {
         let plan = Plan::new(&architecture);
         let (packed, scheme) = weights::load_steps(
-            path,
+            source,
             &architecture,
             alternative,
             plan.steps(),

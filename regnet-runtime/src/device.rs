@@ -18,7 +18,8 @@ pub enum Device {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
     /// Moving to another device reads the checkpoint again, and that failed (the file changed or
-    /// went away since it was loaded); the loader's message.
+    /// went away since it was loaded, or the weights came as bytes, which are not kept); the
+    /// reason.
     #[error("could not read the weights again for the new device: {0}")]
     Reload(String),
     /// The CUDA driver library could not be loaded on this machine.

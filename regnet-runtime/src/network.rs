@@ -13,7 +13,7 @@ use crate::error::RunError;
 use crate::kernels::Kernels;
 use crate::plan::{Buffer, KeptMap, kept_map};
 use crate::profile::Profile;
-use crate::weights::{LoadError, NetworkWeights, Scheme};
+use crate::weights::{CheckpointSource, LoadError, NetworkWeights, Scheme};
 use crate::workspace::{Workspace, WorkspaceLayout};
 
 enum Backend {
@@ -45,20 +45,26 @@ impl Backend {
         }
     }
 
-    /// Reads the checkpoint at `path` for `device`: the CPU folds and packs it step by step
+    /// Reads the checkpoint at `source` for `device`: the CPU folds and packs it step by step
     /// as it is read; a GPU takes the whole network's weights to upload.
     fn load(
         device: Device,
         architecture: Architecture<'static>,
-        path: &Path,
+        source: CheckpointSource<'_>,
         alternative: Option<(&str, &[usize])>,
     ) -> Result<(Self, Scheme), LoadError> {
         match device {
-            Device::Cpu => CpuNetwork::load(architecture, path, alternative, Kernels::detect())
+            Device::Cpu => CpuNetwork::load(architecture, source, alternative, Kernels::detect())
                 .map(|(cpu, scheme)| (Backend::Cpu(cpu), scheme)),
             #[cfg(feature = "cuda")]
             Device::Cuda(_) | Device::CudaTf32(_) => {
-                let (weights, scheme) = crate::weights::load(path, &architecture, alternative)?;
+                use crate::weights::{IN_MEMORY, load, load_bytes};
+                let (weights, scheme) = match source {
+                    CheckpointSource::File(path) => load(path, &architecture, alternative),
+                    CheckpointSource::Bytes(bytes) => {
+                        load_bytes(bytes, Path::new(IN_MEMORY), &architecture, alternative)
+                    }
+                }?;
                 Ok((Backend::new(device, architecture, &weights)?, scheme))
             }
         }
@@ -110,6 +116,8 @@ enum Source {
         path: PathBuf,
         alternative: Option<(String, Vec<usize>)>,
     },
+    /// Bytes the caller owns: not kept, so not read again.
+    Bytes,
     Random(u64),
 }
 
@@ -128,6 +136,16 @@ pub struct FeatureMaps<'w> {
     buffer: &'w [f32],
     architecture: &'w Architecture<'static>,
     batch: usize,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network")
+            .field("name", &self.architecture().name)
+            .field("device", &self.device())
+            .field("scheme", &self.scheme)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'w> FeatureMaps<'w> {
@@ -182,14 +200,37 @@ impl Network {
         path: &Path,
         alternative: Option<(&str, &[usize])>,
     ) -> Result<Self, LoadError> {
-        architecture
-            .validate()
-            .map_err(|reason| LoadError::InvalidArchitecture { reason })?;
-        let (backend, scheme) = Backend::load(device, architecture, path, alternative)?;
         let source = Source::File {
             path: path.to_owned(),
             alternative: alternative.map(|(name, widths)| (name.to_owned(), widths.to_vec())),
         };
+        let checkpoint = CheckpointSource::File(path);
+        Self::read(device, architecture, checkpoint, alternative, source)
+    }
+
+    /// Loads a whole safetensors checkpoint already in memory, as [`Network::load_on`] reads a
+    /// file. The bytes are not kept: [`Network::to_device`] cannot read them again.
+    pub fn from_bytes_on(
+        device: Device,
+        architecture: Architecture<'static>,
+        bytes: &[u8],
+        alternative: Option<(&str, &[usize])>,
+    ) -> Result<Self, LoadError> {
+        let checkpoint = CheckpointSource::Bytes(bytes);
+        Self::read(device, architecture, checkpoint, alternative, Source::Bytes)
+    }
+
+    fn read(
+        device: Device,
+        architecture: Architecture<'static>,
+        checkpoint: CheckpointSource<'_>,
+        alternative: Option<(&str, &[usize])>,
+        source: Source,
+    ) -> Result<Self, LoadError> {
+        architecture
+            .validate()
+            .map_err(|reason| LoadError::InvalidArchitecture { reason })?;
+        let (backend, scheme) = Backend::load(device, architecture, checkpoint, alternative)?;
         Ok(Self::new(backend, source, Some(scheme)))
     }
 
@@ -218,11 +259,19 @@ impl Network {
                 let alternative = alternative
                     .as_ref()
                     .map(|(name, widths)| (name.as_str(), widths.as_slice()));
-                match Backend::load(device, architecture, path, alternative) {
+                let checkpoint = CheckpointSource::File(path);
+                match Backend::load(device, architecture, checkpoint, alternative) {
                     Ok((backend, _)) => backend,
                     Err(LoadError::Device(error)) => return Err(error),
                     Err(error) => return Err(DeviceError::Reload(error.to_string())),
                 }
+            }
+            Source::Bytes => {
+                return Err(DeviceError::Reload(
+                    "its checkpoint came as bytes, which the network does not keep; load them \
+                     onto the device with `from_bytes_on`"
+                        .to_owned(),
+                ));
             }
             Source::Random(seed) => Backend::new(
                 device,

@@ -95,6 +95,25 @@ impl WorkspaceLayout {
     }
 }
 
+/// The optimization level cargo compiled the runtime (and so its kernels) at: `"0"` in a debug
+/// build that does not optimize it, where a forward pass is about 90× slower than in release.
+pub const OPT_LEVEL: &str = env!("REGNET_RUNTIME_OPT_LEVEL");
+
+/// Says once per process, on stderr, that the kernels were built unoptimized and how to fix it:
+/// a debug build of an application compiles its dependencies at opt-level 0 too.
+fn warn_if_unoptimized() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if OPT_LEVEL == "0" {
+        WARNED.call_once(|| eprintln!("{UNOPTIMIZED}"));
+    }
+}
+
+/// What [`warn_if_unoptimized`] says.
+const UNOPTIMIZED: &str = "regnet: the runtime's kernels were built without optimization \
+    (opt-level 0, a debug build), which makes forward passes about 90× slower; optimize them \
+    even in debug builds by adding to your Cargo.toml:\n\n[profile.dev.package.regnet-runtime]\n\
+    opt-level = 3\n";
+
 /// The most threads a workspace starts: more than any machine this runs on has cores, few
 /// enough that a mistyped count does not start thousands of threads.
 pub const MAX_THREADS: usize = 256;
@@ -144,6 +163,16 @@ pub struct Workspace {
     pub(crate) device: Option<crate::cuda::DeviceWorkspace>,
 }
 
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("capacity", &self.capacity)
+            .field("options", &self.options)
+            .field("host_bytes", &self.host_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Workspace {
     /// A workspace for batches of up to `capacity` images with default options.
     pub fn new(architecture: &Architecture<'_>, capacity: usize) -> Result<Self, RunError> {
@@ -157,6 +186,7 @@ impl Workspace {
         capacity: usize,
         options: Options,
     ) -> Result<Self, RunError> {
+        warn_if_unoptimized();
         let layout = WorkspaceLayout::of(architecture);
         let too_large = || RunError::WorkspaceTooLarge { capacity };
         let per_image = WorkspaceLayout::host_buffers(&options)
@@ -228,5 +258,18 @@ impl Workspace {
     /// The first `floats` of a host buffer: the results a pass left there.
     pub(crate) fn host(&self, buffer: Buffer, floats: usize) -> &[f32] {
         &self.buffers[buffer.index()][..floats]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OPT_LEVEL, UNOPTIMIZED};
+
+    /// The workspace's `[profile.dev.package.regnet-runtime]` sets opt-level 3 even for test
+    /// builds: the build script must see that per-package level, not the dev profile's 0.
+    #[test]
+    fn the_runtime_knows_the_optimization_level_it_was_built_at() {
+        assert_eq!(OPT_LEVEL, "3");
+        assert!(UNOPTIMIZED.contains("[profile.dev.package.regnet-runtime]\nopt-level = 3"));
     }
 }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use regnet_runtime::spec::{Architecture, CompiledSpec, compile_file, compile_str};
 use regnet_runtime::weights::{
-    BatchNorm, ConvBn, Linear, LoadError, NetworkWeights, Scheme, decode_f32, expected_tensors,
-    load, load_bytes,
+    BatchNorm, ConvBn, LISTED_KEYS, Linear, LoadError, NetworkWeights, Scheme, decode_f32,
+    expected_tensors, load, load_bytes,
 };
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -281,12 +281,13 @@ fn torchvision_widths_against_the_pycls_spec_suggest_the_tv_spec() {
     let message = error.to_string();
     assert!(message.contains("`compat: torchvision`"), "{message}");
     assert!(message.contains("_tv"), "{message}");
+    let full = error.full_report();
     for (key, expected, found) in wrong_shape {
         assert!(
-            message.contains(&format!(
+            full.contains(&format!(
                 "wrong shape: {key}: expected {expected:?}, found {found:?}"
             )),
-            "{key} not listed in:\n{message}"
+            "{key} not listed in:\n{full}"
         );
     }
 
@@ -500,6 +501,56 @@ fn missing_unexpected_and_misshapen_tensors_are_all_listed() {
         assert!(message.contains(line), "`{line}` not in:\n{message}");
     }
     assert!(!message.contains("num_batches_tracked"), "{message}");
+}
+
+/// A checkpoint of another network listed hundreds of keys, the useful hint last.
+#[test]
+fn a_large_mismatch_is_summarized_hint_first_and_listed_whole_on_request() {
+    let mut tensors = tiny_checkpoint(Scheme::Pycls);
+    // Keep the stem and one block's tensors only, and add many strangers.
+    tensors.retain(|t| t.key.starts_with("stem.") || t.key.starts_with("s1.b1."));
+    for i in 0..40 {
+        tensors.push(Raw::f32(&format!("s1.b1.f.extra{i}.weight"), &[1], &[0.0]));
+    }
+    let error = load_tiny(&serialize(&tensors)).unwrap_err();
+    let LoadError::Mismatch {
+        missing,
+        unexpected,
+        ..
+    } = &error
+    else {
+        panic!("expected a mismatch, got {error}");
+    };
+    assert!(missing.len() > LISTED_KEYS, "{}", missing.len());
+    assert_eq!(unexpected.len(), 40);
+    let message = error.to_string();
+    let lines: Vec<&str> = message.lines().collect();
+    assert!(lines[1].starts_with("hint: "), "{message}");
+    let listed = |kind: &str| {
+        lines
+            .iter()
+            .filter(|l| l.trim_start().starts_with(kind))
+            .count()
+    };
+    assert_eq!(listed("missing: "), LISTED_KEYS, "{message}");
+    assert_eq!(listed("unexpected: "), LISTED_KEYS, "{message}");
+    let left_out = missing.len() - LISTED_KEYS + 40 - LISTED_KEYS;
+    assert!(
+        message.ends_with(&format!(
+            "... and {left_out} more (the first {LISTED_KEYS} of each kind are shown; \
+             `LoadError::full_report` lists them all)"
+        )),
+        "{message}"
+    );
+    assert_eq!(lines.len(), 2 + 2 * LISTED_KEYS + 1, "{message}");
+    let full = error.full_report();
+    for (key, shape) in missing {
+        assert!(full.contains(&format!("missing: {key} {shape:?}")), "{key}");
+    }
+    for key in unexpected {
+        assert!(full.contains(&format!("unexpected: {key}\n")) || full.ends_with(key.as_str()));
+    }
+    assert!(!full.contains("more (the first"), "{full}");
 }
 
 #[test]

@@ -77,7 +77,9 @@ pub enum LoadError {
     },
 
     /// The checkpoint's tensors are not exactly those this network expects (names and shapes).
-    #[error("{}", mismatch_message(self))]
+    /// Its message gives the counts and the hint first, then the first few keys of each kind;
+    /// [`LoadError::full_report`] lists every one.
+    #[error("{}", mismatch_message(self, Some(LISTED_KEYS)))]
     Mismatch {
         /// The checkpoint's path.
         path: Box<Path>,
@@ -131,6 +133,20 @@ pub enum LoadError {
     },
 }
 
+/// How many keys of each kind (missing, unexpected, wrong shape) a mismatch's message lists.
+pub const LISTED_KEYS: usize = 5;
+
+impl LoadError {
+    /// The message, with every key of a [`LoadError::Mismatch`] listed rather than the first
+    /// [`LISTED_KEYS`] of each kind.
+    pub fn full_report(&self) -> String {
+        match self {
+            LoadError::Mismatch { .. } => mismatch_message(self, None),
+            other => other.to_string(),
+        }
+    }
+}
+
 fn more_values(others: usize) -> String {
     match others {
         0 => String::new(),
@@ -152,7 +168,8 @@ fn contents(tensors: usize, sample: &[String]) -> String {
     )
 }
 
-fn mismatch_message(error: &LoadError) -> String {
+/// The mismatch's counts, its hint, then up to `limit` keys of each kind (all without one).
+fn mismatch_message(error: &LoadError, limit: Option<usize>) -> String {
     let LoadError::Mismatch {
         path,
         scheme,
@@ -172,26 +189,45 @@ fn mismatch_message(error: &LoadError) -> String {
         unexpected.len(),
         wrong_shape.len(),
     );
-    for (key, shape) in missing {
-        let _ = write!(text, "\n  missing: {key} {shape:?}");
-    }
-    for key in unexpected {
-        let _ = write!(text, "\n  unexpected: {key}");
-    }
-    for (key, expected, found) in wrong_shape {
+    let hint = hint.as_deref().unwrap_or(
+        "the spec must describe the network the checkpoint was trained as (its widths, depths, \
+         group width, `se` and `num_classes`)",
+    );
+    let _ = write!(text, "\nhint: {hint}");
+    let limit = limit.unwrap_or(usize::MAX);
+    let mut left_out = 0;
+    let mut list = |lines: Vec<String>| {
+        left_out += lines.len().saturating_sub(limit);
+        for line in lines.into_iter().take(limit) {
+            let _ = write!(text, "\n  {line}");
+        }
+    };
+    list(
+        missing
+            .iter()
+            .map(|(key, shape)| format!("missing: {key} {shape:?}"))
+            .collect(),
+    );
+    list(
+        unexpected
+            .iter()
+            .map(|key| format!("unexpected: {key}"))
+            .collect(),
+    );
+    list(
+        wrong_shape
+            .iter()
+            .map(|(key, expected, found)| {
+                format!("wrong shape: {key}: expected {expected:?}, found {found:?}")
+            })
+            .collect(),
+    );
+    if left_out > 0 {
         let _ = write!(
             text,
-            "\n  wrong shape: {key}: expected {expected:?}, found {found:?}"
+            "\n  ... and {left_out} more (the first {limit} of each kind are shown; \
+             `LoadError::full_report` lists them all)"
         );
-    }
-    match hint {
-        Some(hint) => {
-            let _ = write!(text, "\nhint: {hint}");
-        }
-        None => text.push_str(
-            "\nhint: the spec must describe the network the checkpoint was trained as (its \
-             widths, depths, group width, `se` and `num_classes`)",
-        ),
     }
     text
 }

@@ -44,48 +44,79 @@ pub fn load(
     read_file(path, |file| load_from(file, architecture, alternative))
 }
 
-/// Reads the checkpoint at `path` (checked as [`load`] checks it) one plan step at a time, on
+/// Where a checkpoint is read from: a file, or bytes already in memory.
+#[derive(Clone, Copy, Debug)]
+pub enum CheckpointSource<'a> {
+    /// The safetensors file at this path, read (not mapped) piece by piece.
+    File(&'a Path),
+    /// A whole safetensors checkpoint in memory; errors name it [`IN_MEMORY`].
+    Bytes(&'a [u8]),
+}
+
+/// The name errors give a checkpoint that came as bytes rather than from a file.
+pub const IN_MEMORY: &str = "(checkpoint in memory)";
+
+/// Reads the checkpoint at `source` (checked as [`load`] checks it) one plan step at a time, on
 /// the current rayon pool, and gives each step's weights to `prepare`, in `steps`' order. Each
 /// step's tensors are read, converted and handed over on their own, so that a backend which folds
 /// and packs them in place never holds a second copy of the whole network: what `prepare`
 /// returns is all that stays. `prepare` gives the buffers it is done with back to the
 /// [`Recycled`] it is passed, for the thread's next step.
 pub(crate) fn load_steps<T: Send>(
-    path: &Path,
+    source: CheckpointSource<'_>,
     architecture: &Architecture,
     alternative: Option<(&str, &[usize])>,
     steps: &[Step],
     prepare: impl Fn(&Step, Option<StepWeights<'_>>, &mut Recycled) -> T + Sync,
 ) -> Result<(Vec<T>, Scheme), LoadError> {
-    read_file(path, |file| {
-        let checkpoint = Checkpoint::open(file, architecture, alternative)?;
-        // One reader per thread, each with its own recycled buffers, taking every `readers`-th
-        // step (interleaved, so that each gets a share of the large late layers).
-        let readers = rayon::current_num_threads().clamp(1, steps.len().max(1));
-        let (checkpoint, prepare) = (&checkpoint, &prepare);
-        let mut prepared: Vec<(usize, Result<T, LoadError>)> = (0..readers)
-            .into_par_iter()
-            .flat_map_iter(|reader| {
-                let mut recycled = Recycled::default();
-                let mut read = move |step: &Step| {
-                    let weights = step_weights(architecture, checkpoint.scheme, step, |slot| {
-                        checkpoint.tensor(&slot, &mut recycled)
-                    })?;
-                    Ok(prepare(step, weights, &mut recycled))
-                };
-                let mine = steps.iter().enumerate().skip(reader).step_by(readers);
-                mine.map(|(index, step)| (index, read(step)))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        prepared.sort_unstable_by_key(|&(index, _)| index);
-        // The first error in forward order, as the sequential loader would report it.
-        let prepared = prepared
-            .into_iter()
-            .map(|(_, result)| result)
-            .collect::<Result<_, _>>()?;
-        Ok((prepared, checkpoint.scheme))
-    })
+    match source {
+        CheckpointSource::File(path) => read_file(path, |file| {
+            read_steps(file, architecture, alternative, steps, prepare)
+        }),
+        CheckpointSource::Bytes(bytes) => {
+            let memory = InMemory {
+                bytes,
+                path: Path::new(IN_MEMORY),
+            };
+            read_steps(&memory, architecture, alternative, steps, prepare)
+        }
+    }
+}
+
+fn read_steps<T: Send>(
+    source: &impl Source,
+    architecture: &Architecture,
+    alternative: Option<(&str, &[usize])>,
+    steps: &[Step],
+    prepare: impl Fn(&Step, Option<StepWeights<'_>>, &mut Recycled) -> T + Sync,
+) -> Result<(Vec<T>, Scheme), LoadError> {
+    let checkpoint = Checkpoint::open(source, architecture, alternative)?;
+    // One reader per thread, each with its own recycled buffers, taking every `readers`-th
+    // step (interleaved, so that each gets a share of the large late layers).
+    let readers = rayon::current_num_threads().clamp(1, steps.len().max(1));
+    let (checkpoint, prepare) = (&checkpoint, &prepare);
+    let mut prepared: Vec<(usize, Result<T, LoadError>)> = (0..readers)
+        .into_par_iter()
+        .flat_map_iter(|reader| {
+            let mut recycled = Recycled::default();
+            let mut read = move |step: &Step| {
+                let weights = step_weights(architecture, checkpoint.scheme, step, |slot| {
+                    checkpoint.tensor(&slot, &mut recycled)
+                })?;
+                Ok(prepare(step, weights, &mut recycled))
+            };
+            let mine = steps.iter().enumerate().skip(reader).step_by(readers);
+            mine.map(|(index, step)| (index, read(step)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    prepared.sort_unstable_by_key(|&(index, _)| index);
+    // The first error in forward order, as the sequential loader would report it.
+    let prepared = prepared
+        .into_iter()
+        .map(|(_, result)| result)
+        .collect::<Result<_, _>>()?;
+    Ok((prepared, checkpoint.scheme))
 }
 
 /// Opens the regular file at `path`, runs `read` on it, and refuses the result if the file

@@ -7,9 +7,9 @@ mod load;
 mod naming;
 mod random;
 
-pub use error::LoadError;
+pub use error::{LISTED_KEYS, LoadError};
+pub use load::{CheckpointSource, IN_MEMORY, decode_f32, load, load_bytes};
 pub(crate) use load::{Recycled, load_steps};
-pub use load::{decode_f32, load, load_bytes};
 pub use naming::{Scheme, expected_tensors};
 
 use std::borrow::Cow;

@@ -3,7 +3,8 @@ regnet::regnet!("../../../../specs/regnety_200mf.yaml");
 fn main() {
     assert_eq!(RegNetY200MF::NAME, "RegNetY-200MF");
     assert_eq!(RegNetY200MF::FLOPS, 199_519_076);
-    assert_eq!(RegNetY200MF::STAGES.map(|s| s.width), [24, 56, 152, 368]);
+    let widths: Vec<usize> = RegNetY200MF::STAGES.iter().map(|s| s.width).collect();
+    assert_eq!(widths, [24, 56, 152, 368]);
     assert!(RegNetY200MF::graph().node_count() > 0);
     let net = RegNetY200MF::random(0).unwrap();
     let mut workspace = RegNetY200MF::workspace_with(1, regnet::runtime::Options { threads: 1, ..Default::default() }).unwrap();

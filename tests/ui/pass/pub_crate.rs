@@ -4,6 +4,7 @@ mod zoo {
 
 fn main() {
     assert_eq!(zoo::Backbone::NAME, "RegNetY-200MF");
-    assert_eq!(zoo::Backbone::STAGES.map(|s| s.width), [24, 56, 152, 368]);
+    let widths: Vec<usize> = zoo::Backbone::STAGES.iter().map(|s| s.width).collect();
+    assert_eq!(widths, [24, 56, 152, 368]);
     let _workspace = zoo::Backbone::workspace(1).unwrap();
 }
