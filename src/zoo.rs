@@ -22,6 +22,8 @@ pub struct Listed {
     /// The other width-rounding rule's name and stage widths, where they differ (for load
     /// errors).
     pub compat_alternative: Option<(&'static str, &'static [usize])>,
+    /// The spec's YAML, as shipped in `specs/`.
+    pub spec: &'static str,
 }
 
 macro_rules! zoo {
@@ -33,6 +35,7 @@ macro_rules! zoo {
             name: $stem,
             architecture: $model::ARCHITECTURE,
             compat_alternative: $model::COMPAT_ALTERNATIVE,
+            spec: include_str!(concat!("../", $path)),
         }),*];
     };
 }

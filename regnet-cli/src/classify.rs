@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use regnet::runtime::{Network, Workspace};
 use serde::Serialize;
 
-use crate::execute::{device, model, network, options};
+use crate::execute::{device, network, options};
+use crate::zoo::Chosen;
 use crate::{DeviceChoice, preprocess};
 
 /// The 1000 ImageNet class names in index order (torchvision's list).
@@ -18,7 +19,7 @@ const IMAGENET_CLASSES: &str = include_str!("imagenet_classes.txt");
 const EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "jfif"];
 
 pub struct Classify<'a> {
-    pub model: &'a str,
+    pub model: &'a Chosen,
     pub weights: &'a Path,
     pub inputs: &'a [PathBuf],
     pub top: usize,
@@ -163,7 +164,7 @@ fn prepare(args: &Classify<'_>, images: usize) -> Result<(Network, Workspace), S
     if args.batch == 0 || args.top == 0 {
         return Err("--batch and --top must be at least 1".into());
     }
-    let model = model(args.model)?;
+    let model = args.model;
     let architecture = model.architecture;
     let device = device(args.device)?;
     let network = network(model, Some(args.weights), device)?;

@@ -11,7 +11,7 @@ use regnet::runtime::{Device, Isa, Network, Options, Profile, StepTiming, Worksp
 use serde::Serialize;
 
 use crate::DeviceChoice;
-use crate::zoo::{self, Listed};
+use crate::zoo::Chosen;
 use crate::{output, tensors};
 
 /// The device chosen on the command line (`tf32`: tensor cores on CUDA).
@@ -34,7 +34,7 @@ pub fn device((device, tf32): (DeviceChoice, bool)) -> Result<Device, String> {
 
 /// The model's network on `device`: the checkpoint read once, straight for that device, or
 /// (without one) deterministic random weights.
-pub fn network(model: &Listed, weights: Option<&Path>, device: Device) -> Result<Network, String> {
+pub fn network(model: &Chosen, weights: Option<&Path>, device: Device) -> Result<Network, String> {
     match weights {
         Some(path) => Network::load_on(device, model.architecture, path, model.compat_alternative)
             .map_err(|e| e.to_string()),
@@ -52,16 +52,6 @@ fn placement_name(network: &Network, workspace: &Workspace) -> String {
         #[cfg(feature = "cuda")]
         device => format!("{device:?}"),
     }
-}
-
-/// The model named by a spec file stem, or a message listing the names.
-pub fn model(name: &str) -> Result<&'static Listed, String> {
-    zoo::find(name).ok_or_else(|| {
-        format!(
-            "no model `{name}`; the models are the specs' file stems: {}",
-            zoo::names()
-        )
-    })
 }
 
 /// The options of a pass; more threads than cores are honoured, but said to be slower.
@@ -90,7 +80,7 @@ pub fn options(
 }
 
 pub struct Run<'a> {
-    pub model: &'a str,
+    pub model: &'a Chosen,
     pub weights: &'a Path,
     pub input: &'a Path,
     pub output: &'a Path,
@@ -102,7 +92,7 @@ pub struct Run<'a> {
 
 /// Loads the weights, runs the batch and writes `logits` (and the stage outputs).
 pub fn run(args: &Run<'_>) -> Result<(), String> {
-    let model = model(args.model)?;
+    let model = args.model;
     let architecture = model.architecture;
     // A destination that cannot be written is reported before the batch runs, not after.
     output::check(args.output)?;
@@ -113,7 +103,7 @@ pub fn run(args: &Run<'_>) -> Result<(), String> {
     if input.shape.len() != 4 || input.shape[1..] != [INPUT_CHANNELS, r, r] || input.shape[0] == 0 {
         return Err(format!(
             "input `{}` has shape {:?}; {} takes NCHW images [N, {INPUT_CHANNELS}, {r}, {r}] with N ≥ 1",
-            args.key, input.shape, args.model
+            args.key, input.shape, args.model.stem
         ));
     }
     let batch = input.shape[0];
@@ -170,7 +160,7 @@ fn synthetic_input(len: usize) -> Vec<f32> {
 }
 
 pub struct Bench<'a> {
-    pub name: &'a str,
+    pub model: &'a Chosen,
     pub batch: usize,
     pub threads: Option<usize>,
     pub isa: Option<Isa>,
@@ -183,7 +173,7 @@ pub struct Bench<'a> {
 /// returns the time the weights took to be ready (read, fold, pack).
 pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
     let &Bench {
-        name,
+        model,
         batch,
         threads,
         isa,
@@ -194,7 +184,6 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
     if batch == 0 || iters == 0 {
         return Err("--batch and --iters must be at least 1".into());
     }
-    let model = model(name)?;
     let architecture = model.architecture;
     let start = Instant::now();
     let device = self::device(device)?;
@@ -210,7 +199,7 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
     // Microseconds and hundredths of an image are all the precision a timing carries.
     let round = |value: f64, places: i32| (value * 10f64.powi(places)).round() / 10f64.powi(places);
     let result = BenchResult {
-        model: name.to_owned(),
+        model: model.stem.clone(),
         batch,
         threads: workspace.options().threads,
         isa: placement_name(&network, &workspace),
@@ -262,13 +251,10 @@ fn time_passes(
 /// The main job: one model end to end on built-in random weights and a synthetic image.
 pub fn demo(
     out: &mut impl Write,
-    name: &str,
+    model: &Chosen,
     threads: Option<usize>,
 ) -> io::Result<Result<(), String>> {
-    let model = match model(name) {
-        Ok(model) => model,
-        Err(message) => return Ok(Err(message)),
-    };
+    let name = &model.stem;
     let architecture = model.architecture;
     let start = Instant::now();
     let network = match Network::random(architecture, 0) {
@@ -328,7 +314,7 @@ pub fn demo(
 /// passes: where the time goes and how far each kind of layer is from the peak.
 pub fn profile(
     out: &mut impl Write,
-    name: &str,
+    model: &Chosen,
     batch: usize,
     threads: Option<usize>,
     isa: Option<Isa>,
@@ -337,10 +323,7 @@ pub fn profile(
     if batch == 0 || iters == 0 {
         return Ok(Err("--batch and --iters must be at least 1".into()));
     }
-    let model = match model(name) {
-        Ok(model) => model,
-        Err(message) => return Ok(Err(message)),
-    };
+    let name = &model.stem;
     let architecture = model.architecture;
     let network = match Network::random(architecture, 0) {
         Ok(network) => network,

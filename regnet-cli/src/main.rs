@@ -18,8 +18,8 @@ use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 use regnet::runtime::workspace::MAX_THREADS;
 use regnet_cli::preprocess;
+use regnet_spec::SpecError;
 use regnet_spec::sample::{AnyNetSpace, Space};
-use regnet_spec::{CompiledSpec, SpecError, compile_file, compile_str};
 
 #[derive(Parser)]
 #[command(
@@ -135,16 +135,16 @@ struct Placement {
 enum Command {
     /// Run one model end to end on built-in random weights: stage table, top-5, time.
     Demo {
-        /// A spec's file stem, e.g. regnety_1.6gf or regnetx_400mf_tv.
+        /// A built-in model (a spec's file stem, e.g. regnety_1.6gf) or a spec file.
         #[arg(default_value = "regnety_1.6gf")]
-        model: String,
+        model: PathBuf,
         #[command(flatten)]
         threads: Threads,
     },
     /// Run a model on a batch of images from a safetensors file.
     Run {
-        /// A spec's file stem, e.g. regnety_1.6gf or regnetx_400mf_tv.
-        model: String,
+        /// A built-in model (a spec's file stem, e.g. regnety_1.6gf) or a spec file.
+        model: PathBuf,
         /// The checkpoint (safetensors; torchvision, timm or pycls names).
         #[arg(long)]
         weights: PathBuf,
@@ -167,8 +167,8 @@ enum Command {
     },
     /// Time forward passes on random weights and inputs.
     Bench {
-        /// A spec's file stem, e.g. regnety_1.6gf.
-        model: String,
+        /// A built-in model (a spec's file stem, e.g. regnety_1.6gf) or a spec file.
+        model: PathBuf,
         #[arg(long, default_value_t = 1)]
         batch: usize,
         #[command(flatten)]
@@ -193,8 +193,8 @@ enum Command {
     },
     /// Classify images (JPEG, PNG, WebP; directories walked) into the 1000 ImageNet classes.
     Classify {
-        /// A spec's file stem, e.g. regnety_1.6gf.
-        model: String,
+        /// A built-in model (a spec's file stem, e.g. regnety_1.6gf) or a spec file.
+        model: PathBuf,
         /// The checkpoint (safetensors; torchvision, timm or pycls names).
         #[arg(long)]
         weights: PathBuf,
@@ -223,8 +223,9 @@ enum Command {
     },
     /// Draw the per-block widths of a spec: continuous, quantized, and the stages (SVG or PNG).
     Plot {
-        /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
-        spec: Option<PathBuf>,
+        /// A built-in model (a spec's file stem) or a spec file [default: regnety_1.6gf].
+        #[arg(default_value = "regnety_1.6gf")]
+        model: PathBuf,
         /// The picture to write: .svg or .png.
         #[arg(short, long)]
         output: PathBuf,
@@ -264,16 +265,18 @@ enum Command {
     },
     /// Print the stage table and complexity of a spec.
     Inspect {
-        /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
-        spec: Option<PathBuf>,
+        /// A built-in model (a spec's file stem) or a spec file [default: regnety_1.6gf].
+        #[arg(default_value = "regnety_1.6gf")]
+        model: PathBuf,
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
     },
     /// Print the operation graph of a spec.
     Graph {
-        /// The YAML spec file [default: the built-in specs/regnety_1.6gf.yaml].
-        spec: Option<PathBuf>,
+        /// A built-in model (a spec's file stem) or a spec file [default: regnety_1.6gf].
+        #[arg(default_value = "regnety_1.6gf")]
+        model: PathBuf,
         /// How to write the graph.
         #[arg(long, value_enum, default_value_t = Format::Dot)]
         format: Format,
@@ -344,7 +347,7 @@ fn main() -> ExitCode {
 fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
     match command {
         Command::Demo { model, threads } => {
-            execute::demo(out, &model, threads.count)?.map_err(Failure::Input)?
+            execute::demo(out, &choose(&model)?, threads.count)?.map_err(Failure::Input)?
         }
         Command::Run {
             model,
@@ -356,7 +359,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             features,
             placement,
         } => execute::run(&execute::Run {
-            model: &model,
+            model: &choose(&model)?,
             weights: &weights,
             input: &input,
             output: &output,
@@ -377,7 +380,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             ..
         } if placement.device == DeviceChoice::Cpu => execute::profile(
             out,
-            &model,
+            &choose(&model)?,
             batch,
             threads.count,
             isa.map(Into::into),
@@ -401,7 +404,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                 ));
             }
             let (result, load) = execute::bench(&execute::Bench {
-                name: &model,
+                model: &choose(&model)?,
                 batch,
                 threads: threads.count,
                 isa: isa.map(Into::into),
@@ -443,7 +446,7 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             let outcome = classify::classify(
                 out,
                 &classify::Classify {
-                    model: &model,
+                    model: &choose(&model)?,
                     weights: &weights,
                     inputs: &inputs,
                     top,
@@ -463,9 +466,9 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                 )));
             }
         }
-        Command::Plot { spec, output } => {
-            let (network, stem) = load(spec.as_deref())?;
-            plot::plot(&network, network.display_name(&stem), &output).map_err(Failure::Input)?;
+        Command::Plot { model, output } => {
+            let model = choose(&model)?;
+            plot::plot(model.compiled, model.architecture.name, &output).map_err(Failure::Input)?;
         }
         Command::Sample {
             space,
@@ -487,19 +490,19 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             },
         )?
         .map_err(Failure::Input)?,
-        Command::Inspect { spec, json } => {
-            let (network, stem) = load(spec.as_deref())?;
-            let name = network.display_name(&stem);
+        Command::Inspect { model, json } => {
+            let model = choose(&model)?;
+            let name = model.architecture.name;
             if json {
-                inspect::write_json(out, &network, name)?;
+                inspect::write_json(out, model.compiled, name)?;
             } else {
-                inspect::write_table(out, &network, name)?;
+                inspect::write_table(out, model.compiled, name)?;
             }
         }
-        Command::Graph { spec, format } => {
-            let (network, stem) = load(spec.as_deref())?;
-            let name = network.display_name(&stem);
-            let graph = regnet_spec::graph::build(&network.architecture(name));
+        Command::Graph { model, format } => {
+            let model = choose(&model)?;
+            let name = model.architecture.name;
+            let graph = regnet_spec::graph::build(&model.architecture);
             match format {
                 Format::Dot => {
                     out.write_all(regnet_spec::graph::to_dot(&graph, name).as_bytes())?
@@ -553,26 +556,12 @@ fn render_svg(dot: &str) -> Result<Vec<u8>, String> {
     Ok(output.stdout)
 }
 
-/// The spec used when none is given, compiled into the binary so it works from anywhere.
-const DEFAULT_SPEC: (&str, &str) = (
-    "specs/regnety_1.6gf.yaml",
-    include_str!("../../specs/regnety_1.6gf.yaml"),
-);
-
-/// Compiles the spec at `path` (or the built-in default), returning it with the file stem, the
-/// name of a spec without one.
-fn load(path: Option<&Path>) -> Result<(CompiledSpec, String), Failure> {
-    let Some(path) = path else {
-        let (origin, source) = DEFAULT_SPEC;
-        let network = compile_str(source, origin).map_err(Failure::Spec)?;
-        return Ok((network, "regnety_1.6gf".to_owned()));
-    };
-    let origin = path.display().to_string();
-    let network = compile_file(path, &origin).map_err(Failure::Spec)?;
-    let stem = path
-        .file_stem()
-        .map_or_else(|| origin.clone(), |s| s.to_string_lossy().into_owned());
-    Ok((network, stem))
+/// The model a command names (see [`zoo::choose`]), or why it names none.
+fn choose(argument: &Path) -> Result<zoo::Chosen, Failure> {
+    zoo::choose(argument).map_err(|unchosen| match unchosen {
+        zoo::Unchosen::Spec(error) => Failure::Spec(error),
+        zoo::Unchosen::Unknown(message) => Failure::Input(message),
+    })
 }
 
 /// Writes one line to stderr; `eprintln!` would panic if stderr is a closed pipe.

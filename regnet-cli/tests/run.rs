@@ -259,8 +259,52 @@ fn bad_models_weights_and_inputs_exit_2() {
     );
     assert_fails_with(
         &regnet(&["bench", "nope"]),
-        "the models are the specs' file stems",
+        "give a spec file's path (ending in .yaml) or one of the built-in models, the specs' \
+         file stems: anynetx_e_400mf,",
     );
+}
+
+/// `bench specs/my.yaml` said "no model", `inspect regnety_400mf` "cannot read the spec".
+#[test]
+fn every_command_takes_a_built_in_name_or_a_spec_path() {
+    let spec = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/tv_y/spec.yaml"
+    );
+    let output = regnet(&["bench", spec, "--iters", "1", "--threads", "1", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("\"model\":\"spec\""), "{text}");
+    let output = regnet(&["demo", spec, "--threads", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with("TinyY-TV (spec), random weights"),
+        "{text}"
+    );
+    for command in ["inspect", "graph"] {
+        let by_name = regnet(&[command, "regnety_400mf"]);
+        assert!(by_name.status.success(), "{}", stderr(&by_name));
+        let by_path = regnet(&[
+            command,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../specs/regnety_400mf.yaml"),
+        ]);
+        assert_eq!(by_name.stdout, by_path.stdout, "{command}");
+        assert!(String::from_utf8_lossy(&by_name.stdout).contains("RegNetY-400MF"));
+    }
+    // A spec that does not compile is its located errors, whichever command reads it.
+    let scratch = Scratch::new("bad-spec");
+    let bad = scratch.file("bad.yaml");
+    std::fs::write(&bad, "d: 0\nw0: 24\nwa: 36.44\nwm: 2.49\ng: 8\n").unwrap();
+    for command in ["bench", "inspect"] {
+        let output = regnet(&[command, &bad]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(
+            stderr(&output).contains(&format!("error: {bad}:1:1: field `d`")),
+            "{command}: {}",
+            stderr(&output)
+        );
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
-use regnet_spec::{Compat, CompiledSpec, Stage};
+use regnet_spec::{CompiledSpec, Stage};
 use syn::{Ident, Path, Visibility};
 
 fn int(value: usize) -> Literal {
@@ -75,14 +75,10 @@ pub fn generate(
         Literal::u64_unsuffixed(cx.params),
         Literal::u64_unsuffixed(cx.acts),
     );
-    let alternative = match network.spec.compat {
-        Compat::Pycls => Compat::Torchvision,
-        Compat::Torchvision => Compat::Pycls,
-    };
-    let compat_alternative = match network.under_compat(alternative) {
-        Some(other) => {
-            let name = alternative.to_string();
-            let widths = other.stages.iter().map(|s| int(s.width));
+    let compat_alternative = match network.compat_alternative() {
+        Some((compat, widths)) => {
+            let name = compat.name();
+            let widths = widths.into_iter().map(int);
             quote!(::core::option::Option::Some((#name, &[#(#widths),*])))
         }
         None => quote!(::core::option::Option::None),

@@ -107,6 +107,14 @@ pub fn compile_str(source: &str, origin: &str) -> Result<CompiledSpec, SpecError
 }
 
 impl CompiledSpec {
+    /// The other compatibility rule and the stage widths it gives, where they differ from this
+    /// spec's: a checkpoint with those widths was made for that rule, which a load error says.
+    pub fn compat_alternative(&self) -> Option<(Compat, Vec<usize>)> {
+        let other = self.spec.compat.other();
+        let network = self.under_compat(other)?;
+        Some((other, network.stages.iter().map(|s| s.width).collect()))
+    }
+
     /// The same spec under a different compatibility rule: `Some` with that network when its
     /// stage widths differ (a checkpoint of the other library then does not fit this one).
     pub fn under_compat(&self, compat: Compat) -> Option<CompiledSpec> {

@@ -20,12 +20,27 @@ pub enum Compat {
     Torchvision,
 }
 
-impl fmt::Display for Compat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Compat {
+    /// The rule's name, as a spec's `compat:` writes it.
+    pub fn name(self) -> &'static str {
+        match self {
             Compat::Pycls => "pycls",
             Compat::Torchvision => "torchvision",
-        })
+        }
+    }
+
+    /// The other rule.
+    pub fn other(self) -> Compat {
+        match self {
+            Compat::Pycls => Compat::Torchvision,
+            Compat::Torchvision => Compat::Pycls,
+        }
+    }
+}
+
+impl fmt::Display for Compat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
