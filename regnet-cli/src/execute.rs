@@ -76,6 +76,7 @@ pub fn options(
         isa: isa.unwrap_or(defaults.isa),
         features,
         device,
+        ..defaults
     }
 }
 

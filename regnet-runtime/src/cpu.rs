@@ -9,7 +9,7 @@ use regnet_spec::{Architecture, INPUT_CHANNELS};
 use crate::kernels::channels::{average_pool, scale_channels};
 use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use crate::kernels::gemm::{Gemm, PackedLinear};
-use crate::kernels::parallel::{chunk, for_each_part};
+use crate::kernels::parallel::{chunk, for_each_part, install_rayon};
 use crate::kernels::stem::{PackedStem, Stem};
 use crate::kernels::{Kernels, Pixels};
 use crate::plan::{Buffer, Op, Plan, Step};
@@ -17,7 +17,7 @@ use crate::profile::Profile;
 use crate::weights::{
     self, CheckpointSource, LoadError, NetworkWeights, Recycled, Scheme, StepWeights,
 };
-use crate::workspace::{Workspace, WorkspaceLayout};
+use crate::workspace::{Pool, Workspace, WorkspaceLayout};
 
 /// A step's weights, packed for its kernel.
 enum Packed {
@@ -182,7 +182,10 @@ impl CpuNetwork {
         let slots = Slots(buffers.each_mut().map(|buffer| &mut buffer[..]));
         let context = Context {
             kernels: *kernels,
-            threads: options.threads,
+            threads: match options.pool {
+                Pool::Own => options.threads,
+                Pool::Rayon => rayon::current_num_threads(),
+            },
             batch,
         };
         let image_floats = INPUT_CHANNELS * self.architecture.resolution.pow(2);
@@ -215,9 +218,10 @@ impl CpuNetwork {
                 self.forward(rest, input_rest, slots_rest, false, None);
             }
         };
-        match team {
-            Some(team) => team.install(run),
-            None => run(),
+        match (team, options.pool) {
+            (Some(team), _) => team.install(run),
+            (None, Pool::Rayon) => install_rayon(run),
+            (None, Pool::Own) => run(),
         }
     }
 

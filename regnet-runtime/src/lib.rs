@@ -38,7 +38,7 @@ pub use model::{Model, StaticArchitecture};
 pub use network::{FeatureMaps, Network};
 pub use profile::{Profile, StepTiming};
 pub use weights::{LoadError, NetworkWeights, Scheme};
-pub use workspace::{Options, Workspace};
+pub use workspace::{Options, Pool, Workspace};
 
 /// One input image, as PyTorch takes it: 3 channels (RGB) of `H`×`W` pixels, f32.
 pub type Image<const H: usize, const W: usize> = [[[f32; W]; H]; regnet_spec::INPUT_CHANNELS];

@@ -118,11 +118,29 @@ const UNOPTIMIZED: &str = "regnet: the runtime's kernels were built without opti
 /// enough that a mistyped count does not start thousands of threads.
 pub const MAX_THREADS: usize = 256;
 
+/// Which threads run a pass's kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pool {
+    /// The workspace's own team: `Options::threads - 1` helper threads started once with the
+    /// workspace, which spin briefly between steps (a step after a short serial stretch starts
+    /// sooner than on a pool whose idle threads sleep).
+    #[default]
+    Own,
+    /// The application's rayon pool: the one the pass is called in
+    /// (`pool.install(|| model.forward(..))`), or rayon's global pool outside any. The pass
+    /// splits its work for that pool's threads (`Options::threads` is not used) and the
+    /// workspace starts no threads.
+    Rayon,
+}
+
 /// How a forward pass runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
-    /// Threads working on each layer (default: the available cores; at most `MAX_THREADS`).
+    /// Threads working on each layer (default: the available cores; at most `MAX_THREADS`),
+    /// with the workspace's own pool.
     pub threads: usize,
+    /// Whose threads run the kernels (default: the workspace's own).
+    pub pool: Pool,
     /// The kernels' instruction set (default: the best this CPU has).
     pub isa: Isa,
     /// Keep room for the stem's and every stage's output (`forward_features`).
@@ -137,6 +155,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            pool: Pool::Own,
             isa: Isa::detect(),
             features: false,
             device: Device::Cpu,
@@ -207,10 +226,15 @@ impl Workspace {
         // One persistent team per workspace: threads start once, not per layer or per pass. If
         // the system refuses threads, the workspace runs on the caller's thread.
         let threads = options.threads.clamp(1, MAX_THREADS);
-        let team = (threads > 1).then(|| Team::new(threads)).flatten();
+        let team = (threads > 1 && options.pool == Pool::Own)
+            .then(|| Team::new(threads))
+            .flatten();
         let kernels = Kernels::new(options.isa);
         let options = Options {
-            threads: team.as_ref().map_or(1, Team::threads),
+            threads: match options.pool {
+                Pool::Own => team.as_ref().map_or(1, Team::threads),
+                Pool::Rayon => threads,
+            },
             isa: kernels.isa(),
             ..options
         };
@@ -231,8 +255,9 @@ impl Workspace {
         self.capacity
     }
 
-    /// The options in effect: `threads` is the number the team actually has (1 without a team)
-    /// and `isa` what this CPU supports of the requested instruction set.
+    /// The options in effect: `threads` is the number the team actually has (1 without a team;
+    /// with `Pool::Rayon`, the number asked for, unused) and `isa` what this CPU supports of the
+    /// requested instruction set.
     pub fn options(&self) -> Options {
         self.options
     }

@@ -75,11 +75,42 @@ const fn busy(generation: usize) -> usize {
     generation * 2 + 1
 }
 
+/// What runs the `for_each_task` calls made on a thread.
+#[derive(Clone, Copy)]
+enum Installed {
+    /// Nothing: tasks run inline.
+    Nothing,
+    /// A team's shared state, valid while its `Team::install` runs.
+    Team(*const Shared),
+    /// The rayon pool the thread belongs to (`install_rayon`).
+    Rayon,
+}
+
 thread_local! {
-    /// The team installed on this thread, and whether this thread is inside one of its tasks
-    /// (where a nested `for_each_task` runs inline).
-    static CURRENT: Cell<Option<*const Shared>> = const { Cell::new(None) };
+    /// What is installed on this thread, and whether this thread is inside one of a team's
+    /// tasks (where a nested `for_each_task` runs inline).
+    static CURRENT: Cell<Installed> = const { Cell::new(Installed::Nothing) };
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work` with `installed` behind this thread's `for_each_task` calls, restoring what was
+/// there before even if `work` panics (so no thread keeps a pointer to a dropped team).
+fn with_installed<R>(installed: Installed, work: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|current| current.replace(installed));
+    struct Restore(Installed);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|current| current.set(self.0));
+        }
+    }
+    let _restore = Restore(previous);
+    work()
+}
+
+/// Runs `work` with the rayon pool this thread is in (the global one outside any) behind its
+/// `for_each_task` calls: the kernels run on the caller's threads instead of a team's.
+pub fn install_rayon<R>(work: impl FnOnce() -> R) -> R {
+    with_installed(Installed::Rayon, work)
 }
 
 impl Team {
@@ -121,16 +152,7 @@ impl Team {
     pub fn install<R>(&mut self, work: impl FnOnce() -> R) -> R {
         // Helpers asleep since the last pass start waking now, while the pass begins.
         self.shared.wake_sleepers();
-        let previous = CURRENT.with(|current| current.replace(Some(Arc::as_ptr(&self.shared))));
-        // Restored even if `work` panics, so that no thread keeps a pointer to a dropped team.
-        struct Restore(Option<*const Shared>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                CURRENT.with(|current| current.set(self.0));
-            }
-        }
-        let _restore = Restore(previous);
-        work()
+        with_installed(Installed::Team(Arc::as_ptr(&self.shared)), work)
     }
 }
 
@@ -248,12 +270,19 @@ impl Shared {
     }
 }
 
-/// Runs `task(i)` for every i in 0..tasks: on the team installed on this thread when there is
-/// one, `threads` allows more than one, and this is not already one of its tasks; else inline.
+/// Runs `task(i)` for every i in 0..tasks: on the team or rayon pool installed on this thread
+/// when there is one, `threads` allows more than one, and this is not already one of a team's
+/// tasks; else inline.
 pub fn for_each_task(threads: usize, tasks: usize, task: impl Fn(usize) + Sync) {
-    let team = CURRENT.with(Cell::get);
-    match team {
-        Some(shared) if threads > 1 && tasks > 1 && !IN_TASK.with(Cell::get) => {
+    if threads <= 1 || tasks <= 1 {
+        return (0..tasks).for_each(task);
+    }
+    match CURRENT.with(Cell::get) {
+        Installed::Rayon => {
+            use rayon::prelude::*;
+            (0..tasks).into_par_iter().for_each(&task);
+        }
+        Installed::Team(shared) if !IN_TASK.with(Cell::get) => {
             // SAFETY: `Team::install` set this pointer for the duration of its `work` and the
             // team (which owns an `Arc` of `Shared`) outlives that call.
             let shared = unsafe { &*shared };
