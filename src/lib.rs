@@ -30,6 +30,7 @@
 //! assert!(model.forward_slice(&batch[1..], &mut workspace).is_err());
 //! # Ok::<(), regnet::runtime::RunError>(())
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// Compiles a RegNet spec (YAML, relative to the crate's root) into a network type at build
 /// time; a bad spec is a compile error naming the file, line:column, field and rule.
@@ -53,4 +54,5 @@ pub use regnet_runtime::spec;
 extern crate self as regnet;
 
 #[cfg(feature = "zoo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zoo")))]
 pub mod zoo;

@@ -8,14 +8,17 @@ pub enum Device {
     Cpu,
     /// CUDA device `N` (see `nvidia-smi`), fp32.
     #[cfg(feature = "cuda")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
     Cuda(usize),
     /// CUDA device `N`, the large 1×1 convolutions on TF32 tensor cores (sm_80 and newer).
     #[cfg(feature = "cuda")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
     CudaTf32(usize),
 }
 
 /// Why a network could not be moved to a device, or a device operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeviceError {
     /// Moving to another device reads the checkpoint again, and that failed (the file changed or
     /// went away since it was loaded, or the weights came as bytes, which are not kept); the

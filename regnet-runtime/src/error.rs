@@ -5,6 +5,7 @@ use crate::device::{Device, DeviceError};
 
 /// Why a forward pass could not run; nothing was computed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RunError {
     /// The input's length is not a multiple of one image's floats (3 × resolution², NCHW).
     #[error(

@@ -16,9 +16,12 @@
 // this also makes a call from an AVX2 kernel to an AVX-512-only function a hard error.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
+// docs.rs builds with `--cfg docsrs` on nightly: the CUDA items say which feature they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cpu;
 #[cfg(feature = "cuda")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
 pub mod cuda;
 mod device;
 mod error;

@@ -356,6 +356,7 @@ impl Network {
     /// device memory, valid until its next pass): nothing crosses to the host. The pass waits
     /// for the work queued on the input's stream.
     #[cfg(feature = "cuda")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
     pub fn forward_on_device<'w>(
         &self,
         input: &cudarc::driver::CudaSlice<f32>,
@@ -373,6 +374,7 @@ impl Network {
 
     /// Copies host floats (images, say) to the network's GPU, for `forward_on_device`.
     #[cfg(feature = "cuda")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
     pub fn upload(&self, data: &[f32]) -> Result<cudarc::driver::CudaSlice<f32>, RunError> {
         match &self.backend {
             Backend::Cuda(cuda) => Ok(cuda.upload(data)?),

@@ -120,6 +120,7 @@ pub const MAX_THREADS: usize = 256;
 
 /// Which threads run a pass's kernels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pool {
     /// The workspace's own team: `Options::threads - 1` helper threads started once with the
     /// workspace, which spin briefly between steps (a step after a short serial stretch starts

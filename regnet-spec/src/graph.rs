@@ -129,6 +129,10 @@ pub struct Node {
 /// The network graph; edges carry data from producer to consumer.
 pub type Graph = DiGraph<Node, ()>;
 
+/// The graph crate [`Graph`] is a type of, re-exported so users name the version it was built
+/// with (`regnet::spec::graph::petgraph::visit::…`).
+pub use petgraph;
+
 /// Builds the operation graph of an architecture.
 pub fn build(architecture: &Architecture<'_>) -> Graph {
     let mut builder = Builder {

@@ -10,6 +10,7 @@ use super::Scheme;
 /// Paths are `Box<Path>` rather than `PathBuf` to keep the error under the 128 bytes at which
 /// Clippy's `result_large_err` would flag every function that returns it.
 #[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
 pub enum LoadError {
     /// The weights were read but the device could not take them (`Network::load_on`).
     #[error(transparent)]
