@@ -56,3 +56,9 @@ extern crate self as regnet;
 #[cfg(feature = "zoo")]
 #[cfg_attr(docsrs, doc(cfg(feature = "zoo")))]
 pub mod zoo;
+
+// The README's Rust snippets, compiled as doc tests (`no_run`: they name files a user has), so
+// that they compile as written. They use the zoo, the `image` and the `cuda` features.
+#[cfg(all(doctest, feature = "zoo", feature = "image", feature = "cuda"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;

@@ -7,7 +7,7 @@
 use arbitrary::{Result, Unstructured};
 use image::RgbImage;
 use libfuzzer_sys::fuzz_target;
-use regnet_cli::preprocess::{decode, preprocess};
+use regnet_runtime::images::{decode, preprocess};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {

@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::execute::{device, network, options};
 use crate::zoo::Chosen;
-use crate::{DeviceChoice, preprocess};
+use regnet::runtime::images;
+
+use crate::DeviceChoice;
 
 /// The 1000 ImageNet class names in index order (torchvision's list).
 const IMAGENET_CLASSES: &str = include_str!("imagenet_classes.txt");
@@ -212,12 +214,17 @@ fn run(
         let mut batch = Vec::with_capacity(chunk.len() * 3 * size * size);
         let mut read = Vec::with_capacity(chunk.len());
         for path in chunk {
-            match preprocess::read(path) {
+            match images::read(path) {
                 Ok(image) => {
-                    batch.extend(preprocess::preprocess(&image, size, args.bgr));
+                    batch.extend(images::preprocess(&image, size, args.bgr));
                     read.push(path);
                 }
-                Err(reason) => {
+                Err(error) => {
+                    // The line names the path already.
+                    let reason = match error {
+                        images::ImageError::Read { source, .. } => source.to_string(),
+                        error => error.to_string(),
+                    };
                     outcome.failed += 1;
                     bar.suspend(|| {
                         crate::report(&format!("error: {}: {reason}; skipped", shown(path)));

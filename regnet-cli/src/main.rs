@@ -17,7 +17,6 @@ use std::process::ExitCode;
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand, ValueEnum};
 use regnet::runtime::workspace::MAX_THREADS;
-use regnet_cli::preprocess;
 use regnet_spec::SpecError;
 use regnet_spec::sample::{AnyNetSpace, Space};
 

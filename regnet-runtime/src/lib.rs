@@ -25,6 +25,7 @@ mod cpu;
 pub mod cuda;
 mod device;
 mod error;
+pub mod images;
 pub mod kernels;
 pub mod layers;
 mod model;
@@ -36,6 +37,7 @@ pub mod workspace;
 
 pub use device::{Device, DeviceError};
 pub use error::RunError;
+pub use images::Images;
 pub use kernels::Isa;
 pub use model::{Model, StaticArchitecture};
 pub use network::{FeatureMaps, Network};

@@ -1,5 +1,5 @@
 //! An application's view of `regnet`, depended on as `rn`: its own `regnet!` type, a zoo type,
-//! and weights from bytes, all through the renamed crate.
+//! weights from bytes and a real image file preprocessed, all through the renamed crate.
 
 rn::regnet!(pub TinyY = "../../fixtures/tv_y/spec.yaml");
 
@@ -58,6 +58,38 @@ mod tests {
         let logits = model.forward(&images, &mut workspace).unwrap();
         assert!(logits[0].iter().all(|v| v.is_finite()));
         assert!(format!("{model:?}").contains("RegNetY-200MF"));
+    }
+
+    /// A real PNG through `Images::push_file` is torchvision's tensor of it (made by
+    /// `tools/make_images.py`), and a zoo model classifies the batch.
+    #[test]
+    fn a_real_image_file_becomes_torchvisions_tensor_and_runs() {
+        let images = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../regnet-cli/tests/images"
+        );
+        let mut batch = rn::runtime::Images::<224>::new();
+        batch.push_file(format!("{images}/landscape.png")).unwrap();
+        let expected = std::fs::read(format!("{images}/expected.safetensors")).unwrap();
+        let want = tensor(&expected, "landscape.png");
+        let worst = batch
+            .as_floats()
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert_eq!(batch.len(), 1);
+        assert!(worst <= 1e-2, "max |difference| {worst}");
+        let error = batch
+            .push_file(format!("{images}/no_such.png"))
+            .unwrap_err();
+        assert!(error.to_string().contains("no_such.png"), "{error}");
+        assert_eq!(batch.len(), 1);
+
+        let model = RegNetY200MF::random(2).unwrap();
+        let mut workspace = RegNetY200MF::workspace(1).unwrap();
+        let logits = model.forward(&batch, &mut workspace).unwrap();
+        assert!(logits[0].iter().all(|v| v.is_finite()));
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! Images to network inputs exactly as torchvision's evaluation transform makes them from a
-//! PIL image: `Resize(256)` (PIL's antialiased bilinear, 8-bit between its two passes),
-//! `CenterCrop(224)`, `ToTensor()`, `Normalize(ImageNet mean, std)`.
+//! torchvision's evaluation transform, exact to PIL's resampling, and the decoding of image
+//! files as PIL opens them.
 
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, Limits, RgbImage};
+
+use super::ImageError;
 
 /// ImageNet's channel means and standard deviations, RGB.
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -28,9 +29,14 @@ pub const MAX_DECODED_BYTES: u64 = 512 << 20;
 
 /// Reads an image file (JPEG, PNG, WebP) as 8-bit RGB; see [`decode`]. Only a regular file of
 /// at most [`MAX_FILE_BYTES`] is read, so a FIFO or device is an error instead of a hang.
-pub fn read(path: &Path) -> Result<RgbImage, String> {
-    let bytes = regnet_spec::files::read_regular(path, MAX_FILE_BYTES, "an image")
-        .map_err(|e| e.to_string())?;
+pub fn read(path: &Path) -> Result<RgbImage, ImageError> {
+    let bytes =
+        regnet_spec::files::read_regular(path, MAX_FILE_BYTES, "an image").map_err(|source| {
+            ImageError::Read {
+                path: path.into(),
+                source,
+            }
+        })?;
     decode(&bytes)
 }
 
@@ -38,7 +44,11 @@ pub fn read(path: &Path) -> Result<RgbImage, String> {
 /// `Image.open(...).convert("RGB")` gives (see [`to_rgb8_as_pil`]). A truncated image, one
 /// without pixels and one whose pixels take more than [`MAX_DECODED_BYTES`] are errors, the last
 /// found from the header, before any pixel is decoded.
-pub fn decode(bytes: &[u8]) -> Result<RgbImage, String> {
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+    decode_rgb(bytes).map_err(|reason| ImageError::Decode { reason })
+}
+
+fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
@@ -162,7 +172,7 @@ fn png_is_16_bit_gray(bytes: &[u8]) -> bool {
 /// crate's own conversion, which scales by 255/65535: PIL opens 16-bit grayscale as 16-bit
 /// integers (mode "I;16"), which it clamps to 255, and every other 16-bit PNG as 8-bit,
 /// keeping each sample's high byte.
-fn to_rgb8_as_pil(image: DynamicImage, gray16_png: bool) -> RgbImage {
+pub(super) fn to_rgb8_as_pil(image: DynamicImage, gray16_png: bool) -> RgbImage {
     let narrow: fn(u16) -> u8 = match image {
         DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) if gray16_png => {
             |sample| sample.min(255) as u8
@@ -333,12 +343,13 @@ pub fn preprocess(image: &RgbImage, crop: usize, bgr: bool) -> Vec<f32> {
 mod tests {
     use std::path::PathBuf;
 
-    use regnet::runtime::weights::decode_f32;
+    use crate::weights::decode_f32;
 
     use super::*;
 
     fn images() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/images")
+        // The CLI's classify tests use the same committed images.
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../regnet-cli/tests/images")
     }
 
     /// Against torchvision on the committed images (tools/make_images.py), after normalization:
@@ -442,7 +453,7 @@ mod tests {
                 let outcome = decode(&bytes[..cut]).map(|_| "decoded");
                 eprintln!("{name} cut at {cut}: {outcome:?}");
                 assert!(
-                    outcome.is_err_and(|error| error.ends_with(TRUNCATED)),
+                    outcome.is_err_and(|error| error.to_string().ends_with(TRUNCATED)),
                     "{name} cut at {cut}"
                 );
             }
@@ -469,7 +480,7 @@ mod tests {
         // Height, then width, after the marker, the length and the sample precision.
         bytes[frame + 5..frame + 9].copy_from_slice(&[0xFF; 4]);
         assert_eq!(
-            decode(&bytes).unwrap_err(),
+            decode(&bytes).unwrap_err().to_string(),
             "the image is 65535×65535 pixels, which take 12288 MiB decoded, more than the 512 \
              MiB allowed; scale it down first"
         );
@@ -477,9 +488,9 @@ mod tests {
 
     #[test]
     fn undecodable_bytes_are_errors() {
-        assert_eq!(decode(b"").unwrap_err(), "the file is empty");
+        assert_eq!(decode(b"").unwrap_err().to_string(), "the file is empty");
         assert_eq!(
-            decode(b"not an image").unwrap_err(),
+            decode(b"not an image").unwrap_err().to_string(),
             "the file is not a JPEG, PNG or WebP image (told by its content, not its name)"
         );
         assert!(decode(b"\x89PNG\r\n\x1a\n truncated").is_err());
