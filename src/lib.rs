@@ -58,7 +58,13 @@ extern crate self as regnet;
 pub mod zoo;
 
 // The README's Rust snippets, compiled as doc tests (`no_run`: they name files a user has), so
-// that they compile as written. They use the zoo, the `image` and the `cuda` features.
-#[cfg(all(doctest, feature = "zoo", feature = "image", feature = "cuda"))]
+// that they compile as written. They use the zoo, `image`, `cuda` and `graph` features.
+#[cfg(all(
+    doctest,
+    feature = "zoo",
+    feature = "image",
+    feature = "cuda",
+    feature = "graph"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeSnippets;

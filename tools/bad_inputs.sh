@@ -61,6 +61,16 @@ open("huge_header.safetensors", "wb").write(struct.pack("<Q", 2**63) + b"{}")
 PY
 mkdir -p dir.safetensors
 mkfifo fifo.safetensors
+# PyTorch checkpoints: cut in half, and a legacy stream whose object calls os.system.
+pth=$OLDPWD/tests/fixtures/tv_y/model.pth
+head -c $(( $(stat -c %s "$pth") / 2 )) "$pth" >half.pth
+python3 - <<'PY'
+import struct
+magic = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little") + b"."
+stream = magic + b"\x80\x02M\xe9\x03." + b"\x80\x02}q\x00X\r\x00\x00\x00little_endian\x88s."
+stream += b"\x80\x02}X\x01\x00\x00\x00kcos\nsystem\nX\x06\x00\x00\x00rm -rf\x85Rs." + b"\x80\x02]."
+open("system.pth", "wb").write(stream)
+PY
 # One BatchNorm running variance of a real checkpoint set to -1 (NaN once folded).
 python3 - "$fixtures/regnet_y_400mf/model.safetensors" <<'PY'
 import json, struct, sys
@@ -192,6 +202,8 @@ row 'weights: offsets past the end' run regnety_400mf --weights past_end.safeten
 row 'weights: shape 2⁶²×4' run regnety_400mf --weights huge_shape.safetensors --input x --output y
 row 'weights: unknown dtype' run regnety_400mf --weights bad_dtype.safetensors --input x --output y
 row 'weights: a FIFO' run regnety_400mf --weights fifo.safetensors --input x --output y
+row 'weights: half of a .pth' run regnety_400mf --weights half.pth --input x --output y
+row 'weights: a .pth pickle that calls os.system (nothing runs)' run regnety_400mf --weights system.pth --input x --output y
 row 'weights: a BatchNorm running_var of -1' run regnety_400mf --weights negative_var.safetensors --input x --output y
 row 'weights: another model (RegNetX-400MF for Y-400MF)' run regnety_400mf --weights "$x400" --input x --output y
 row "weights: torchvision's X-400MF for pycls's spec" run regnetx_400mf --weights "$x400" --input x --output y

@@ -271,6 +271,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert a PyTorch checkpoint (.pth, .pt, pycls's .pyth) to safetensors, without Python.
+    /// (`run`, `bench` and `classify` also read PyTorch checkpoints directly.)
+    Convert {
+        /// The PyTorch checkpoint: torch.save's zip or legacy layout.
+        input: PathBuf,
+        /// The safetensors file to write.
+        output: PathBuf,
+    },
     /// Print the operation graph of a spec.
     Graph {
         /// A built-in model (a spec's file stem) or a spec file [default: regnety_1.6gf].
@@ -498,6 +506,17 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                 inspect::write_table(out, model.compiled, name)?;
             }
         }
+        Command::Convert { input, output } => {
+            let converted = convert(&input).map_err(Failure::Input)?;
+            output::write(&output, &converted.bytes).map_err(Failure::Input)?;
+            writeln!(
+                out,
+                "wrote {} tensors ({} key names) to {}",
+                converted.tensors,
+                converted.scheme,
+                output.display()
+            )?;
+        }
         Command::Graph { model, format } => {
             let model = choose(&model)?;
             let name = model.architecture.name;
@@ -560,6 +579,34 @@ fn choose(argument: &Path) -> Result<zoo::Chosen, Failure> {
     zoo::choose(argument).map_err(|unchosen| match unchosen {
         zoo::Unchosen::Spec(error) => Failure::Spec(error),
         zoo::Unchosen::Unknown(message) => Failure::Input(message),
+    })
+}
+
+/// The largest checkpoint `convert` reads: beyond the largest RegNet's (RegNetY-128GF, 2.6 GB
+/// in F32), below what a mistaken multi-terabyte file would take.
+const MAX_CHECKPOINT_BYTES: u64 = 16 << 30;
+
+struct Converted {
+    bytes: Vec<u8>,
+    tensors: usize,
+    scheme: String,
+}
+
+/// A PyTorch checkpoint's state dict as safetensors, with its tensor count and naming scheme.
+fn convert(input: &Path) -> Result<Converted, String> {
+    let bytes = regnet_spec::files::read_regular(input, MAX_CHECKPOINT_BYTES, "a checkpoint")
+        .map_err(|error| format!("cannot read {}: {error}", input.display()))?;
+    let converted = regnet::runtime::weights::pytorch_to_safetensors(&bytes, input)
+        .map_err(|error| error.to_string())?;
+    let tensors =
+        safetensors::SafeTensors::deserialize(&converted).map_err(|error| error.to_string())?;
+    let names = tensors.names();
+    let scheme = regnet::runtime::Scheme::detect(names.iter().copied())
+        .map_or_else(|| "unknown".to_owned(), |scheme| scheme.to_string());
+    Ok(Converted {
+        tensors: names.len(),
+        scheme,
+        bytes: converted,
     })
 }
 

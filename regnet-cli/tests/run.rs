@@ -323,3 +323,43 @@ fn bad_inputs_with_good_weights_exit_2() {
     assert_fails_with(&run(&small, "input"), "[N, 3, 224, 224]");
     assert_fails_with(&run(&small, "images"), "has no tensor `images`");
 }
+
+/// `convert` writes the state dict of a PyTorch checkpoint as safetensors; `run` reads both the
+/// converted file and the PyTorch one, to the same logits.
+#[test]
+fn convert_and_run_read_pytorch_checkpoints() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
+    let scratch = Scratch::new("convert");
+    let converted = scratch.file("converted.safetensors");
+    let output = regnet(&[
+        "convert",
+        &format!("{fixtures}/pycls_y/model.pyth"),
+        &converted,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.starts_with("wrote 160 tensors (pycls key names)"),
+        "{text}"
+    );
+    let spec = format!("{fixtures}/pycls_y/spec.yaml");
+    let input = format!("{fixtures}/pycls_y/input.safetensors");
+    let mut logits = Vec::new();
+    for weights in [
+        converted.clone(),
+        format!("{fixtures}/pycls_y/model.pyth"),
+        format!("{fixtures}/pycls_y/model.safetensors"),
+    ] {
+        let out = scratch.file("out.safetensors");
+        let output = run_model(&spec, &weights, &input, &out, "input");
+        assert!(output.status.success(), "{weights}: {}", stderr(&output));
+        logits.push(read_f32(&out, "logits").0);
+    }
+    assert_eq!(logits[0], logits[2]);
+    assert_eq!(logits[1], logits[2]);
+    assert_fails_with(
+        &regnet(&["convert", &spec, &scratch.file("x.safetensors")]),
+        "cannot read it as a PyTorch checkpoint: it starts like neither a zip archive nor a \
+         torch.save pickle",
+    );
+}

@@ -7,7 +7,9 @@ use std::io::Read;
 use std::marker::PhantomData;
 use std::path::Path;
 
-use regnet_spec::{Architecture, INPUT_CHANNELS, Stage, graph};
+#[cfg(feature = "graph")]
+use regnet_spec::graph;
+use regnet_spec::{Architecture, INPUT_CHANNELS, Stage};
 
 use crate::Image;
 use crate::device::{Device, DeviceError};
@@ -186,6 +188,8 @@ impl<A: StaticArchitecture, const RESOLUTION: usize, const CLASSES: usize>
 
     /// The operation graph: one node per convolution, BN, ReLU, SE, residual add, pool and
     /// linear layer, each with its input and output shape.
+    #[cfg(feature = "graph")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "graph")))]
     pub fn graph() -> graph::Graph {
         graph::build(&A::ARCHITECTURE)
     }

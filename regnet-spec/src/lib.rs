@@ -17,23 +17,41 @@
 //! assert_eq!(net.complexity.flops, 199_040_872);
 //! ```
 
+//! Features: `yaml` (specs from YAML: parsing, quantization, sampling) and `graph` (the
+//! operation graph and the stage table), both default. Without them the crate is the
+//! architecture types and their arithmetic, which is all a runtime needs.
+
 mod architecture;
+#[cfg(feature = "yaml")]
 mod compiled;
+#[cfg(feature = "yaml")]
 mod diagnostics;
 pub mod files;
+#[cfg(feature = "graph")]
 pub mod graph;
+#[cfg(feature = "yaml")]
 mod outline;
+#[cfg(feature = "yaml")]
 mod quantize;
+#[cfg(feature = "yaml")]
 pub mod sample;
+#[cfg(feature = "yaml")]
 mod spec;
+#[cfg(feature = "graph")]
 mod table;
 
 pub use architecture::{Architecture, Block, Complexity, Stage, strided};
+#[cfg(feature = "yaml")]
 pub use compiled::{CompiledSpec, compile_file, compile_str};
+#[cfg(feature = "yaml")]
 pub use compiled::{MAX_DEPTH, MAX_SPEC_BYTES, MIN_B};
+#[cfg(feature = "yaml")]
 pub use diagnostics::{Diagnostic, Location, MAX_REPORTED, SpecError, excerpt, format_number};
+#[cfg(feature = "yaml")]
 pub use quantize::{BlockWidth, MAX_WIDTH, QuantizedStage, block_widths, quantize};
+#[cfg(feature = "yaml")]
 pub use spec::{Compat, Design, RegNetParameters, Spec, StageSpec, parse_spec};
+#[cfg(feature = "graph")]
 pub use table::stage_table;
 
 /// Input channels of every RegNet (RGB images).

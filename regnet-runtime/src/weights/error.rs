@@ -46,16 +46,28 @@ pub enum LoadError {
         length: u64,
     },
 
-    /// The file is not valid safetensors (often an unconverted PyTorch pickle).
+    /// The file is neither valid safetensors nor a PyTorch checkpoint.
     #[error(
-        "{} is not a safetensors file: {reason}. PyTorch checkpoints (.pth, .pyth) must be \
-         converted with `python3 tools/convert.py` first",
+        "{} is not a safetensors file or a PyTorch checkpoint: {reason}",
         .path.display()
     )]
     NotSafetensors {
         /// The checkpoint's path.
         path: Box<Path>,
         /// The safetensors parser's complaint.
+        reason: String,
+    },
+
+    /// A PyTorch checkpoint (torch.save's `.pth`, `.pt`, pycls's `.pyth`) that cannot be read.
+    #[error(
+        "{}: cannot read it as a PyTorch checkpoint: {reason}. Save the state dict again \
+         (torch.save(model.state_dict(), path)) or convert it with `python3 tools/convert.py`",
+        .path.display()
+    )]
+    PyTorch {
+        /// The checkpoint's path.
+        path: Box<Path>,
+        /// What is wrong with it.
         reason: String,
     },
 

@@ -19,7 +19,7 @@ use super::naming::{
     Conv, Role, Slot, assemble, block_conv_key, block_se_key, expected_tensors, head_weight_key,
     is_ignored, step_weights,
 };
-use super::{LoadError, NetworkWeights, Scheme, StepWeights};
+use super::{LoadError, NetworkWeights, Scheme, StepWeights, pytorch};
 use crate::plan::Step;
 
 /// How many of a file's keys an [`LoadError::UnknownScheme`] shows.
@@ -90,6 +90,13 @@ fn read_steps<T: Send>(
     steps: &[Step],
     prepare: impl Fn(&Step, Option<StepWeights<'_>>, &mut Recycled) -> T + Sync,
 ) -> Result<(Vec<T>, Scheme), LoadError> {
+    if let Some(converted) = pytorch_converted(source)? {
+        let memory = InMemory {
+            bytes: &converted,
+            path: source.path(),
+        };
+        return read_steps(&memory, architecture, alternative, steps, prepare);
+    }
     let checkpoint = Checkpoint::open(source, architecture, alternative)?;
     // One reader per thread, each with its own recycled buffers, taking every `readers`-th
     // step (interleaved, so that each gets a share of the large late layers).
@@ -319,12 +326,49 @@ fn load_from(
     architecture: &Architecture,
     alternative: Option<(&str, &[usize])>,
 ) -> Result<(NetworkWeights, Scheme), LoadError> {
+    if let Some(converted) = pytorch_converted(source)? {
+        let memory = InMemory {
+            bytes: &converted,
+            path: source.path(),
+        };
+        return load_from(&memory, architecture, alternative);
+    }
     let checkpoint = Checkpoint::open(source, architecture, alternative)?;
     let mut recycled = Recycled::default();
     let weights = assemble(architecture, checkpoint.scheme, |slot| {
         checkpoint.tensor(&slot, &mut recycled)
     })?;
     Ok((weights, checkpoint.scheme))
+}
+
+/// The state dict of the PyTorch checkpoint `bytes` (torch.save's `.pth`, `.pt`, pycls's
+/// `.pyth`, in the zip or the legacy layout) as a safetensors checkpoint: what `regnet convert`
+/// writes, and what loading such a file reads (without the tensors the loader ignores, BatchNorm's
+/// `num_batches_tracked`, as `tools/convert.py` drops them). `path` names the checkpoint in
+/// errors.
+pub fn pytorch_to_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<u8>, LoadError> {
+    if !pytorch::is_pytorch(bytes) {
+        return Err(LoadError::PyTorch {
+            path: path.into(),
+            reason: "it starts like neither a zip archive nor a torch.save pickle".to_owned(),
+        });
+    }
+    pytorch::to_safetensors(bytes, |key| !is_ignored(key)).map_err(|reason| LoadError::PyTorch {
+        path: path.into(),
+        reason,
+    })
+}
+
+/// `source` read whole and converted into a safetensors checkpoint in memory when it is a
+/// PyTorch one (see [`pytorch_to_safetensors`]); `None` when it is not.
+fn pytorch_converted(source: &impl Source) -> Result<Option<Vec<u8>>, LoadError> {
+    let mut scratch = Vec::new();
+    let start = source.read(0..source.len().min(4), &mut scratch)?;
+    if !pytorch::is_pytorch(start) {
+        return Ok(None);
+    }
+    let bytes = source.read(0..source.len(), &mut scratch)?;
+    pytorch_to_safetensors(bytes, source.path()).map(Some)
 }
 
 /// A checkpoint whose header, key names and shapes have all been checked against an
@@ -615,11 +659,9 @@ fn describe(error: &SafeTensorError, prefix: &[u8], length: usize) -> String {
 
 /// Names the formats people most often pass by mistake, from their magic bytes.
 fn foreign_format(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"PK\x03\x04") {
-        // torch.save has written zip archives since PyTorch 1.6.
-        Some("a zip archive (the format of torch.save .pth/.pt files)")
-    } else if bytes.first() == Some(&0x80) && bytes.get(1).is_some_and(|&v| (2..=5).contains(&v)) {
-        Some("a Python pickle (the format of older torch.save and pycls .pyth files)")
+    // Zip archives and torch.save's legacy pickles are read as PyTorch checkpoints before this.
+    if bytes.first() == Some(&0x80) && bytes.get(1).is_some_and(|&v| (2..=5).contains(&v)) {
+        Some("a Python pickle, but not one torch.save wrote")
     } else if bytes.starts_with(b"\x89HDF") {
         Some("an HDF5 file (a Keras checkpoint)")
     } else if bytes.first().is_some_and(|&b| b == b'{' || b == b'[') {

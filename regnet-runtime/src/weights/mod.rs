@@ -5,10 +5,11 @@
 mod error;
 mod load;
 mod naming;
+mod pytorch;
 mod random;
 
 pub use error::{LISTED_KEYS, LoadError};
-pub use load::{CheckpointSource, IN_MEMORY, decode_f32, load, load_bytes};
+pub use load::{CheckpointSource, IN_MEMORY, decode_f32, load, load_bytes, pytorch_to_safetensors};
 pub(crate) use load::{Recycled, load_steps};
 pub use naming::{Scheme, expected_tensors};
 

@@ -1,5 +1,6 @@
 //! An application's view of `regnet`, depended on as `rn`: its own `regnet!` type, a zoo type,
-//! weights from bytes and a real image file preprocessed, all through the renamed crate.
+//! weights from bytes, from a reader and from a PyTorch `.pth`, and a real image file
+//! preprocessed, all through the renamed crate.
 
 rn::regnet!(pub TinyY = "../../fixtures/tv_y/spec.yaml");
 
@@ -19,7 +20,7 @@ mod tests {
     }
 
     #[test]
-    fn weights_from_bytes_and_from_a_reader_give_pytorchs_logits() {
+    fn weights_from_bytes_a_reader_and_a_pth_give_pytorchs_logits() {
         let input = tensor(
             include_bytes!("../../../fixtures/tv_y/input.safetensors"),
             "input",
@@ -29,9 +30,13 @@ mod tests {
             "logits",
         );
         let images = input.len() / TinyY::INPUT_SHAPE.iter().product::<usize>();
+        let pth = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/tv_y/model.pth");
         for model in [
             TinyY::from_bytes(WEIGHTS).unwrap(),
             TinyY::from_reader(std::io::Cursor::new(WEIGHTS)).unwrap(),
+            // Saved by PyTorch's torch.save (tools/make_pth_fixtures.py), from a path and bytes.
+            TinyY::load(pth).unwrap(),
+            TinyY::from_bytes(&std::fs::read(pth).unwrap()).unwrap(),
         ] {
             let mut workspace = TinyY::workspace(images).unwrap();
             let logits = model.forward_slice(&input, &mut workspace).unwrap();
