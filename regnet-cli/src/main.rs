@@ -37,6 +37,7 @@ enum IsaChoice {
     Scalar,
     Avx2,
     Avx512,
+    Neon,
 }
 
 impl From<IsaChoice> for regnet::runtime::Isa {
@@ -45,6 +46,7 @@ impl From<IsaChoice> for regnet::runtime::Isa {
             IsaChoice::Scalar => regnet::runtime::Isa::Scalar,
             IsaChoice::Avx2 => regnet::runtime::Isa::Avx2Fma,
             IsaChoice::Avx512 => regnet::runtime::Isa::Avx512,
+            IsaChoice::Neon => regnet::runtime::Isa::Neon,
         }
     }
 }

@@ -3,7 +3,10 @@
 //! vectorize the channel loop (with AVX2 where the CPU has it).
 
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, Kernels, SendPtr, holds};
+// Only the x86 kernels name an instruction set here so far.
+#[cfg(target_arch = "x86_64")]
+use super::Isa;
+use super::{Kernels, SendPtr, holds};
 
 /// Channels per pooling task: a cache line of sums per task at least.
 const CHANNEL_CHUNK: usize = 64;

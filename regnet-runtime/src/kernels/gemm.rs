@@ -30,7 +30,7 @@ struct TileShape {
 impl TileShape {
     fn of(isa: Isa) -> TileShape {
         match isa {
-            Isa::Scalar | Isa::Avx2Fma => TileShape {
+            Isa::Scalar | Isa::Avx2Fma | Isa::Neon => TileShape {
                 rows: TILE_ROWS,
                 panels: 1,
             },
@@ -43,7 +43,8 @@ impl TileShape {
 }
 
 /// Pixels per AVX2 (and scalar) register tile: 6 × 2 accumulators + 2 weights + 1 broadcast
-/// fill the 16 AVX registers.
+/// fill the 16 AVX registers. NEON's tile has as many rows: 6 × 4 accumulators + 4 weights + 1
+/// broadcast of its 32 128-bit registers.
 const TILE_ROWS: usize = 6;
 /// Pixels per AVX-512 register tile: 14 × 2 accumulators + 2 weights + 1 broadcast of the 32
 /// registers. 14 divides every feature map of a 224×224 RegNet but the 7×7 one (49 = 3 × 14 + 7).
@@ -221,6 +222,11 @@ impl Gemm<'_> {
             Isa::Avx512 => {
                 // SAFETY: as above, with AVX-512F detected before `Isa::Avx512` was chosen.
                 unsafe { avx512::tiles(self, order, pass, out) }
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => {
+                // SAFETY: as above; NEON is part of every aarch64 CPU.
+                unsafe { neon::tiles(self, order, pass, out) }
             }
             _ => order.each::<TILE_ROWS>(self, |rows, panel| {
                 scalar_tile(self, rows, panel, pass, out)
@@ -652,6 +658,163 @@ mod avx512 {
                 // SAFETY: as for the loads of partial sums above.
                 unsafe { _mm512_mask_storeu_ps(c[r].add(v * PANEL), masks[v], acc[r][v]) };
             }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{Gemm, Order, PANEL, Panel, Pass, SendPtr, TILE_ROWS, TileRows};
+
+    /// 128-bit registers per panel row: PANEL / 4.
+    const QUARTERS: usize = PANEL / 4;
+
+    /// The task's tiles and panels in `order`, over the pass's part of K.
+    ///
+    /// # Safety
+    /// Every row `rows_of` gives lies inside its buffer (checked in `run`); no other task writes
+    /// these panels of these rows.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
+        // A partial tile computes only its rows, as on AVX2.
+        // SAFETY: forwarded from the caller.
+        order.each::<TILE_ROWS>(gemm, |rows, panel| unsafe {
+            match rows.rows {
+                1 => tile::<1>(gemm, rows, panel, pass, out),
+                2 => tile::<2>(gemm, rows, panel, pass, out),
+                3 => tile::<3>(gemm, rows, panel, pass, out),
+                4 => tile::<4>(gemm, rows, panel, pass, out),
+                5 => tile::<5>(gemm, rows, panel, pass, out),
+                _ => tile::<TILE_ROWS>(gemm, rows, panel, pass, out),
+            }
+        });
+    }
+
+    /// A panel row's PANEL values from `source`, of which only the first `columns` are read
+    /// (NEON has no masked loads: a partial panel goes through a zeroed copy).
+    ///
+    /// # Safety
+    /// `source` holds `columns` readable values.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    unsafe fn load(source: *const f32, columns: usize) -> [float32x4_t; QUARTERS] {
+        let mut copy = [0.0f32; PANEL];
+        let source = if columns == PANEL {
+            source
+        } else {
+            // SAFETY: the caller's bound; `copy` holds PANEL ≥ columns values.
+            unsafe { std::ptr::copy_nonoverlapping(source, copy.as_mut_ptr(), columns) };
+            copy.as_ptr()
+        };
+        // SAFETY: `source` now holds PANEL readable values.
+        std::array::from_fn(|q| unsafe { vld1q_f32(source.add(4 * q)) })
+    }
+
+    /// Writes the first `columns` of a panel row's values to `target`.
+    ///
+    /// # Safety
+    /// `target` holds `columns` writable values.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    unsafe fn store(target: *mut f32, values: [float32x4_t; QUARTERS], columns: usize) {
+        if columns == PANEL {
+            for (q, value) in values.into_iter().enumerate() {
+                // SAFETY: the caller's bound, with columns == PANEL.
+                unsafe { vst1q_f32(target.add(4 * q), value) };
+            }
+        } else {
+            let mut copy = [0.0f32; PANEL];
+            for (q, value) in values.into_iter().enumerate() {
+                // SAFETY: `copy` holds PANEL values.
+                unsafe { vst1q_f32(copy.as_mut_ptr().add(4 * q), value) };
+            }
+            // SAFETY: the caller's bound.
+            unsafe { std::ptr::copy_nonoverlapping(copy.as_ptr(), target, columns) };
+        }
+    }
+
+    /// `R` rows (exactly the tile's) of one panel: 4 accumulators per row.
+    ///
+    /// # Safety
+    /// As for `tiles`.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    unsafe fn tile<const R: usize>(
+        gemm: &Gemm<'_>,
+        rows: &TileRows<TILE_ROWS>,
+        panel: usize,
+        pass: &Pass,
+        out: SendPtr,
+    ) {
+        let Panel {
+            weights,
+            bias,
+            columns,
+        } = gemm.weights.panel(panel);
+        let weights = weights.as_ptr();
+        let offset = panel * PANEL;
+        let a: [*const f32; R] = std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
+        // SAFETY: the output rows hold `columns` values from the panel's offset (checked in
+        // `run`).
+        let c: [*mut f32; R] = std::array::from_fn(|r| unsafe { out.0.add(rows.c[r] + offset) });
+        let mut acc = [[vdupq_n_f32(0.0); QUARTERS]; R];
+        if !pass.first {
+            for r in 0..R {
+                // SAFETY: as above; an earlier pass stored these partial sums.
+                acc[r] = unsafe { load(c[r], columns) };
+            }
+        }
+        for i in pass.ks.clone() {
+            // SAFETY: i < k and the panel holds k rows of PANEL weights.
+            let w: [float32x4_t; QUARTERS] =
+                std::array::from_fn(|q| unsafe { vld1q_f32(weights.add(i * PANEL + 4 * q)) });
+            for r in 0..R {
+                // SAFETY: each input row has k values (checked in `run`).
+                let x = unsafe { vld1q_dup_f32(a[r].add(i)) };
+                for q in 0..QUARTERS {
+                    acc[r][q] = vfmaq_f32(acc[r][q], x, w[q]);
+                }
+            }
+        }
+        // Small fixed-index loops, one per step of the epilogue, so that `acc` stays in
+        // registers (see the AVX-512 kernel).
+        if pass.last {
+            // SAFETY: the bias is padded to whole panels.
+            let bias = unsafe { load(bias.as_ptr(), PANEL) };
+            #[allow(clippy::needless_range_loop)]
+            for r in 0..R {
+                for q in 0..QUARTERS {
+                    acc[r][q] = vaddq_f32(acc[r][q], bias[q]);
+                }
+            }
+            if let Some(residual) = gemm.residual {
+                for r in 0..R {
+                    let source = residual[rows.residual[r] + offset..].as_ptr();
+                    // SAFETY: the residual row holds the panel's `columns` values (checked in
+                    // `run`).
+                    let residual = unsafe { load(source, columns) };
+                    for q in 0..QUARTERS {
+                        acc[r][q] = vaddq_f32(acc[r][q], residual[q]);
+                    }
+                }
+            }
+            if gemm.relu {
+                let zero = vdupq_n_f32(0.0);
+                #[allow(clippy::needless_range_loop)]
+                for r in 0..R {
+                    for q in 0..QUARTERS {
+                        // FMAX returns NaN when either operand is NaN: ReLU keeps NaN, as
+                        // PyTorch's does.
+                        acc[r][q] = vmaxq_f32(acc[r][q], zero);
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            // SAFETY: as for the loads of partial sums above.
+            unsafe { store(c[r], acc[r], columns) };
         }
     }
 }

@@ -4,7 +4,8 @@
 //! GEMM over pixels × channels with no layout change, and the grouped 3×3 convolution reads each
 //! group's input channels as one contiguous run. Every kernel has a portable scalar version that
 //! always builds and serves as the reference in the property tests, and SIMD versions chosen at
-//! run time: AVX2+FMA, and AVX-512 for the 1×1 and grouped 3×3 convolutions that dominate.
+//! run time: AVX2+FMA, and AVX-512 for the 1×1 and grouped 3×3 convolutions that dominate; on
+//! aarch64, NEON (baseline there, so no detection) for the 1×1 convolutions so far.
 
 pub mod aligned;
 pub mod channels;
@@ -26,6 +27,9 @@ pub enum Isa {
     /// x86-64 AVX-512 (F and VL) besides AVX2 and FMA: the 1×1 and grouped 3×3 kernels use 512-bit
     /// vectors and 32 registers; the others run their AVX2 versions.
     Avx512,
+    /// aarch64 NEON (Advanced SIMD, part of every aarch64 CPU): the 1×1 convolutions and linear
+    /// layers; the other kernels run their scalar versions for now.
+    Neon,
 }
 
 impl Isa {
@@ -51,8 +55,13 @@ impl Kernels {
     }
 
     /// The table for `preferred` if this CPU supports it, else for the best it supports below
-    /// that: a caller's choice can never run instructions the CPU lacks.
+    /// that: a caller's choice can never run instructions the CPU lacks. Any SIMD choice on an
+    /// aarch64 CPU is NEON; NEON asked of an x86-64 CPU is its best x86 set.
     pub fn new(preferred: Isa) -> Kernels {
+        #[cfg(target_arch = "aarch64")]
+        if preferred != Isa::Scalar {
+            return Kernels { isa: Isa::Neon };
+        }
         #[cfg(target_arch = "x86_64")]
         {
             let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");

@@ -52,6 +52,11 @@ fn chains(isa: Isa) -> f64 {
             // SAFETY: `Isa::Avx512` is only chosen after run-time detection of AVX-512F.
             unsafe { avx512_chains() }
         }
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => {
+            // SAFETY: NEON is part of every aarch64 CPU.
+            unsafe { neon_chains() }
+        }
         _ => {
             let mut acc = [1.0f32; 8];
             for _ in 0..ROUNDS {
@@ -96,4 +101,20 @@ unsafe fn avx512_chains() -> f64 {
     std::hint::black_box(acc);
     super::leave_avx512();
     (ROUNDS * 12 * 16 * 2) as f64
+}
+
+#[cfg(target_arch = "aarch64")]
+#[target_feature(enable = "neon")]
+fn neon_chains() -> f64 {
+    use std::arch::aarch64::*;
+    // Twelve independent chains of 4-lane FMAs, as on x86.
+    let mut acc = [vdupq_n_f32(1.0); 12];
+    let (a, b) = (vdupq_n_f32(0.999_999), vdupq_n_f32(1e-7));
+    for _ in 0..ROUNDS {
+        for acc in &mut acc {
+            *acc = vfmaq_f32(b, *acc, a);
+        }
+    }
+    std::hint::black_box(acc);
+    (ROUNDS * 12 * 4 * 2) as f64
 }

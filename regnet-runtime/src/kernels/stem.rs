@@ -5,7 +5,10 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::for_each_task;
-use super::{Isa, Kernels, SendPtr, holds, relu};
+// Only the x86 kernels name an instruction set here so far.
+#[cfg(target_arch = "x86_64")]
+use super::Isa;
+use super::{Kernels, SendPtr, holds, relu};
 
 const TAPS: usize = 9;
 const STRIDE: usize = 2;
