@@ -20,6 +20,8 @@ fi
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu cortex-a72 -L /usr/aarch64-linux-gnu"
 start=$SECONDS
+# The aarch64-only code (the NEON kernels) is linted here; .ci/run lints the x86 build.
+cargo clippy --target "$target" -p regnet-runtime --all-targets -- -D warnings
 cargo test --target "$target" -p regnet-runtime --test kernels
 cargo test --target "$target" --test parity torchvision_regnet_y_400mf -- --nocapture
 echo "aarch64 under qemu: $((SECONDS - start)) s"

@@ -177,6 +177,11 @@ impl Conv3x3<'_> {
                         // SAFETY: as above, with AVX2 and FMA detected.
                         unsafe { simd::row_group_avx2(self, blocked, row, group, out) }
                     }
+                    #[cfg(target_arch = "aarch64")]
+                    (Isa::Neon, Some(blocked), _) => {
+                        // SAFETY: as above; NEON is part of every aarch64 CPU.
+                        unsafe { simd::row_group_neon(self, blocked, row, group, out) }
+                    }
                     _ => self.scalar_row_group(row, group, out),
                 }
             };
@@ -222,10 +227,12 @@ impl Conv3x3<'_> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd {
+    #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
 
+    #[cfg(target_arch = "x86_64")]
     use super::super::leave_avx512;
     use std::marker::PhantomData;
 
@@ -233,8 +240,28 @@ mod simd {
     use super::{Conv3x3, SendPtr, TAPS};
 
     /// # Safety
+    /// `conv.run`'s extent checks hold; no other task writes this output row and group;
+    /// `blocked` is the 8-wide packing.
+    #[cfg(target_arch = "aarch64")]
+    #[target_feature(enable = "neon")]
+    pub unsafe fn row_group_neon(
+        conv: &Conv3x3<'_>,
+        blocked: &[f32],
+        row: usize,
+        group: usize,
+        out: SendPtr,
+    ) {
+        // Two NEON registers per 8-wide vector: AVX2's tiles fill NEON's 32 registers.
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            row_group::<super::super::vector::F32x8, 6, 3, 12>(conv, blocked, row, group, out)
+        }
+    }
+
+    /// # Safety
     /// AVX2 and FMA are available; `conv.run`'s extent checks hold; no other task writes this
     /// output row and group; `blocked` is the 8-wide packing.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn row_group_avx2(
         conv: &Conv3x3<'_>,
@@ -252,6 +279,7 @@ mod simd {
 
     /// # Safety
     /// As for `row_group_avx2`, with AVX-512F and VL (its 256-bit forms use 32 registers).
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub unsafe fn row_group_avx512_ymm(
         conv: &Conv3x3<'_>,
@@ -269,6 +297,7 @@ mod simd {
 
     /// # Safety
     /// As for `row_group_avx512_ymm`, with the 16-wide packing.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl")]
     pub unsafe fn row_group_avx512(
         conv: &Conv3x3<'_>,

@@ -5,7 +5,7 @@
 //! group's input channels as one contiguous run. Every kernel has a portable scalar version that
 //! always builds and serves as the reference in the property tests, and SIMD versions chosen at
 //! run time: AVX2+FMA, and AVX-512 for the 1×1 and grouped 3×3 convolutions that dominate; on
-//! aarch64, NEON (baseline there, so no detection) for the 1×1 convolutions so far.
+//! aarch64, NEON (baseline there, so no detection) for the 1×1, grouped 3×3 and stem kernels.
 
 pub mod aligned;
 pub mod channels;
@@ -14,7 +14,7 @@ pub mod gemm;
 pub mod parallel;
 pub mod peak;
 pub mod stem;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod vector;
 
 /// The instruction set the kernels use.
@@ -27,8 +27,8 @@ pub enum Isa {
     /// x86-64 AVX-512 (F and VL) besides AVX2 and FMA: the 1×1 and grouped 3×3 kernels use 512-bit
     /// vectors and 32 registers; the others run their AVX2 versions.
     Avx512,
-    /// aarch64 NEON (Advanced SIMD, part of every aarch64 CPU): the 1×1 convolutions and linear
-    /// layers; the other kernels run their scalar versions for now.
+    /// aarch64 NEON (Advanced SIMD, part of every aarch64 CPU): the 1×1, grouped 3×3 and stem
+    /// kernels; pooling and the SE scale run their scalar versions for now.
     Neon,
 }
 

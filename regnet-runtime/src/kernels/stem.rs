@@ -5,10 +5,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::for_each_task;
-// Only the x86 kernels name an instruction set here so far.
-#[cfg(target_arch = "x86_64")]
-use super::Isa;
-use super::{Kernels, SendPtr, holds, relu};
+use super::{Isa, Kernels, SendPtr, holds, relu};
 
 const TAPS: usize = 9;
 const STRIDE: usize = 2;
@@ -104,6 +101,12 @@ impl Stem<'_> {
                 // extents checked above; this task alone writes this output row.
                 unsafe { simd::row_avx2(self, row, out) }
             }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon if outputs.is_multiple_of(8) => {
+                // SAFETY: NEON is part of every aarch64 CPU; extents checked above; this task
+                // alone writes this output row.
+                unsafe { simd::row_neon(self, row, out) }
+            }
             _ => self.scalar_row(row, out),
         });
     }
@@ -132,10 +135,12 @@ impl Stem<'_> {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd {
+    #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
 
+    #[cfg(target_arch = "x86_64")]
     use super::super::leave_avx512;
     use std::marker::PhantomData;
 
@@ -143,8 +148,20 @@ mod simd {
     use super::{STRIDE, SendPtr, Stem, TAPS};
 
     /// # Safety
+    /// `stem.run`'s extent checks hold; the output channels are a multiple of 8; no other task
+    /// writes this output row.
+    #[cfg(target_arch = "aarch64")]
+    #[target_feature(enable = "neon")]
+    pub unsafe fn row_neon(stem: &Stem<'_>, row: usize, out: SendPtr) {
+        // Two NEON registers per 8-wide vector: AVX2's tiles fill NEON's 32 registers.
+        // SAFETY: forwarded from the caller.
+        unsafe { row_tiles::<super::super::vector::F32x8, 6, 12>(stem, row, out) }
+    }
+
+    /// # Safety
     /// AVX2 and FMA are available; `stem.run`'s extent checks hold; the output channels are a
     /// multiple of 8; no other task writes this output row.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn row_avx2(stem: &Stem<'_>, row: usize, out: SendPtr) {
         // 16 registers: 6 pixels × 2 vectors or 12 × 1, beside the weights and a broadcast.
@@ -154,6 +171,7 @@ mod simd {
 
     /// # Safety
     /// As for `row_avx2`, with AVX-512F and VL, and output channels a multiple of 16.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl")]
     pub unsafe fn row_avx512(stem: &Stem<'_>, row: usize, out: SendPtr) {
         // SAFETY: forwarded from the caller.

@@ -1,6 +1,9 @@
 //! SIMD registers as one trait, so that a kernel is written once and compiled for each
 //! instruction set by entry points with the matching `#[target_feature]`.
 
+#[cfg(target_arch = "aarch64")]
+use std::arch::aarch64::*;
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 /// One SIMD register of f32 lanes. The methods are inlined into kernels compiled with the
@@ -37,6 +40,7 @@ pub trait Vector: Copy {
 }
 
 // SAFETY (all methods below): the callers guarantee the instruction set and the pointers.
+#[cfg(target_arch = "x86_64")]
 impl Vector for __m256 {
     const LANES: usize = 8;
     type Half = __m256;
@@ -71,6 +75,7 @@ impl Vector for __m256 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Vector for __m512 {
     const LANES: usize = 16;
     type Half = __m256;
@@ -102,6 +107,55 @@ impl Vector for __m512 {
     #[inline(always)]
     unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
         unsafe { _mm512_storeu_ps(p, _mm512_add_ps(self, bias).relu()) }
+    }
+}
+
+/// Eight lanes as two NEON registers: the 8-wide blocks the x86 kernels use, so that the same
+/// tiles (sized for AVX2's 16 registers of 8 lanes) fill NEON's 32 registers of 4.
+#[cfg(target_arch = "aarch64")]
+#[derive(Clone, Copy)]
+pub struct F32x8(float32x4_t, float32x4_t);
+
+#[cfg(target_arch = "aarch64")]
+impl Vector for F32x8 {
+    const LANES: usize = 8;
+    type Half = F32x8;
+    #[inline(always)]
+    unsafe fn low(self) -> Self::Half {
+        self
+    }
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { F32x8(vdupq_n_f32(0.0), vdupq_n_f32(0.0)) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { F32x8(vld1q_f32(p), vld1q_f32(p.add(4))) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self {
+        let value = unsafe { vld1q_dup_f32(p) };
+        F32x8(value, value)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        unsafe { F32x8(vfmaq_f32(c.0, a.0, b.0), vfmaq_f32(c.1, a.1, b.1)) }
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        // FMAX returns NaN when either operand is NaN.
+        unsafe {
+            let zero = vdupq_n_f32(0.0);
+            F32x8(vmaxq_f32(self.0, zero), vmaxq_f32(self.1, zero))
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_bias_relu(self, bias: Self, p: *mut f32) {
+        unsafe {
+            let sum = F32x8(vaddq_f32(self.0, bias.0), vaddq_f32(self.1, bias.1)).relu();
+            vst1q_f32(p, sum.0);
+            vst1q_f32(p.add(4), sum.1);
+        }
     }
 }
 
