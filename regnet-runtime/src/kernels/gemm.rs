@@ -357,6 +357,22 @@ fn scalar_tile(
     }
 }
 
+/// Calls the kernel instance `$tile::<R>` for a tile's exact row count `R` (1 to
+/// `TILE_ROWS`), with the arguments given.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! exact_rows {
+    ($tile:ident, $rows:expr, $($argument:expr),*) => {
+        match $rows {
+            1 => $tile::<1>($($argument),*),
+            2 => $tile::<2>($($argument),*),
+            3 => $tile::<3>($($argument),*),
+            4 => $tile::<4>($($argument),*),
+            5 => $tile::<5>($($argument),*),
+            _ => $tile::<TILE_ROWS>($($argument),*),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -375,14 +391,7 @@ mod avx2 {
         // would cost the 7×7 layers a tenth of their time.
         // SAFETY: forwarded from the caller.
         order.each::<TILE_ROWS>(gemm, |rows, panel| unsafe {
-            match rows.rows {
-                1 => tile::<1>(gemm, rows, panel, pass, out),
-                2 => tile::<2>(gemm, rows, panel, pass, out),
-                3 => tile::<3>(gemm, rows, panel, pass, out),
-                4 => tile::<4>(gemm, rows, panel, pass, out),
-                5 => tile::<5>(gemm, rows, panel, pass, out),
-                _ => tile::<TILE_ROWS>(gemm, rows, panel, pass, out),
-            }
+            exact_rows!(tile, rows.rows, gemm, rows, panel, pass, out)
         });
     }
 
@@ -681,14 +690,7 @@ mod neon {
         // A partial tile computes only its rows, as on AVX2.
         // SAFETY: forwarded from the caller.
         order.each::<TILE_ROWS>(gemm, |rows, panel| unsafe {
-            match rows.rows {
-                1 => tile::<1>(gemm, rows, panel, pass, out),
-                2 => tile::<2>(gemm, rows, panel, pass, out),
-                3 => tile::<3>(gemm, rows, panel, pass, out),
-                4 => tile::<4>(gemm, rows, panel, pass, out),
-                5 => tile::<5>(gemm, rows, panel, pass, out),
-                _ => tile::<TILE_ROWS>(gemm, rows, panel, pass, out),
-            }
+            exact_rows!(tile, rows.rows, gemm, rows, panel, pass, out)
         });
     }
 
