@@ -78,7 +78,7 @@ fn looks_like_a_path(argument: &Path) -> bool {
 }
 
 /// The built-in model names, for messages.
-pub fn names() -> String {
+fn names() -> String {
     regnet::zoo::MODELS
         .iter()
         .map(|m| m.name)

@@ -65,7 +65,7 @@ impl<const R: usize> Images<R> {
     /// Appends `image` as torchvision's evaluation transform makes it (see the module).
     #[cfg(feature = "image")]
     pub fn push_image(&mut self, image: &DynamicImage) {
-        let rgb = to_rgb8_as_pil(image.clone(), false);
+        let rgb = to_rgb8_as_pil(image, false);
         self.floats.extend(preprocess(&rgb, R, false));
     }
 

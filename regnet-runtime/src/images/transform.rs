@@ -84,7 +84,7 @@ fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
     decoder.set_limits(limits).map_err(decoding_error)?;
     let image = DynamicImage::from_decoder(decoder).map_err(decoding_error)?;
     let gray16_png = format == ImageFormat::Png && png_is_16_bit_gray(bytes);
-    Ok(to_rgb8_as_pil(image, gray16_png))
+    Ok(to_rgb8_as_pil(&image, gray16_png))
 }
 
 /// What every truncated image is told to be.
@@ -172,7 +172,7 @@ fn png_is_16_bit_gray(bytes: &[u8]) -> bool {
 /// crate's own conversion, which scales by 255/65535: PIL opens 16-bit grayscale as 16-bit
 /// integers (mode "I;16"), which it clamps to 255, and every other 16-bit PNG as 8-bit,
 /// keeping each sample's high byte.
-pub(super) fn to_rgb8_as_pil(image: DynamicImage, gray16_png: bool) -> RgbImage {
+pub(super) fn to_rgb8_as_pil(image: &DynamicImage, gray16_png: bool) -> RgbImage {
     let narrow: fn(u16) -> u8 = match image {
         DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) if gray16_png => {
             |sample| sample.min(255) as u8
