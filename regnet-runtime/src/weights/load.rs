@@ -90,13 +90,6 @@ fn read_steps<T: Send>(
     steps: &[Step],
     prepare: impl Fn(&Step, Option<StepWeights<'_>>, &mut Recycled) -> T + Sync,
 ) -> Result<(Vec<T>, Scheme), LoadError> {
-    if let Some(converted) = pytorch_converted(source)? {
-        let memory = InMemory {
-            bytes: &converted,
-            path: source.path(),
-        };
-        return read_steps(&memory, architecture, alternative, steps, prepare);
-    }
     let checkpoint = Checkpoint::open(source, architecture, alternative)?;
     // One reader per thread, each with its own recycled buffers, taking every `readers`-th
     // step (interleaved, so that each gets a share of the large late layers).
@@ -326,13 +319,6 @@ fn load_from(
     architecture: &Architecture,
     alternative: Option<(&str, &[usize])>,
 ) -> Result<(NetworkWeights, Scheme), LoadError> {
-    if let Some(converted) = pytorch_converted(source)? {
-        let memory = InMemory {
-            bytes: &converted,
-            path: source.path(),
-        };
-        return load_from(&memory, architecture, alternative);
-    }
     let checkpoint = Checkpoint::open(source, architecture, alternative)?;
     let mut recycled = Recycled::default();
     let weights = assemble(architecture, checkpoint.scheme, |slot| {
@@ -359,35 +345,75 @@ pub fn pytorch_to_safetensors(bytes: &[u8], path: &Path) -> Result<Vec<u8>, Load
     })
 }
 
-/// `source` read whole and converted into a safetensors checkpoint in memory when it is a
-/// PyTorch one (see [`pytorch_to_safetensors`]); `None` when it is not.
-fn pytorch_converted(source: &impl Source) -> Result<Option<Vec<u8>>, LoadError> {
-    let mut scratch = Vec::new();
-    let start = source.read(0..source.len().min(4), &mut scratch)?;
-    if !pytorch::is_pytorch(start) {
-        return Ok(None);
+/// What a checkpoint is read from: the source itself, or, when the source is a PyTorch
+/// checkpoint, the safetensors checkpoint it converts to in memory (see
+/// [`pytorch_to_safetensors`]), read whole once. Both loaders open checkpoints through this.
+enum Readable<'s, S> {
+    Safetensors(&'s S),
+    Converted { bytes: Vec<u8>, path: &'s Path },
+}
+
+impl<'s, S: Source> Readable<'s, S> {
+    fn of(source: &'s S) -> Result<Self, LoadError> {
+        let mut scratch = Vec::new();
+        let start = source.read(0..source.len().min(4), &mut scratch)?;
+        if !pytorch::is_pytorch(start) {
+            return Ok(Readable::Safetensors(source));
+        }
+        let whole = source.read(0..source.len(), &mut scratch)?;
+        Ok(Readable::Converted {
+            bytes: pytorch_to_safetensors(whole, source.path())?,
+            path: source.path(),
+        })
     }
-    let bytes = source.read(0..source.len(), &mut scratch)?;
-    pytorch_to_safetensors(bytes, source.path()).map(Some)
+}
+
+impl<S: Source> Source for Readable<'_, S> {
+    fn path(&self) -> &Path {
+        match self {
+            Readable::Safetensors(source) => source.path(),
+            Readable::Converted { path, .. } => path,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Readable::Safetensors(source) => source.len(),
+            Readable::Converted { bytes, .. } => bytes.len(),
+        }
+    }
+
+    fn read<'a>(
+        &'a self,
+        range: Range<usize>,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], LoadError> {
+        match self {
+            Readable::Safetensors(source) => source.read(range, scratch),
+            Readable::Converted { bytes, .. } => Ok(&bytes[range]),
+        }
+    }
 }
 
 /// A checkpoint whose header, key names and shapes have all been checked against an
 /// architecture: every tensor the architecture needs is there, with its shape, and nothing else.
 struct Checkpoint<'s, S> {
-    source: &'s S,
+    source: Readable<'s, S>,
     header: Header,
     scheme: Scheme,
 }
 
 impl<'s, S: Source> Checkpoint<'s, S> {
-    /// Reads and checks the header of `source`, touching none of the tensor data.
+    /// Reads and checks the header of `source` (converted first if it is a PyTorch checkpoint),
+    /// touching none of the tensor data.
     fn open(
         source: &'s S,
         architecture: &Architecture,
         alternative: Option<(&str, &[usize])>,
     ) -> Result<Self, LoadError> {
+        let source = Readable::of(source)?;
         let path = source.path();
-        let header = Header::read(source)?;
+        let header = Header::read(&source)?;
         let tensors = &header.metadata;
 
         let mut names: Vec<String> = tensors
