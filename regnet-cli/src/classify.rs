@@ -15,7 +15,7 @@ use regnet::runtime::images;
 use crate::DeviceChoice;
 
 /// The 1000 ImageNet class names in index order (torchvision's list).
-const IMAGENET_CLASSES: &str = include_str!("imagenet_classes.txt");
+pub const IMAGENET_CLASSES: &str = include_str!("imagenet_classes.txt");
 
 /// File extensions taken from a directory (files named on the command line are always tried).
 const EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "jfif"];

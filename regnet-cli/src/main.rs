@@ -7,6 +7,7 @@ mod inspect;
 mod output;
 mod plot;
 mod sample;
+mod serve;
 mod tensors;
 mod zoo;
 
@@ -221,6 +222,43 @@ enum Command {
         threads: Threads,
         #[command(flatten)]
         placement: Placement,
+    },
+    /// Serve models over the Open Inference Protocol (KServe v2, Triton's): HTTP and gRPC,
+    /// with dynamic batching, until SIGTERM or Ctrl-C.
+    Serve {
+        /// One model to serve (a built-in model or a spec file), named as given here.
+        model: Option<PathBuf>,
+        /// That model's checkpoint [default: random weights, for trying the server out].
+        #[arg(long, requires = "model")]
+        weights: Option<PathBuf>,
+        /// A model to serve, under NAME: a built-in model or spec file, and its checkpoint
+        /// (random weights without one). Repeatable.
+        #[arg(long = "model", value_name = "NAME=MODEL[:WEIGHTS]", value_parser = serve::parse_named)]
+        models: Vec<serve::Named>,
+        /// The HTTP/REST endpoint's address.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        http: std::net::SocketAddr,
+        /// The gRPC endpoint's address.
+        #[arg(long, default_value = "127.0.0.1:8001")]
+        grpc: std::net::SocketAddr,
+        /// The most images one batch combines.
+        #[arg(long, default_value_t = 8, value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+        max_batch: usize,
+        /// How long the first request of a batch waits for others to join it (us, ms, s).
+        #[arg(long, default_value = "1ms", value_parser = serve::parse_duration)]
+        max_delay: std::time::Duration,
+        /// Requests waiting per model beyond which one is refused at once (HTTP 503, gRPC
+        /// UNAVAILABLE).
+        #[arg(long, default_value_t = 64, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+        max_queue: usize,
+        /// The largest request body (bytes, KiB, MiB, GiB).
+        #[arg(long, default_value = "64MiB", value_parser = serve::parse_size)]
+        max_body: usize,
+        #[command(flatten)]
+        threads: Threads,
+        /// Log one JSON object per line (for log collectors) instead of text.
+        #[arg(long)]
+        log_json: bool,
     },
     /// Draw the per-block widths of a spec: continuous, quantized, and the stages (SVG or PNG).
     Plot {
@@ -475,6 +513,51 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
                 )));
             }
         }
+        Command::Serve {
+            model,
+            weights,
+            mut models,
+            http,
+            grpc,
+            max_batch,
+            max_delay,
+            max_queue,
+            max_body,
+            threads,
+            log_json,
+        } => {
+            if let Some(model) = model {
+                models.insert(
+                    0,
+                    serve::Named {
+                        name: None,
+                        model,
+                        weights,
+                    },
+                );
+            }
+            if models.is_empty() {
+                return Err(Failure::Input(
+                    "no model to serve; name one (`regnet serve regnety_400mf`) or give \
+                     --model NAME=MODEL[:WEIGHTS]"
+                        .to_owned(),
+                ));
+            }
+            let serve = serve::Serve {
+                models,
+                config: serve::config(
+                    http,
+                    grpc,
+                    (max_batch, max_delay, max_queue, max_body),
+                    threads.count,
+                ),
+                log_json,
+            };
+            serve::serve(serve, zoo::choose).map_err(|failure| match failure {
+                serve::ServeFailure::Model(unchosen) => unchosen_failure(unchosen),
+                serve::ServeFailure::Server(message) => Failure::Input(message),
+            })?;
+        }
         Command::Plot { model, output } => {
             let model = choose(&model)?;
             plot::plot(model.compiled, model.architecture.name, &output).map_err(Failure::Input)?;
@@ -578,10 +661,14 @@ fn render_svg(dot: &str) -> Result<Vec<u8>, String> {
 
 /// The model a command names (see [`zoo::choose`]), or why it names none.
 fn choose(argument: &Path) -> Result<zoo::Chosen, Failure> {
-    zoo::choose(argument).map_err(|unchosen| match unchosen {
+    zoo::choose(argument).map_err(unchosen_failure)
+}
+
+fn unchosen_failure(unchosen: zoo::Unchosen) -> Failure {
+    match unchosen {
         zoo::Unchosen::Spec(error) => Failure::Spec(error),
         zoo::Unchosen::Unknown(message) => Failure::Input(message),
-    })
+    }
 }
 
 /// The largest checkpoint `convert` reads: beyond the largest RegNet's (RegNetY-128GF, 2.6 GB

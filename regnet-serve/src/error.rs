@@ -1,0 +1,105 @@
+//! What a request can be refused with, and how each protocol says it.
+
+/// Why a request got no result. Each variant maps to one HTTP status and one gRPC code, and
+/// its message (the protocol's `{"error": "…"}`) says what to send instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No model, or no such version of it.
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is not the protocol's JSON or protobuf.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// Well-formed, but not what the model takes (tensor name, datatype, shape, contents).
+    #[error("{0}")]
+    Invalid(String),
+    /// The body is over `--max-body`.
+    #[error("the request body has more than {limit} bytes, this server's --max-body")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The model's queue is full: the request was refused at once, so that memory stays
+    /// bounded under any load. Retrying later, or on another replica, can succeed.
+    #[error(
+        "model `{model}` has {queued} requests queued, its --max-queue; retry later or on another replica"
+    )]
+    QueueFull {
+        /// The model.
+        model: String,
+        /// Requests waiting.
+        queued: usize,
+    },
+    /// The model is still loading, or the server is shutting down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The forward pass failed; a bug, never the client's doing.
+    #[error("inference failed: {0}")]
+    Internal(String),
+}
+
+/// The outcome of a request as the metrics count it, the same for both protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Outcome {
+    Ok,
+    NotFound,
+    Invalid,
+    TooLarge,
+    Unavailable,
+    Internal,
+}
+
+impl Outcome {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NotFound => "not_found",
+            Outcome::Invalid => "invalid",
+            Outcome::TooLarge => "too_large",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Internal => "internal",
+        }
+    }
+}
+
+impl RequestError {
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            RequestError::NotFound(_) => Outcome::NotFound,
+            RequestError::Malformed(_) | RequestError::Invalid(_) => Outcome::Invalid,
+            RequestError::TooLarge { .. } => Outcome::TooLarge,
+            RequestError::QueueFull { .. } | RequestError::Unavailable(_) => Outcome::Unavailable,
+            RequestError::Internal(_) => Outcome::Internal,
+        }
+    }
+
+    pub(crate) fn http_status(&self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            RequestError::NotFound(_) => StatusCode::NOT_FOUND,
+            RequestError::Malformed(_) | RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RequestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::QueueFull { .. } | RequestError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub(crate) fn grpc_status(&self) -> tonic::Status {
+        let message = self.to_string();
+        match self {
+            RequestError::NotFound(_) => tonic::Status::not_found(message),
+            RequestError::Malformed(_) | RequestError::Invalid(_) => {
+                tonic::Status::invalid_argument(message)
+            }
+            // What tonic itself answers for a message over its limit.
+            RequestError::TooLarge { .. } => tonic::Status::out_of_range(message),
+            RequestError::QueueFull { .. } | RequestError::Unavailable(_) => {
+                tonic::Status::unavailable(message)
+            }
+            RequestError::Internal(_) => tonic::Status::internal(message),
+        }
+    }
+}
