@@ -244,7 +244,8 @@ enum Command {
         /// The most images one batch combines.
         #[arg(long, default_value_t = 8, value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
         max_batch: usize,
-        /// How long the first request of a batch waits for others to join it (us, ms, s).
+        /// How long the first request of a batch waits for others to join it while requests
+        /// overlap (us, ms, s); a lone client's requests run at once.
         #[arg(long, default_value = "1ms", value_parser = serve::parse_duration)]
         max_delay: std::time::Duration,
         /// Requests waiting per model beyond which one is refused at once (HTTP 503, gRPC

@@ -163,6 +163,9 @@ impl Worker {
     fn run(mut self) {
         // A request that did not fit the last batch: it starts the next one.
         let mut carried: Option<Job> = None;
+        // Whether the last batch combined requests. A lone client's request is not held back
+        // for company that never comes; once requests overlap, each batch waits for others.
+        let mut concurrent = false;
         loop {
             let first = match carried.take() {
                 Some(job) => job,
@@ -172,7 +175,12 @@ impl Worker {
                     Err(_) => return,
                 },
             };
-            let deadline = first.arrived + self.limits.max_delay;
+            let wait = if concurrent {
+                self.limits.max_delay
+            } else {
+                Duration::ZERO
+            };
+            let deadline = first.arrived + wait;
             let mut images = first.images;
             let mut jobs = vec![first];
             while images < self.limits.max_batch {
@@ -194,6 +202,7 @@ impl Worker {
                 images += job.images;
                 jobs.push(job);
             }
+            concurrent = jobs.len() > 1 || carried.is_some();
             self.run_batch(jobs, images);
         }
     }

@@ -11,6 +11,7 @@ use axum::extract::{Path, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::error::RequestError;
 use crate::metrics::Protocol;
-use crate::model::{TensorMetadata, VERSION, base64_strings};
+use crate::model::{self, TensorMetadata, VERSION, base64_strings};
 use crate::server::{ServeError, State};
 use crate::tensor::{Elements, InferRequest, InferResponse, Input, OutputData, RequestedOutput};
 
@@ -43,6 +44,7 @@ pub(crate) async fn serve(
         .route(model, get(model_metadata))
         .route(versioned, get(versioned_metadata))
         .route(&format!("{model}/ready"), get(model_ready))
+        .route(&format!("{model}/config"), get(model_config))
         .route(&format!("{versioned}/ready"), get(versioned_ready))
         .route(&format!("{model}/infer"), post(infer))
         .route(&format!("{versioned}/infer"), post(versioned_infer))
@@ -55,6 +57,12 @@ pub(crate) async fn serve(
             ))
         })
         .with_state(state);
+    // Without Nagle's algorithm: a response's last small segment is not held back.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::warn!(%error, "cannot disable Nagle's algorithm on a connection");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stopped.wait_for(|&stop| stop).await;
@@ -115,6 +123,27 @@ fn metadata(state: &State, name: &str, version: &str) -> Response {
         .into_response(),
         Err(error) => error_response(&error),
     }
+}
+
+/// Triton's model configuration extension, which `perf_analyzer` reads to learn that the
+/// first dimension is the batch and how large it may be.
+async fn model_config(Shared(state): SharedState, Path(name): Path<String>) -> Response {
+    let model = match state.model(&name, "") {
+        Ok(model) => model,
+        Err(error) => return error_response(&error),
+    };
+    let r = model.resolution;
+    axum::Json(json!({
+        "name": model.name,
+        "platform": "regnet",
+        "max_batch_size": model.max_batch,
+        "input": [{"name": model::INPUT, "data_type": "TYPE_FP32", "dims": [3, r, r]}],
+        "output": [{"name": model::OUTPUT, "data_type": "TYPE_FP32", "dims": [model.classes]}],
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": state.config.max_delay.as_micros() as u64,
+        },
+    }))
+    .into_response()
 }
 
 async fn model_metadata(Shared(state): SharedState, Path(model): Path<String>) -> Response {

@@ -4,8 +4,9 @@
 //!
 //! - **Dynamic batching**: concurrent requests to a model queue up and are combined into one
 //!   batch of at most [`Config::max_batch`] images, waiting at most [`Config::max_delay`] for
-//!   others to join; each request gets its own rows back, bit-identical to a direct `forward`
-//!   of its images (the runtime's results do not depend on what else is in the batch).
+//!   others to join once requests overlap (a lone client's requests run at once); each request
+//!   gets its own rows back, bit-identical to a direct `forward` of its images (the runtime's
+//!   results do not depend on what else is in the batch).
 //! - **Bounded**: a model's queue holds at most [`Config::max_queue`] requests, and a request
 //!   beyond it is refused at once (HTTP 503, gRPC `UNAVAILABLE`); bodies are at most
 //!   [`Config::max_body`] bytes.

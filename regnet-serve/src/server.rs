@@ -27,7 +27,8 @@ pub struct Config {
     pub grpc: SocketAddr,
     /// The most images a batch combines.
     pub max_batch: usize,
-    /// How long the first request of a batch waits for others to join it.
+    /// How long the first request of a batch waits for others to join it, while requests
+    /// overlap (when the last batch was a single request, the next runs at once).
     pub max_delay: Duration,
     /// Requests waiting per model beyond which a request is refused at once (HTTP 503, gRPC
     /// UNAVAILABLE).
