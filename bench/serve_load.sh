@@ -4,12 +4,13 @@
 #
 #   bench/serve_load.sh [ROUNDS] [MODEL]        e.g. bench/serve_load.sh 2 regnety_400mf
 #
-# Each round: `regnet bench MODEL` at batch 1 and 8, then perf_analyzer at concurrency 1, 2, 4,
-# 8 and 16 over HTTP and over gRPC (batch-1 requests, binary tensors; 3 s windows, stable
-# within 50%: this machine is noisy) against `regnet serve
-# MODEL` (default settings: --max-batch 8, --max-delay 1ms, every core). Prints one row per
-# protocol and concurrency (the median over rounds of throughput, p50 and p99), then the
-# issue's two ratios. The client runs on the same cores as the server, as on a one-machine test.
+# Against `regnet serve MODEL` with its defaults (--max-batch 8, --max-delay 2ms, every core),
+# each round runs perf_analyzer at concurrency 1, 2, 4, 8 and 16 over HTTP and over gRPC
+# (batch-1 requests, binary tensors; 3 s windows, stable within 50%: these machines are noisy).
+# Right before concurrency 1 it runs `regnet bench MODEL --batch 1`, right before concurrency 8
+# `--batch 8`, so that each goal's two numbers come from the same minute. Prints one row per
+# protocol and concurrency (medians over rounds), then the two goals' ratios (median over
+# rounds of each round's ratio). The client runs on the same cores as the server.
 #
 # perf_analyzer: PyPI's `perf-analyzer` is an empty placeholder; tritonclient 2.41.0's wheel is
 # the last to carry the binary. It is installed into bench/.serve-venv with the CUDA runtime
@@ -30,7 +31,6 @@ if ! ldconfig -p | grep -q libb64.so.0d; then
   apt-get install -y -q libb64-0d >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q libb64-0d >/dev/null; }
 fi
 cudart=$("$venv/bin/python" -c 'import os, nvidia.cuda_runtime as m; print(os.path.join(list(m.__path__)[0], "lib"))')
-perf() { LD_LIBRARY_PATH="$cudart" "$venv/bin/perf_analyzer" "$@"; }
 cargo build -q --release -p regnet-cli
 out=$(mktemp -d)
 target/release/regnet serve "$model" --http "$http" --grpc "$grpc" 2>"$out/serve.log" &
@@ -42,45 +42,51 @@ for _ in $(seq 100); do
 done
 curl -sf "http://$http/v2/health/ready" >/dev/null || { cat "$out/serve.log"; exit 1; }
 for round in $(seq "$rounds"); do
-  for batch in 1 8; do
-    target/release/regnet bench "$model" --batch "$batch" --iters $(( batch == 1 ? 40 : 10 )) --json \
-      >"$out/bench_${batch}_$round.json"
-  done
   for protocol in http grpc; do
     url=$([ "$protocol" = http ] && echo "$http" || echo "$grpc")
-    # Over gRPC there is no model configuration (a Triton extension outside the protocol's
-    # .proto): the shape is given, a batch of one, as over HTTP.
     for concurrency in 1 2 4 8 16; do
-      perf -m "$model" -u "$url" -i "$protocol" --shape input:1,3,224,224 \
-        --concurrency-range "$concurrency" --measurement-interval 3000 --max-trials 10 --stability-percentage 50 \
+      if [ "$concurrency" = 1 ] || [ "$concurrency" = 8 ]; then
+        target/release/regnet bench "$model" --batch "$concurrency" --iters $(( concurrency == 1 ? 40 : 10 )) \
+          --json >"$out/bench_${protocol}_${concurrency}_$round.json"
+      fi
+      # Over gRPC there is no model configuration (a Triton extension outside the protocol's
+      # .proto): the shape is given, a batch of one, as over HTTP.
+      LD_LIBRARY_PATH="$cudart" "$venv/bin/perf_analyzer" -m "$model" -u "$url" -i "$protocol" \
+        --shape input:1,3,224,224 --concurrency-range "$concurrency" \
+        --measurement-interval 3000 --max-trials 10 --stability-percentage 50 \
         -f "$out/perf_${protocol}_${concurrency}_$round.csv" >"$out/perf.log" 2>&1 ||
         { cat "$out/perf.log"; exit 1; }
     done
   done
 done
+curl -s "http://$http/metrics" | grep -E '^regnet_batch_size_(sum|count)' >"$out/metrics.txt"
 python3 - "$out" "$rounds" "$model" <<'PY'
 import csv, json, statistics, sys
 out, rounds, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-bench = {b: [json.load(open(f"{out}/bench_{b}_{r}.json")) for r in range(1, rounds + 1)] for b in (1, 8)}
-median_ms_1 = statistics.median(x["median_ms"] for x in bench[1])
-images_per_s_8 = statistics.median(x["images_per_s"] for x in bench[8])
-print(f"{model}: regnet bench batch 1 median {median_ms_1:.2f} ms; batch 8 {images_per_s_8:.1f} images/s "
-      f"(medians of {rounds} rounds; per round: "
-      + ", ".join(f"{a['median_ms']:.2f} ms / {b['images_per_s']:.1f} img/s" for a, b in zip(bench[1], bench[8])) + ")")
+median = statistics.median
+def perf(protocol, concurrency, r):
+    return next(csv.DictReader(open(f"{out}/perf_{protocol}_{concurrency}_{r}.csv")))
+def bench(protocol, batch, r):
+    return json.load(open(f"{out}/bench_{protocol}_{batch}_{r}.json"))
 print("| protocol | concurrency | images/s | p50 ms | p99 ms |")
 print("|---|---|---|---|---|")
-rows = {}
 for protocol in ("http", "grpc"):
     for concurrency in (1, 2, 4, 8, 16):
-        runs = [next(csv.DictReader(open(f"{out}/perf_{protocol}_{concurrency}_{r}.csv"))) for r in range(1, rounds + 1)]
-        throughput = statistics.median(float(run["Inferences/Second"]) for run in runs)
-        p50 = statistics.median(float(run["p50 latency"]) for run in runs) / 1000
-        p99 = statistics.median(float(run["p99 latency"]) for run in runs) / 1000
-        rows[(protocol, concurrency)] = (throughput, p99)
-        print(f"| {protocol.upper() if protocol == 'http' else 'gRPC'} | {concurrency} | {throughput:.1f} | {p50:.2f} | {p99:.2f} |")
+        runs = [perf(protocol, concurrency, r) for r in range(1, rounds + 1)]
+        print(f"| {'HTTP' if protocol == 'http' else 'gRPC'} | {concurrency} "
+              f"| {median(float(x['Inferences/Second']) for x in runs):.1f} "
+              f"| {median(float(x['p50 latency']) for x in runs) / 1000:.2f} "
+              f"| {median(float(x['p99 latency']) for x in runs) / 1000:.2f} |")
 for protocol in ("http", "grpc"):
-    throughput_8 = rows[(protocol, 8)][0]
-    p99_1 = rows[(protocol, 1)][1]
-    print(f"{protocol}: concurrency 8 at {throughput_8 / images_per_s_8:.0%} of bench batch 8's images/s "
-          f"(goal >= 90%); concurrency 1 p99 {p99_1 / median_ms_1:.2f}x bench batch 1's median (goal <= 1.3x)")
+    throughput, latency = [], []
+    for r in range(1, rounds + 1):
+        b8, b1 = bench(protocol, 8, r), bench(protocol, 1, r)
+        throughput.append((float(perf(protocol, 8, r)["Inferences/Second"]), b8["images_per_s"]))
+        latency.append((float(perf(protocol, 1, r)["p99 latency"]) / 1000, b1["median_ms"]))
+    print(f"{protocol}: concurrency 8 at {median(s / b for s, b in throughput):.0%} of the adjacent "
+          f"`regnet bench --batch 8` images/s (goal >= 90%; per round "
+          + ", ".join(f"{s:.1f} vs {b:.1f}" for s, b in throughput) + "); concurrency 1 p99 "
+          f"{median(s / b for s, b in latency):.2f}x the adjacent `--batch 1` median (goal <= 1.3x; "
+          + ", ".join(f"{s:.2f} vs {b:.2f} ms" for s, b in latency) + ")")
+print(open(f"{out}/metrics.txt").read().strip())
 PY

@@ -244,9 +244,9 @@ enum Command {
         /// The most images one batch combines.
         #[arg(long, default_value_t = 8, value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
         max_batch: usize,
-        /// How long the first request of a batch waits for others to join it while requests
-        /// overlap (us, ms, s); a lone client's requests run at once.
-        #[arg(long, default_value = "1ms", value_parser = serve::parse_duration)]
+        /// How long a batch waits for as many images as the previous batch had (us, ms, s);
+        /// requests already waiting always join. A lone client's requests run at once.
+        #[arg(long, default_value = "2ms", value_parser = serve::parse_duration)]
         max_delay: std::time::Duration,
         /// Requests waiting per model beyond which one is refused at once (HTTP 503, gRPC
         /// UNAVAILABLE).
@@ -546,12 +546,20 @@ fn run(command: Command, out: &mut impl Write) -> Result<(), Failure> {
             }
             let serve = serve::Serve {
                 models,
-                config: serve::config(
+                config: regnet_serve::Config {
                     http,
                     grpc,
-                    (max_batch, max_delay, max_queue, max_body),
-                    threads.count,
-                ),
+                    max_batch,
+                    max_delay,
+                    max_queue,
+                    max_body,
+                    options: execute::options(
+                        threads.count,
+                        None,
+                        false,
+                        regnet::runtime::Device::Cpu,
+                    ),
+                },
                 log_json,
             };
             serve::serve(serve, zoo::choose).map_err(|failure| match failure {

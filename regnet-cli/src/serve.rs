@@ -1,7 +1,6 @@
 //! `regnet serve`: the models named on the command line behind the Open Inference Protocol
 //! (see the `regnet-serve` crate), until SIGTERM or Ctrl-C.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,25 +169,6 @@ fn init_logs(json: bool) {
         builder.json().init();
     } else {
         builder.init();
-    }
-}
-
-/// The server's settings from the command line.
-pub fn config(
-    http: SocketAddr,
-    grpc: SocketAddr,
-    limits: (usize, Duration, usize, usize),
-    threads: Option<usize>,
-) -> Config {
-    let (max_batch, max_delay, max_queue, max_body) = limits;
-    Config {
-        http,
-        grpc,
-        max_batch,
-        max_delay,
-        max_queue,
-        max_body,
-        options: execute::options(threads, None, false, Device::Cpu),
     }
 }
 

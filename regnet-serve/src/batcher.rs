@@ -163,9 +163,11 @@ impl Worker {
     fn run(mut self) {
         // A request that did not fit the last batch: it starts the next one.
         let mut carried: Option<Job> = None;
-        // Whether the last batch combined requests. A lone client's request is not held back
-        // for company that never comes; once requests overlap, each batch waits for others.
-        let mut concurrent = false;
+        // How many images the last batch had: as many requests as made it are expected back, so
+        // a batch waits (at most `max_delay`) only until that many images are in. A lone
+        // client's requests then never wait for company that is not coming, and a batch of
+        // eight clients goes as soon as the eighth request is in.
+        let mut expected = 1;
         loop {
             let first = match carried.take() {
                 Some(job) => job,
@@ -175,23 +177,19 @@ impl Worker {
                     Err(_) => return,
                 },
             };
-            let wait = if concurrent {
-                self.limits.max_delay
-            } else {
-                Duration::ZERO
-            };
-            let deadline = first.arrived + wait;
+            let deadline = first.arrived + self.limits.max_delay;
             let mut images = first.images;
             let mut jobs = vec![first];
             while images < self.limits.max_batch {
-                let next = match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => {
-                        self.receiver.recv_timeout(left).map_err(|e| match e {
-                            RecvTimeoutError::Timeout => TryRecvError::Empty,
-                            RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
-                        })
-                    }
-                    _ => self.receiver.try_recv(),
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Past the expected count (or the deadline), only what is already waiting.
+                let next = if images < expected && !left.is_zero() {
+                    self.receiver.recv_timeout(left).map_err(|e| match e {
+                        RecvTimeoutError::Timeout => TryRecvError::Empty,
+                        RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                    })
+                } else {
+                    self.receiver.try_recv()
                 };
                 let Ok(job) = next else { break };
                 let job = self.taken(job);
@@ -202,7 +200,7 @@ impl Worker {
                 images += job.images;
                 jobs.push(job);
             }
-            concurrent = jobs.len() > 1 || carried.is_some();
+            expected = images;
             self.run_batch(jobs, images);
         }
     }

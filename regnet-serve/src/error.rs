@@ -1,4 +1,7 @@
-//! What a request can be refused with, and how each protocol says it.
+//! What a request can be refused with and how each protocol says it, and why the server
+//! could not start.
+
+use std::net::SocketAddr;
 
 /// Why a request got no result. Each variant maps to one HTTP status and one gRPC code, and
 /// its message (the protocol's `{"error": "…"}`) says what to send instead.
@@ -102,4 +105,37 @@ impl RequestError {
             RequestError::Internal(_) => tonic::Status::internal(message),
         }
     }
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// An address could not be listened on.
+    #[error("cannot listen on {address}: {source}; choose another address or stop what uses it")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The settings cannot serve: no model, two of one name, a limit of zero.
+    #[error("{0}")]
+    Config(String),
+    /// A model failed to load (its weights, or its warm-up pass).
+    #[error("model `{model}` failed to load: {reason}")]
+    Load {
+        /// The model.
+        model: String,
+        /// Why.
+        reason: String,
+    },
+    /// A listener stopped with an error.
+    #[error("the {protocol} endpoint failed: {reason}")]
+    Endpoint {
+        /// "HTTP" or "gRPC".
+        protocol: &'static str,
+        /// Why.
+        reason: String,
+    },
 }

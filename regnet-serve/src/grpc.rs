@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status};
 use tonic_prost::{ProstCodec, ProstDecoder};
 
 use crate::error::RequestError;
+use crate::error::ServeError;
 use crate::metrics::Protocol;
 use crate::model::{TensorMetadata, VERSION};
 use crate::proto::grpc_inference_service_server::{
@@ -23,7 +24,7 @@ use crate::proto::infer_parameter::ParameterChoice;
 use crate::proto::model_infer_response::InferOutputTensor;
 use crate::proto::model_metadata_response::TensorMetadata as ProtoTensor;
 use crate::proto::{self, InferParameter};
-use crate::server::{ServeError, State};
+use crate::state::State;
 use crate::tensor::{Elements, InferRequest, InferResponse, Input, RequestedOutput};
 
 pub(crate) async fn serve(

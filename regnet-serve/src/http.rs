@@ -19,9 +19,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::error::RequestError;
+use crate::error::ServeError;
 use crate::metrics::Protocol;
 use crate::model::{self, TensorMetadata, VERSION, base64_strings};
-use crate::server::{ServeError, State};
+use crate::state::State;
 use crate::tensor::{Elements, InferRequest, InferResponse, Input, OutputData, RequestedOutput};
 
 /// The binary tensor extension's header: the length of the JSON part of the body, binary

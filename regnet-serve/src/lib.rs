@@ -3,8 +3,9 @@
 //! any load balancer work with it unchanged.
 //!
 //! - **Dynamic batching**: concurrent requests to a model queue up and are combined into one
-//!   batch of at most [`Config::max_batch`] images, waiting at most [`Config::max_delay`] for
-//!   others to join once requests overlap (a lone client's requests run at once); each request
+//!   batch of at most [`Config::max_batch`] images; a batch waits at most
+//!   [`Config::max_delay`] for as many images as the previous batch had (so a lone client's
+//!   requests run at once, and eight clients' go as soon as the eighth is in); each request
 //!   gets its own rows back, bit-identical to a direct `forward` of its images (the runtime's
 //!   results do not depend on what else is in the batch).
 //! - **Bounded**: a model's queue holds at most [`Config::max_queue`] requests, and a request
@@ -19,12 +20,14 @@
 //! `regnet serve` is the command; [`Server`] is the same server for a program of its own.
 
 mod batcher;
+mod config;
 mod error;
 mod grpc;
 mod http;
 mod metrics;
 mod model;
 mod server;
+mod state;
 mod tensor;
 
 /// The protocol's messages and service, generated from `proto/grpc_predict_v2.proto` (the
@@ -34,8 +37,9 @@ pub mod proto {
     tonic::include_proto!("inference");
 }
 
-pub use error::RequestError;
-pub use server::{Config, ModelSource, ServeError, Server, shutdown_signal};
+pub use config::Config;
+pub use error::{RequestError, ServeError};
+pub use server::{ModelSource, Server, shutdown_signal};
 
 /// The protocol extensions this server implements, as server metadata lists them.
 const EXTENSIONS: [&str; 2] = ["classification", "binary_tensor_data"];

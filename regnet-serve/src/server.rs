@@ -1,57 +1,23 @@
-//! The server: its settings, its models, both listeners, loading and graceful shutdown.
+//! The server: its models, both listeners, loading and graceful shutdown.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use regnet::runtime::spec::Architecture;
-use regnet::runtime::{Network, Options, Workspace};
+use regnet::runtime::{Network, Workspace};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::batcher::{Batcher, Limits};
-use crate::error::RequestError;
-use crate::metrics::{Metrics, Protocol};
-use crate::model::{ServedModel, VERSION};
-use crate::tensor::{InferRequest, InferResponse};
-
-/// How the server listens, batches and limits requests.
-#[derive(Clone, Copy, Debug)]
-pub struct Config {
-    /// The HTTP/REST endpoint's address (port 0: any free port, see [`Server::http_addr`]).
-    pub http: SocketAddr,
-    /// The gRPC endpoint's address.
-    pub grpc: SocketAddr,
-    /// The most images a batch combines.
-    pub max_batch: usize,
-    /// How long the first request of a batch waits for others to join it, while requests
-    /// overlap (when the last batch was a single request, the next runs at once).
-    pub max_delay: Duration,
-    /// Requests waiting per model beyond which a request is refused at once (HTTP 503, gRPC
-    /// UNAVAILABLE).
-    pub max_queue: usize,
-    /// The largest request body, in bytes (HTTP 413, gRPC OUT_OF_RANGE beyond it).
-    pub max_body: usize,
-    /// How each model's forward passes run: threads, instruction set.
-    pub options: Options,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            http: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            grpc: SocketAddr::from(([127, 0, 0, 1], 8001)),
-            max_batch: 8,
-            max_delay: Duration::from_micros(1000),
-            max_queue: 64,
-            max_body: 64 << 20,
-            options: Options::default(),
-        }
-    }
-}
+use crate::config::Config;
+use crate::error::ServeError;
+use crate::metrics::Metrics;
+use crate::model::ServedModel;
+use crate::state::State;
 
 /// A model to serve: its name in URLs, its architecture, and how to get its network.
 pub struct ModelSource {
@@ -71,97 +37,6 @@ impl std::fmt::Debug for ModelSource {
             .field("name", &self.name)
             .field("architecture", &self.architecture.name)
             .finish_non_exhaustive()
-    }
-}
-
-/// Why the server could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServeError {
-    /// An address could not be listened on.
-    #[error("cannot listen on {address}: {source}; choose another address or stop what uses it")]
-    Bind {
-        /// The address.
-        address: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The settings cannot serve: no model, two of one name, a limit of zero.
-    #[error("{0}")]
-    Config(String),
-    /// A model failed to load (its weights, or its warm-up pass).
-    #[error("model `{model}` failed to load: {reason}")]
-    Load {
-        /// The model.
-        model: String,
-        /// Why.
-        reason: String,
-    },
-    /// A listener stopped with an error.
-    #[error("the {protocol} endpoint failed: {reason}")]
-    Endpoint {
-        /// "HTTP" or "gRPC".
-        protocol: &'static str,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// What the endpoints share.
-pub(crate) struct State {
-    pub models: BTreeMap<String, Arc<ServedModel>>,
-    pub config: Config,
-    pub metrics: Metrics,
-    /// False until every model is loaded and warmed up, and again once shutdown begins.
-    pub ready: AtomicBool,
-}
-
-impl State {
-    pub(crate) fn model(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<&Arc<ServedModel>, RequestError> {
-        let model = self.models.get(name).ok_or_else(|| {
-            let names: Vec<&str> = self.models.keys().map(String::as_str).collect();
-            RequestError::NotFound(format!(
-                "no model `{name}`; this server has: {}",
-                names.join(", ")
-            ))
-        })?;
-        if !version.is_empty() && version != VERSION {
-            return Err(RequestError::NotFound(format!(
-                "model `{name}` has no version `{version}`; it has version {VERSION}"
-            )));
-        }
-        Ok(model)
-    }
-
-    /// An inference, counted in the metrics whatever its outcome.
-    pub(crate) async fn infer(
-        &self,
-        protocol: Protocol,
-        name: &str,
-        version: &str,
-        request: Result<InferRequest, RequestError>,
-        arrived: Instant,
-    ) -> Result<InferResponse, RequestError> {
-        let model = self.model(name, version);
-        let known = model.is_ok().then_some(name);
-        let result = match (model, request) {
-            (Ok(model), Ok(request)) => model.infer(request).await,
-            (Err(error), _) | (_, Err(error)) => Err(error),
-        };
-        let outcome = match &result {
-            Ok(_) => crate::error::Outcome::Ok,
-            Err(error) => {
-                tracing::debug!(model = name, %error, "request refused");
-                error.outcome()
-            }
-        };
-        self.metrics
-            .observe_request(known, protocol, outcome, arrived.elapsed());
-        result
     }
 }
 
