@@ -146,6 +146,9 @@ pub struct BenchResult {
     pub isa: String,
     pub median_ms: f64,
     pub min_ms: f64,
+    /// The 99th percentile (nearest rank): the machine's own tail, which a server's latency
+    /// percentiles are compared with.
+    pub p99_ms: f64,
     pub images_per_s: f64,
     /// Host memory of the workspace's buffers for `batch` images.
     pub workspace_bytes: usize,
@@ -206,6 +209,10 @@ pub fn bench(args: &Bench<'_>) -> Result<(BenchResult, Duration), String> {
         isa: placement_name(&network, &workspace),
         median_ms: round(median, 3),
         min_ms: round(times[0].as_secs_f64() * 1e3, 3),
+        p99_ms: round(
+            times[(times.len() * 99).div_ceil(100) - 1].as_secs_f64() * 1e3,
+            3,
+        ),
         images_per_s: round(batch as f64 * 1e3 / median, 2),
         workspace_bytes: workspace.host_bytes(),
         params: architecture.complexity().map_or(0, |c| c.params),

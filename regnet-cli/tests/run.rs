@@ -166,7 +166,7 @@ fn bench_prints_one_json_line() {
     // pycls's count for RegNetX-200MF (zoo.json).
     assert_eq!(result["params"], 2_684_792);
     assert!(result["workspace_bytes"].as_u64().is_some_and(|b| b > 0));
-    for key in ["median_ms", "min_ms", "images_per_s"] {
+    for key in ["median_ms", "min_ms", "p99_ms", "images_per_s"] {
         assert!(
             result[key].as_f64().is_some_and(|v| v > 0.0),
             "{key}: {text}"
@@ -187,6 +187,7 @@ fn bench_prints_one_json_line() {
             "isa",
             "median_ms",
             "min_ms",
+            "p99_ms",
             "images_per_s",
             "workspace_bytes",
             "params"

@@ -146,6 +146,9 @@ fn serve_without_a_model_a_bad_model_argument_or_unreadable_weights_says_what_to
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("error: model `a` failed to load: "), "{stderr}");
+    assert!(
+        stderr.contains("error: model `a` failed to load: "),
+        "{stderr}"
+    );
     assert!(stderr.contains("/no/such.safetensors"), "{stderr}");
 }

@@ -8,7 +8,8 @@ use regnet::runtime::Options;
 /// How the server listens, batches and limits requests.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
-    /// The HTTP/REST endpoint's address (port 0: any free port, see [`Server::http_addr`]).
+    /// The HTTP/REST endpoint's address (port 0: any free port, see
+    /// [`Server::http_addr`](crate::Server::http_addr)).
     pub http: SocketAddr,
     /// The gRPC endpoint's address.
     pub grpc: SocketAddr,

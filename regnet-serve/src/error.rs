@@ -17,6 +17,9 @@ pub enum RequestError {
     /// Well-formed, but not what the model takes (tensor name, datatype, shape, contents).
     #[error("{0}")]
     Invalid(String),
+    /// An endpoint asked with the wrong HTTP method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The body is over `--max-body`.
     #[error("the request body has more than {limit} bytes, this server's --max-body")]
     TooLarge {
@@ -70,7 +73,9 @@ impl RequestError {
     pub(crate) fn outcome(&self) -> Outcome {
         match self {
             RequestError::NotFound(_) => Outcome::NotFound,
-            RequestError::Malformed(_) | RequestError::Invalid(_) => Outcome::Invalid,
+            RequestError::Malformed(_)
+            | RequestError::Invalid(_)
+            | RequestError::MethodNotAllowed(_) => Outcome::Invalid,
             RequestError::TooLarge { .. } => Outcome::TooLarge,
             RequestError::QueueFull { .. } | RequestError::Unavailable(_) => Outcome::Unavailable,
             RequestError::Internal(_) => Outcome::Internal,
@@ -82,6 +87,7 @@ impl RequestError {
         match self {
             RequestError::NotFound(_) => StatusCode::NOT_FOUND,
             RequestError::Malformed(_) | RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
+            RequestError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::QueueFull { .. } | RequestError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -94,9 +100,9 @@ impl RequestError {
         let message = self.to_string();
         match self {
             RequestError::NotFound(_) => tonic::Status::not_found(message),
-            RequestError::Malformed(_) | RequestError::Invalid(_) => {
-                tonic::Status::invalid_argument(message)
-            }
+            RequestError::Malformed(_)
+            | RequestError::Invalid(_)
+            | RequestError::MethodNotAllowed(_) => tonic::Status::invalid_argument(message),
             // What tonic itself answers for a message over its limit.
             RequestError::TooLarge { .. } => tonic::Status::out_of_range(message),
             RequestError::QueueFull { .. } | RequestError::Unavailable(_) => {

@@ -18,8 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::error::RequestError;
-use crate::error::ServeError;
+use crate::error::{RequestError, ServeError};
 use crate::metrics::Protocol;
 use crate::model::{self, TensorMetadata, VERSION, base64_strings};
 use crate::state::State;
@@ -50,6 +49,12 @@ pub(crate) async fn serve(
         .route(&format!("{model}/infer"), post(infer))
         .route(&format!("{versioned}/infer"), post(versioned_infer))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(|| async {
+            let error = RequestError::MethodNotAllowed(
+                "this endpoint takes GET, or POST for …/infer".into(),
+            );
+            error_response(&error)
+        })
         .fallback(|| async {
             error_response(&RequestError::NotFound(
                 "no such endpoint; this server speaks the Open Inference Protocol under /v2, \

@@ -60,7 +60,8 @@ impl State {
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(error) => {
-                tracing::debug!(model = name, %error, "request refused");
+                // Debug-formatted: a name from a URL cannot write control characters to the log.
+                tracing::debug!(model = ?name, %error, "request refused");
                 error.outcome()
             }
         };

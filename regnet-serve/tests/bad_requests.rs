@@ -138,6 +138,13 @@ async fn every_bad_request_gets_its_status_and_says_what_to_send() {
         row("HTTP", case, &status.to_string(), message);
     }
 
+    let response = http.get(&infer).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let message = body["error"].as_str().unwrap();
+    assert!(message.contains("POST for …/infer"), "{message}");
+    row("HTTP", "GET on …/infer", "405", message);
+
     // NaN is a value, not an error: it comes back as NaN (in JSON as Python writes it).
     let mut with_nan = image.clone();
     with_nan[0] = f32::NAN;
