@@ -248,8 +248,8 @@ enum Command {
         /// requests already waiting always join. A lone client's requests run at once.
         #[arg(long, default_value = "2ms", value_parser = serve::parse_duration)]
         max_delay: std::time::Duration,
-        /// Requests waiting per model beyond which one is refused at once (HTTP 503, gRPC
-        /// UNAVAILABLE).
+        /// Requests waiting per model, besides the batch running, beyond which one is refused
+        /// at once (HTTP 503, gRPC UNAVAILABLE).
         #[arg(long, default_value_t = 64, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
         max_queue: usize,
         /// The largest request body (bytes, KiB, MiB, GiB).

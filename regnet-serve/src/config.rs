@@ -18,8 +18,9 @@ pub struct Config {
     /// How long a batch waits for as many images as the previous batch had (requests already
     /// waiting always join, up to `max_batch`).
     pub max_delay: Duration,
-    /// Requests waiting per model beyond which a request is refused at once (HTTP 503, gRPC
-    /// UNAVAILABLE).
+    /// Requests waiting per model, besides those of the batch running (`max_batch` at most),
+    /// beyond which a request is refused at once (HTTP 503, gRPC UNAVAILABLE), before its body
+    /// is read over HTTP.
     pub max_queue: usize,
     /// The largest request body, in bytes (HTTP 413, gRPC OUT_OF_RANGE beyond it).
     pub max_body: usize,

@@ -29,7 +29,7 @@ pub enum RequestError {
     /// The model's queue is full: the request was refused at once, so that memory stays
     /// bounded under any load. Retrying later, or on another replica, can succeed.
     #[error(
-        "model `{model}` has {queued} requests queued, its --max-queue; retry later or on another replica"
+        "model `{model}` is full: {queued} requests waiting (its --max-queue) besides the batch running; retry later or on another replica"
     )]
     QueueFull {
         /// The model.

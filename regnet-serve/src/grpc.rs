@@ -185,7 +185,10 @@ impl GrpcInferenceService for Service {
         let arrived = Instant::now();
         let request = request.into_inner();
         let (model, version) = (request.model_name.clone(), request.model_version.clone());
-        let request = infer_request(request);
+        let (request, _place) = match self.state.admit(&model, &version) {
+            Ok(place) => (infer_request(request), Some(place)),
+            Err(error) => (Err(error), None),
+        };
         self.state
             .infer(Protocol::Grpc, &model, &version, request, arrived)
             .await

@@ -218,7 +218,17 @@ async fn run(
     body: Body,
 ) -> Response {
     let arrived = Instant::now();
-    let request = read_request(headers, body, state.config.max_body).await;
+    // Admitted before a byte of the body is kept; the place is held until the answer.
+    let (request, _place) = match state.admit(model, version) {
+        Ok(place) => (
+            read_request(headers, body, state.config.max_body).await,
+            Some(place),
+        ),
+        Err(error) => {
+            discard(body).await;
+            (Err(error), None)
+        }
+    };
     match state
         .infer(Protocol::Http, model, version, request, arrived)
         .await
@@ -341,6 +351,18 @@ async fn read_request(
 /// client that writes its whole body before reading (most do) would otherwise see its
 /// connection reset instead of the 413. Beyond this the connection is closed after the answer.
 const DRAINED_BYTES: usize = 256 << 20;
+
+/// Reads and drops a refused request's body (up to [`DRAINED_BYTES`]), so that the client reads
+/// the refusal instead of a reset connection.
+async fn discard(mut body: Body) {
+    let mut drained = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        drained += frame.data_ref().map_or(0, |data| data.len());
+        if drained > DRAINED_BYTES {
+            break;
+        }
+    }
+}
 
 /// The body, at most `max_body` bytes of it.
 async fn read_body(

@@ -32,6 +32,10 @@ pub(crate) struct ServedModel {
     pub labels: Option<Arc<[String]>>,
     /// Set once the weights are loaded and the model warmed up: then it is ready.
     pub batcher: OnceLock<Batcher>,
+    /// Requests admitted and not yet answered, bodies included: `--max-queue` waiting plus a
+    /// batch running. A request beyond it is refused before its body is read, which bounds the
+    /// memory that requests to this model hold.
+    pub admission: Arc<tokio::sync::Semaphore>,
 }
 
 impl ServedModel {

@@ -72,6 +72,9 @@ impl Server {
                     max_batch: config.max_batch,
                     labels: source.labels.clone(),
                     batcher: OnceLock::new(),
+                    admission: Arc::new(tokio::sync::Semaphore::new(
+                        config.max_queue + config.max_batch,
+                    )),
                 };
                 (source.name.clone(), Arc::new(model))
             })

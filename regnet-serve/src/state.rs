@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::config::Config;
 use crate::error::{Outcome, RequestError};
 use crate::metrics::{Metrics, Protocol};
@@ -40,6 +42,22 @@ impl State {
             )));
         }
         Ok(model)
+    }
+
+    /// A place for a request to `name` among those its model holds, or the refusal to answer
+    /// at once (unknown model, or all places taken). The place is kept until it is answered.
+    pub(crate) fn admit(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<OwnedSemaphorePermit, RequestError> {
+        let model = self.model(name, version)?;
+        Arc::clone(&model.admission)
+            .try_acquire_owned()
+            .map_err(|_| RequestError::QueueFull {
+                model: model.name.clone(),
+                queued: self.config.max_queue,
+            })
     }
 
     /// An inference, counted in the metrics whatever its outcome.

@@ -130,32 +130,21 @@ async fn every_bad_request_gets_its_status_and_says_what_to_send() {
         if let Some(length) = json_length {
             request = request.header("Inference-Header-Content-Length", length);
         }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status().as_u16(), status, "{case}");
-        let body: serde_json::Value = response.json().await.unwrap();
-        let message = body["error"].as_str().unwrap();
+        let (got, message) = refusal(request.send().await.unwrap()).await;
+        assert_eq!(got, status, "{case}");
         assert!(message.contains(fragment), "{case}: {message}");
-        row("HTTP", case, &status.to_string(), message);
+        row("HTTP", case, &status.to_string(), &message);
     }
 
-    let response = http.get(&infer).send().await.unwrap();
-    assert_eq!(response.status(), 405);
-    let body: serde_json::Value = response.json().await.unwrap();
-    let message = body["error"].as_str().unwrap();
+    let (status, message) = refusal(http.get(&infer).send().await.unwrap()).await;
+    assert_eq!(status, 405);
     assert!(message.contains("POST for …/infer"), "{message}");
-    row("HTTP", "GET on …/infer", "405", message);
+    row("HTTP", "GET on …/infer", "405", &message);
 
     // NaN is a value, not an error: it comes back as NaN (in JSON as Python writes it).
     let mut with_nan = image.clone();
     with_nan[0] = f32::NAN;
-    let (body, header) = binary_request(1, &with_nan, false);
-    let response = http
-        .post(&infer)
-        .header("Inference-Header-Content-Length", header)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let response = post_binary(&http, &infer, binary_request(1, &with_nan, false)).await;
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(text.contains("\"data\":[NaN,NaN"), "{}", &text[..200]);

@@ -35,23 +35,12 @@ async fn live_while_loading_ready_only_once_loaded() {
     assert_eq!(status(&server, "/v2/models/small/ready").await.0, 400);
     // Metadata is known before the weights are.
     assert_eq!(status(&server, "/v2/models/small").await.0, 200);
-    let (body, header) = binary_request(1, &input(1, 1), true);
-    let response = reqwest::Client::new()
-        .post(url(&server, "/v2/models/small/infer"))
-        .header("Inference-Header-Content-Length", header)
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    let error: serde_json::Value = response.json().await.unwrap();
-    assert!(
-        error["error"]
-            .as_str()
-            .unwrap()
-            .contains("is still loading"),
-        "{error}"
-    );
+    let http = reqwest::Client::new();
+    let infer = url(&server, "/v2/models/small/infer");
+    let request = binary_request(1, &input(1, 1), true);
+    let (code, message) = refusal(post_binary(&http, &infer, request.clone()).await).await;
+    assert_eq!(code, 503);
+    assert!(message.contains("is still loading"), "{message}");
     let mut grpc = grpc(&server).await;
     let ready = grpc
         .server_ready(regnet_serve::proto::ServerReadyRequest {})
@@ -63,14 +52,7 @@ async fn live_while_loading_ready_only_once_loaded() {
     server.loaded().await.unwrap();
     assert_eq!(status(&server, "/v2/health/ready").await.0, 200);
     assert_eq!(status(&server, "/v2/models/small/ready").await.0, 200);
-    let response = reqwest::Client::new()
-        .post(url(&server, "/v2/models/small/infer"))
-        .header("Inference-Header-Content-Length", header)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(post_binary(&http, &infer, request).await.status(), 200);
     server.shutdown().await.unwrap();
 }
 

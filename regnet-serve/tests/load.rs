@@ -69,20 +69,13 @@ async fn send(
         });
         http.post(infer).json(&json).send().await.unwrap()
     } else {
-        let (body, header) = binary_request(images, input, true);
-        http.post(infer)
-            .header("Inference-Header-Content-Length", header)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+        post_binary(http, infer, binary_request(images, input, true)).await
     };
     if response.status() == 200 {
         Answer::Logits(http_logits(response).await)
     } else {
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.unwrap();
-        Answer::Refused(status, body["error"].as_str().unwrap().to_owned())
+        let (status, message) = refusal(response).await;
+        Answer::Refused(status, message)
     }
 }
 
@@ -170,7 +163,10 @@ async fn a_full_queue_refuses_at_once_and_answers_the_rest() {
             (Answer::Refused(status, message), elapsed) => {
                 // HTTP 503, or gRPC UNAVAILABLE (14).
                 assert!(status == 503 || status == 14, "{status} {message}");
-                assert!(message.contains("--max-queue; retry later"), "{message}");
+                assert!(
+                    message.contains("(its --max-queue) besides the batch running; retry later"),
+                    "{message}"
+                );
                 refusals.push(elapsed);
             }
         }

@@ -71,6 +71,30 @@ async fn health_and_metadata_answer_as_the_protocol_says() {
             "{path}"
         );
     }
+    // Triton's model configuration, which perf_analyzer reads.
+    let model_config: serde_json::Value = get("/v2/models/small/config")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(model_config["max_batch_size"], 8);
+    assert_eq!(
+        model_config["input"][0]["dims"],
+        serde_json::json!([3, 96, 96])
+    );
+    assert_eq!(model_config["output"][0]["dims"], serde_json::json!([1000]));
+    // Prometheus's text format, ending as OpenMetrics requires.
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("# TYPE regnet_queue_depth gauge"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("regnet_queue_depth{model=\"small\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     for (path, message) in [
         ("/v2/models/big", "no model `big`; this server has: small"),
         ("/v2/models/big/ready", "no model `big`"),
@@ -171,14 +195,9 @@ async fn every_tensor_encoding_gives_the_bits_of_a_direct_forward() {
 
     // The binary extension, both ways, on the versioned path.
     for binary_output in [false, true] {
-        let (body, header) = binary_request(3, &input, binary_output);
-        let response = http
-            .post(url(&server, "/v2/models/small/versions/1/infer"))
-            .header("Inference-Header-Content-Length", header)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let versioned = url(&server, "/v2/models/small/versions/1/infer");
+        let response =
+            post_binary(&http, &versioned, binary_request(3, &input, binary_output)).await;
         assert_eq!(
             response
                 .headers()
@@ -339,15 +358,8 @@ async fn encoded_images_go_through_the_librarys_transform() {
         "inputs": [{"name": "input", "datatype": "BYTES", "shape": [2],
                     "data": [encoded, base64::engine::general_purpose::STANDARD.encode(&corrupt)]}]
     });
-    let response = http.post(&infer).json(&json).send().await.unwrap();
-    assert_eq!(response.status(), 400);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("input `input`, image 1: "),
-        "{body}"
-    );
+    let (status, message) = refusal(http.post(&infer).json(&json).send().await.unwrap()).await;
+    assert_eq!(status, 400);
+    assert!(message.starts_with("input `input`, image 1: "), "{message}");
     server.shutdown().await.unwrap();
 }

@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -24,7 +25,9 @@ fn tensor(bytes: &[u8], name: &str) -> Vec<f32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_triton_client_gets_pytorchs_logits_over_both_protocols() {
     let Ok(python) = std::env::var("REGNET_TRITONCLIENT_PYTHON") else {
-        eprintln!(
+        // Written past the test harness's capture so a skip shows in every run's output.
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED: set REGNET_TRITONCLIENT_PYTHON to a Python with tritonclient[http,grpc]"
         );
         return;

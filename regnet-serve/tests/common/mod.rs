@@ -149,6 +149,27 @@ pub fn binary_request(images: usize, input: &[f32], binary_output: bool) -> (Vec
     (body, header.len())
 }
 
+/// Posts a request made by [`binary_request`].
+pub async fn post_binary(
+    http: &reqwest::Client,
+    url: &str,
+    (body, json_length): (Vec<u8>, usize),
+) -> reqwest::Response {
+    http.post(url)
+        .header("Inference-Header-Content-Length", json_length)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A refusal's status and its `{"error": …}` message.
+pub async fn refusal(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (status, body["error"].as_str().unwrap().to_owned())
+}
+
 /// The logits of an HTTP response, JSON or binary.
 pub async fn http_logits(response: reqwest::Response) -> Vec<f32> {
     assert_eq!(response.status(), 200);
