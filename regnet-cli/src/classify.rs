@@ -134,11 +134,8 @@ fn top_k(logits: &[f32], top: usize) -> Vec<(usize, f64)> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = logits.iter().map(|&l| f64::from(l - max).exp()).collect();
     let total: f64 = exps.iter().sum();
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    order
+    regnet::runtime::top_classes(logits, top)
         .into_iter()
-        .take(top)
         .map(|i| (i, exps[i] / total))
         .collect()
 }

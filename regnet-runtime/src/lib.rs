@@ -19,6 +19,7 @@
 // docs.rs builds with `--cfg docsrs` on nightly: the CUDA items say which feature they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod classes;
 mod cpu;
 #[cfg(feature = "cuda")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cuda")))]
@@ -35,6 +36,7 @@ mod profile;
 pub mod weights;
 pub mod workspace;
 
+pub use classes::top_classes;
 pub use device::{Device, DeviceError};
 pub use error::RunError;
 pub use images::Images;

@@ -147,11 +147,8 @@ pub(crate) fn shape_text(shape: &[i64]) -> String {
 /// The classification extension's strings for one image's logits: the `k` largest, best
 /// first (ties by index), each "score:index" and, where the model has labels, ":label".
 pub(crate) fn classify(logits: &[f32], k: usize, labels: Option<&[String]>) -> Vec<String> {
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    order
+    regnet::runtime::top_classes(logits, k)
         .into_iter()
-        .take(k)
         .map(|index| match labels.and_then(|labels| labels.get(index)) {
             Some(label) => format!("{}:{index}:{label}", logits[index]),
             None => format!("{}:{index}", logits[index]),
