@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
@@ -132,7 +131,7 @@ impl GrpcInferenceService for Service {
         &self,
         _: Request<proto::ServerReadyRequest>,
     ) -> Result<Response<proto::ServerReadyResponse>, Status> {
-        let ready = self.state.ready.load(Ordering::SeqCst);
+        let ready = self.state.is_ready();
         Ok(Response::new(proto::ServerReadyResponse { ready }))
     }
 
@@ -145,7 +144,7 @@ impl GrpcInferenceService for Service {
             .state
             .model(&request.name, &request.version)
             .map_err(|e| e.grpc_status())?;
-        let ready = model.ready() && self.state.ready.load(Ordering::SeqCst);
+        let ready = self.state.model_ready(model);
         Ok(Response::new(proto::ModelReadyResponse { ready }))
     }
 
@@ -185,12 +184,12 @@ impl GrpcInferenceService for Service {
         let arrived = Instant::now();
         let request = request.into_inner();
         let (model, version) = (request.model_name.clone(), request.model_version.clone());
-        let (request, _place) = match self.state.admit(&model, &version) {
-            Ok(place) => (infer_request(request), Some(place)),
-            Err(error) => (Err(error), None),
-        };
+        let admitted = self
+            .state
+            .admit(&model, &version)
+            .and_then(|admitted| Ok((admitted, infer_request(request)?)));
         self.state
-            .infer(Protocol::Grpc, &model, &version, request, arrived)
+            .infer(Protocol::Grpc, &model, admitted, arrived)
             .await
             .map(|response| Response::new(infer_response(response)))
             .map_err(|error| error.grpc_status())

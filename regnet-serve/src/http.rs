@@ -2,7 +2,6 @@
 //! binary tensor extension, and `/metrics`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Router;
@@ -98,7 +97,7 @@ fn health(value: bool) -> StatusCode {
 }
 
 async fn server_ready(Shared(state): SharedState) -> StatusCode {
-    health(state.ready.load(Ordering::SeqCst))
+    health(state.is_ready())
 }
 
 async fn server_metadata() -> Response {
@@ -165,7 +164,7 @@ async fn versioned_metadata(
 
 fn ready(state: &State, name: &str, version: &str) -> Response {
     match state.model(name, version) {
-        Ok(model) => health(model.ready() && state.ready.load(Ordering::SeqCst)).into_response(),
+        Ok(model) => health(state.model_ready(model)).into_response(),
         Err(error) => error_response(&error),
     }
 }
@@ -218,21 +217,17 @@ async fn run(
     body: Body,
 ) -> Response {
     let arrived = Instant::now();
-    // Admitted before a byte of the body is kept; the place is held until the answer.
-    let (request, _place) = match state.admit(model, version) {
-        Ok(place) => (
-            read_request(headers, body, state.config.max_body).await,
-            Some(place),
-        ),
+    // Admitted before a byte of the body is kept.
+    let admitted = match state.admit(model, version) {
+        Ok(admitted) => read_request(headers, body, state.config.max_body)
+            .await
+            .map(|request| (admitted, request)),
         Err(error) => {
             discard(body).await;
-            (Err(error), None)
+            Err(error)
         }
     };
-    match state
-        .infer(Protocol::Http, model, version, request, arrived)
-        .await
-    {
+    match state.infer(Protocol::Http, model, admitted, arrived).await {
         Ok(response) => response_body(&response),
         Err(error) => error_response(&error),
     }
@@ -354,14 +349,9 @@ const DRAINED_BYTES: usize = 256 << 20;
 
 /// Reads and drops a refused request's body (up to [`DRAINED_BYTES`]), so that the client reads
 /// the refusal instead of a reset connection.
-async fn discard(mut body: Body) {
-    let mut drained = 0usize;
-    while let Some(Ok(frame)) = body.frame().await {
-        drained += frame.data_ref().map_or(0, |data| data.len());
-        if drained > DRAINED_BYTES {
-            break;
-        }
-    }
+async fn discard(body: Body) {
+    // A limit of nothing keeps nothing: every byte is drained, up to DRAINED_BYTES.
+    let _ = read_body(&HeaderMap::new(), body, 0).await;
 }
 
 /// The body, at most `max_body` bytes of it.

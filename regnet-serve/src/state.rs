@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -13,6 +13,12 @@ use crate::error::{Outcome, RequestError};
 use crate::metrics::{Metrics, Protocol};
 use crate::model::{ServedModel, VERSION};
 use crate::tensor::{InferRequest, InferResponse};
+
+/// A request's place among those its model holds, kept until it is answered.
+pub(crate) struct Admitted {
+    model: Arc<ServedModel>,
+    _place: OwnedSemaphorePermit,
+}
 
 /// What the endpoints share.
 pub(crate) struct State {
@@ -44,36 +50,49 @@ impl State {
         Ok(model)
     }
 
+    /// Every model loaded and warmed up, and not stopping.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn model_ready(&self, model: &ServedModel) -> bool {
+        model.ready() && self.is_ready()
+    }
+
     /// A place for a request to `name` among those its model holds, or the refusal to answer
-    /// at once (unknown model, or all places taken). The place is kept until it is answered.
-    pub(crate) fn admit(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<OwnedSemaphorePermit, RequestError> {
+    /// at once (unknown model, or all places taken).
+    pub(crate) fn admit(&self, name: &str, version: &str) -> Result<Admitted, RequestError> {
         let model = self.model(name, version)?;
-        Arc::clone(&model.admission)
+        let place = Arc::clone(&model.admission)
             .try_acquire_owned()
             .map_err(|_| RequestError::QueueFull {
                 model: model.name.clone(),
                 queued: self.config.max_queue,
-            })
+            })?;
+        Ok(Admitted {
+            model: Arc::clone(model),
+            _place: place,
+        })
     }
 
-    /// An inference, counted in the metrics whatever its outcome.
+    /// An admitted request's inference (or the refusal before it), counted in the metrics
+    /// whatever its outcome; the request's place is given back when it is answered.
     pub(crate) async fn infer(
         &self,
         protocol: Protocol,
         name: &str,
-        version: &str,
-        request: Result<InferRequest, RequestError>,
+        admitted: Result<(Admitted, InferRequest), RequestError>,
         arrived: Instant,
     ) -> Result<InferResponse, RequestError> {
-        let model = self.model(name, version);
-        let known = model.is_ok().then_some(name);
-        let result = match (model, request) {
-            (Ok(model), Ok(request)) => model.infer(request).await,
-            (Err(error), _) | (_, Err(error)) => Err(error),
+        let result = match admitted {
+            Ok((admitted, request)) => admitted.model.infer(request).await,
+            Err(error) => Err(error),
+        };
+        // Only a name this server has becomes a metrics label (NotFound comes only from
+        // looking the model up).
+        let known = match &result {
+            Err(RequestError::NotFound(_)) => None,
+            _ => Some(name),
         };
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
