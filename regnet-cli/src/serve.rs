@@ -40,33 +40,33 @@ pub fn parse_named(text: &str) -> Result<Named, String> {
     })
 }
 
-/// A duration with its unit: `500us`, `2ms`, `1s`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// A whole number and the unit written right after it: `2ms` is (2, "ms").
+fn number_and_unit(text: &str) -> Result<(u64, &str), String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit; write e.g. 500us, 2ms or 1s"))?;
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
+    let number = number
         .parse()
         .map_err(|_| format!("`{text}` does not start with a whole number"))?;
-    match unit {
-        "us" | "µs" => Ok(Duration::from_micros(number)),
-        "ms" => Ok(Duration::from_millis(number)),
-        "s" => Ok(Duration::from_secs(number)),
-        _ => Err(format!("unknown unit `{unit}`; use us, ms or s")),
+    Ok((number, unit))
+}
+
+/// A duration with its unit: `500us`, `2ms`, `1s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    match number_and_unit(text)? {
+        (_, "") => Err(format!("`{text}` has no unit; write e.g. 500us, 2ms or 1s")),
+        (number, "us" | "µs") => Ok(Duration::from_micros(number)),
+        (number, "ms") => Ok(Duration::from_millis(number)),
+        (number, "s") => Ok(Duration::from_secs(number)),
+        (_, unit) => Err(format!("unknown unit `{unit}`; use us, ms or s")),
     }
 }
 
 /// A size in bytes, optionally in KiB, MiB or GiB: `1048576`, `64MiB`.
 pub fn parse_size(text: &str) -> Result<usize, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("`{text}` does not start with a whole number"))?;
-    let scale: usize = match unit {
+    let (number, unit) = number_and_unit(text)?;
+    let scale: u64 = match unit {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
@@ -75,6 +75,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     };
     number
         .checked_mul(scale)
+        .and_then(|bytes| usize::try_from(bytes).ok())
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
