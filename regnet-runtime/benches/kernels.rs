@@ -1,5 +1,6 @@
-//! Each kernel on the shapes of RegNetY-1.6GF and RegNetX-400MF (batch 1 and 8), one thread, with
-//! divan: `cargo bench -p regnet-runtime --bench kernels`. Throughput is in multiply-adds.
+//! Each kernel on the shapes of RegNetY-1.6GF, RegNetY-400MF and RegNetX-400MF (batch 1 and 8),
+//! one thread, with divan: `cargo bench -p regnet-runtime --bench kernels`. Throughput is in
+//! multiply-adds.
 
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
@@ -24,7 +25,7 @@ fn on_each_isa<T: Copy>(shapes: &[T]) -> Vec<(Isa, T)> {
 }
 
 /// (pixels, inputs, outputs) of 1×1 convolutions.
-const POINTWISE: [(usize, usize, usize); 8] = [
+const POINTWISE: [(usize, usize, usize); 10] = [
     (3136, 48, 48),
     (784, 120, 120),
     (196, 336, 336),
@@ -33,6 +34,8 @@ const POINTWISE: [(usize, usize, usize); 8] = [
     (6272, 64, 64),
     (1568, 160, 160),
     (392, 400, 400),
+    (49, 440, 440),
+    (12544, 32, 48),
 ];
 
 /// A 1×1 convolution's operands, as the blocks' last 1×1 has them: dense rows, a residual, ReLU.
@@ -81,7 +84,11 @@ fn pointwise(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, usize))
 }
 
 /// (size, channels, group width, stride) of grouped 3×3 convolutions.
-const GROUPED: [(usize, usize, usize, usize); 6] = [
+const GROUPED: [(usize, usize, usize, usize); 10] = [
+    (112, 48, 8, 2),
+    (28, 104, 8, 1),
+    (14, 208, 8, 1),
+    (7, 440, 8, 1),
     (112, 48, 24, 2),
     (56, 48, 24, 1),
     (28, 120, 24, 1),

@@ -6,7 +6,7 @@
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, Kernels, SendPtr, holds, relu};
+use super::{Isa, Kernels, SendPtr, holds, prefetch_share, relu};
 
 const TAPS: usize = 9;
 /// Weight bytes past which a layer runs group by group (see `Conv3x3::run`): a quarter of a
@@ -85,6 +85,22 @@ impl PackedConv3x3 {
         }
     }
 
+    /// The kernel a table of `isa` runs this layer with, and the weights it reads (every
+    /// layout keeps each group's weights together, groups in order).
+    fn kernel(&self, isa: Isa) -> (Kernel, &[f32]) {
+        match (isa, &self.blocked8, &self.blocked16) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, _, Some(blocked)) => (Kernel::Avx512, blocked),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, Some(blocked), _) => (Kernel::Avx512Ymm, blocked),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2Fma, Some(blocked), _) => (Kernel::Avx2, blocked),
+            #[cfg(target_arch = "aarch64")]
+            (Isa::Neon, Some(blocked), _) => (Kernel::Neon, blocked),
+            _ => (Kernel::Scalar, &self.weight),
+        }
+    }
+
     /// Input and output channels (the same: the convolution keeps the bottleneck width).
     pub fn channels(&self) -> usize {
         self.channels
@@ -94,6 +110,23 @@ impl PackedConv3x3 {
     pub fn stride(&self) -> usize {
         self.stride
     }
+}
+
+/// Which version of the kernel a layer runs (see `PackedConv3x3::kernel`).
+#[derive(Clone, Copy)]
+enum Kernel {
+    /// 16-wide vectors, for group widths of 16 or more.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// AVX-512's 32 registers with 8-wide vectors, for groups of 8.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Ymm,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "aarch64")]
+    Neon,
+    /// Any group width, any CPU.
+    Scalar,
 }
 
 /// One grouped 3×3 convolution over a batch.
@@ -121,7 +154,6 @@ impl Conv3x3<'_> {
     pub fn run(&self, kernels: Kernels, threads: usize, output: &mut [f32]) {
         let c = self.weights.channels;
         let (out_h, out_w) = self.output_size();
-        let isa = kernels.isa;
         // Every pointer the kernels form stays inside these extents.
         assert!(self.height > 0 && self.width > 0);
         assert!(
@@ -154,40 +186,55 @@ impl Conv3x3<'_> {
         } else {
             (rows, target.div_ceil(rows.max(1)).clamp(1, groups))
         };
+        let (kernel, packed) = self.weights.kernel(kernels.isa);
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * group_parts, |task| {
             let row_range = chunk(rows, row_parts, task / group_parts);
             let group_range = chunk(groups, group_parts, task % group_parts);
-            let one = |row, group| {
-                let w = &self.weights;
-                match (isa, &w.blocked8, &w.blocked16) {
-                    #[cfg(target_arch = "x86_64")]
-                    (Isa::Avx512, _, Some(blocked)) => {
-                        // SAFETY: AVX-512F and VL were detected; `run` checked the input and output
-                        // extents; this task alone writes this row of this group.
-                        unsafe { simd::row_group_avx512(self, blocked, row, group, out) }
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    (Isa::Avx512, Some(blocked), _) => {
-                        // SAFETY: as above, AVX-512F and VL (its 256-bit forms) detected.
-                        unsafe { simd::row_group_avx512_ymm(self, blocked, row, group, out) }
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    (Isa::Avx2Fma, Some(blocked), _) => {
-                        // SAFETY: as above, with AVX2 and FMA detected.
-                        unsafe { simd::row_group_avx2(self, blocked, row, group, out) }
-                    }
-                    #[cfg(target_arch = "aarch64")]
-                    (Isa::Neon, Some(blocked), _) => {
-                        // SAFETY: as above; NEON is part of every aarch64 CPU.
-                        unsafe { simd::row_group_neon(self, blocked, row, group, out) }
-                    }
-                    _ => self.scalar_row_group(row, group, out),
+            let one = |row, group| match kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => {
+                    // SAFETY: AVX-512F and VL were detected; `run` checked the input and output
+                    // extents; this task alone writes this row of this group.
+                    unsafe { simd::row_group_avx512(self, packed, row, group, out) }
                 }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512Ymm => {
+                    // SAFETY: as above, AVX-512F and VL (its 256-bit forms) detected.
+                    unsafe { simd::row_group_avx512_ymm(self, packed, row, group, out) }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => {
+                    // SAFETY: as above, with AVX2 and FMA detected.
+                    unsafe { simd::row_group_avx2(self, packed, row, group, out) }
+                }
+                #[cfg(target_arch = "aarch64")]
+                Kernel::Neon => {
+                    // SAFETY: as above; NEON is part of every aarch64 CPU.
+                    unsafe { simd::row_group_neon(self, packed, row, group, out) }
+                }
+                Kernel::Scalar => self.scalar_row_group(row, group, out),
             };
             if group_major {
-                for group in group_range {
-                    row_range.clone().for_each(|row| one(row, group));
+                // Image by image: one image's input stays in L2 while its groups pass over it, a
+                // batch's would not (RegNetY-1.6GF's stage-4 3×3 at batch 8 took 1.6–1.8× the
+                // time of 8 single images group-major over the whole batch). Each row also
+                // prefetches its share of the next group's weights, which come from memory, so
+                // that the next group's first row does not wait on them.
+                let per_group = packed.len() / groups;
+                let mut first = row_range.start;
+                while first < row_range.end {
+                    let image_rows = first..((first / out_h + 1) * out_h).min(row_range.end);
+                    for group in group_range.clone() {
+                        let next = packed.get((group + 1) * per_group..(group + 2) * per_group);
+                        for (part, row) in image_rows.clone().enumerate() {
+                            if let Some(next) = next {
+                                prefetch_share(next, image_rows.len(), part);
+                            }
+                            one(row, group);
+                        }
+                    }
+                    first = image_rows.end;
                 }
             } else {
                 for row in row_range {
@@ -253,9 +300,7 @@ mod simd {
     ) {
         // Two NEON registers per 8-wide vector: AVX2's tiles fill NEON's 32 registers.
         // SAFETY: forwarded from the caller.
-        unsafe {
-            row_group::<super::super::vector::F32x8, 6, 3, 12>(conv, blocked, row, group, out)
-        }
+        unsafe { row_group::<super::super::vector::F32x8, 6, 3, 7>(conv, blocked, row, group, out) }
     }
 
     /// # Safety
@@ -270,11 +315,13 @@ mod simd {
         group: usize,
         out: SendPtr,
     ) {
-        // 16 registers: 6 pixels × 2 vectors, 3 × 3 or 12 × 1, beside the weights and a
-        // broadcast. (4 × 3 leaves LLVM one register short of the two broadcasts it schedules,
-        // and the accumulator it spills made the 24-wide groups 1.8× slower, measured.)
+        // 16 registers: 6 pixels × 2 vectors or 3 × 3, beside the weights and a broadcast, or
+        // a sliding 7 × 1 beside three taps' weights and two broadcasts (7 divides every map of
+        // a 224×224 RegNet; 8 and 12 measured slower over them). (4 × 3 leaves LLVM one
+        // register short of the two broadcasts it schedules, and the accumulator it spills made
+        // the 24-wide groups 1.8× slower, measured.)
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m256, 6, 3, 12>(conv, blocked, row, group, out) }
+        unsafe { row_group::<__m256, 6, 3, 7>(conv, blocked, row, group, out) }
     }
 
     /// # Safety
@@ -306,9 +353,9 @@ mod simd {
         group: usize,
         out: SendPtr,
     ) {
-        // A single 16-wide vector needs a broadcast per FMA: 8 pixels keep their input
-        // pointers in registers (14 spill them, and the reloads compete with the broadcasts).
-        // 16-wide vectors pair a last 8 with a half vector instead of making three.
+        // A lone half vector needs a broadcast per FMA: 8 pixels keep their input pointers in
+        // registers (14 spill them, and the reloads compete with the broadcasts). 16-wide
+        // vectors pair a last 8 with a half vector instead of making three.
         // SAFETY: forwarded from the caller.
         unsafe { row_group::<__m512, 14, 1, 8>(conv, blocked, row, group, out) };
         leave_avx512();
@@ -334,7 +381,7 @@ mod simd {
 
     /// One output row of one group in tiles of at most `PAIR` pixels × 2 vectors of output
     /// channels, `TRIPLE` pixels × 3 (an odd number of 8-wide blocks, as in groups of 24), or
-    /// `SINGLE` pixels × 1 (a group's one block).
+    /// `SINGLE` pixels × 1 (a group's one block, as a sliding tile; or a lone half block).
     ///
     /// # Safety
     /// As for the `row_group_*` entry points, whose instruction sets `V` needs.
@@ -394,7 +441,10 @@ mod simd {
                     match (vectors, halves) {
                         (1, 1) if wide => widest::<_, PAIR>(ConvTile::<V, 1, 1>::at(site), left),
                         (0, 1) if wide => widest::<_, SINGLE>(ConvTile::<V, 0, 1>::at(site), left),
-                        (1, _) => widest::<_, SINGLE>(ConvTile::<V, 1, 0>::at(site), left),
+                        (1, _) if s == 1 => {
+                            widest::<_, SINGLE>(SlidingTile::<V, 1>::at(site), left)
+                        }
+                        (1, _) => widest::<_, SINGLE>(SlidingTile::<V, 2>::at(site), left),
                         (3, _) if !wide => widest::<_, TRIPLE>(ConvTile::<V, 3, 0>::at(site), left),
                         _ => widest::<_, PAIR>(ConvTile::<V, 2, 0>::at(site), left),
                     }
@@ -426,6 +476,77 @@ mod simd {
         unsafe fn run<const P: usize>(self) {
             // SAFETY: forwarded from the caller.
             unsafe { tile::<V, B, H, P>(self.site) }
+        }
+    }
+
+    /// The tile of one vector of output channels at `site`, for stride `S`.
+    #[derive(Clone, Copy)]
+    struct SlidingTile<V, const S: usize> {
+        site: Site,
+        vector: PhantomData<V>,
+    }
+
+    impl<V, const S: usize> SlidingTile<V, S> {
+        fn at(site: Site) -> Self {
+            SlidingTile {
+                site,
+                vector: PhantomData,
+            }
+        }
+    }
+
+    impl<V: Vector, const S: usize> Tile for SlidingTile<V, S> {
+        #[inline(always)]
+        unsafe fn run<const P: usize>(self) {
+            // SAFETY: forwarded from the caller.
+            unsafe { sliding_tile::<V, S, P>(self.site) }
+        }
+    }
+
+    /// `P` output pixels × one vector of output channels (a group of 8, or of 16 with AVX-512),
+    /// at stride `S`. With a single vector, each tap of `tile` needs one broadcast per FMA; here
+    /// each input pixel of a kernel row is broadcast once for the (up to three) taps that read
+    /// it, the three taps' weights held in registers: 3 + S·(P − 1) + 3 loads per 3·P FMAs
+    /// instead of 1 + P per P.
+    ///
+    /// # Safety
+    /// As for `row_group`, and the tile's P pixels lie in the row.
+    #[inline(always)]
+    unsafe fn sliding_tile<V: Vector, const S: usize, const P: usize>(site: Site) {
+        let gw = site.group_width;
+        // SAFETY (whole body): as for `tile`.
+        unsafe {
+            let mut acc = [V::zero(); P];
+            for ky in 0..3 {
+                let row = site.input.add(ky * site.input_row);
+                let weights = site.weights.add(ky * 3 * gw * V::LANES);
+                for i in 0..gw {
+                    let w: [V; 3] =
+                        std::array::from_fn(|kx| V::load(weights.add((kx * gw + i) * V::LANES)));
+                    // Output pixel p's tap kx reads input pixel S·p + kx, which pixel p − 1
+                    // read as its tap kx + S: taken from the registers, not broadcast again.
+                    let mut previous = [V::zero(); 3];
+                    // Constant-bound indexing keeps `acc` in registers (see `tile`).
+                    #[allow(clippy::needless_range_loop)]
+                    for p in 0..P {
+                        let mut current = [V::zero(); 3];
+                        for kx in 0..3 {
+                            current[kx] = if p > 0 && kx + S < 3 {
+                                previous[kx + S]
+                            } else {
+                                V::splat(row.add((S * p + kx) * site.channels + i))
+                            };
+                            acc[p] = V::mul_add(current[kx], w[kx], acc[p]);
+                        }
+                        previous = current;
+                    }
+                }
+            }
+            let bias = V::load(site.bias);
+            #[allow(clippy::needless_range_loop)]
+            for p in 0..P {
+                acc[p].store_bias_relu(bias, site.output.add(p * site.channels));
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::aligned::AlignedBuffer;
-use super::{Isa, Kernels, Pixels, SendPtr, holds, relu};
+use super::{Isa, Kernels, Pixels, SendPtr, holds, prefetch_share, relu};
 
 /// Output channels per packed panel: two AVX registers, one AVX-512 register.
 pub const PANEL: usize = 16;
@@ -28,10 +28,18 @@ struct TileShape {
 }
 
 impl TileShape {
-    fn of(isa: Isa) -> TileShape {
+    /// The tile of `isa` for a GEMM of `rows` rows.
+    fn of(isa: Isa, rows: usize) -> TileShape {
         match isa {
+            // Six-row tiles would leave a one-row tile, whose two accumulators wait on the FMA
+            // latency: four cycles a K step for a sixth of the work (a 7×7 map's 49 rows: 8 × 6
+            // + 1 take 52 tile-cycles a step, 9 × 5 + 4 take 49).
             Isa::Scalar | Isa::Avx2Fma | Isa::Neon => TileShape {
-                rows: TILE_ROWS,
+                rows: if rows > 1 && rows % TILE_ROWS == 1 {
+                    TILE_ROWS - 1
+                } else {
+                    TILE_ROWS
+                },
                 panels: 1,
             },
             Isa::Avx512 => TileShape {
@@ -100,6 +108,15 @@ impl PackedLinear {
         }
     }
 
+    /// Panel `panel`'s weights over the pass's part of K (none past the last panel).
+    fn pass_weights(&self, panel: usize, pass: &Pass) -> &[f32] {
+        if panel >= self.outputs.div_ceil(PANEL) {
+            return &[];
+        }
+        let start = panel * self.inputs * PANEL;
+        &self.panels[start + pass.ks.start * PANEL..start + pass.ks.end * PANEL]
+    }
+
     /// Output channels (N), without the zero padding to whole panels.
     pub fn outputs(&self) -> usize {
         self.outputs
@@ -158,7 +175,7 @@ impl Gemm<'_> {
         if self.rows == 0 || n == 0 {
             return;
         }
-        let shape = TileShape::of(isa);
+        let shape = TileShape::of(isa, self.rows);
         let tiles = self.rows.div_ceil(shape.rows);
         let panels = n.div_ceil(PANEL);
         // Split the larger operand, so that each thread streams only its share of it: pixels
@@ -199,7 +216,7 @@ impl Gemm<'_> {
                     let order = Order {
                         tiles: block..block_end,
                         panels: column_range.clone(),
-                        step: shape.panels,
+                        shape,
                         tile_major: weights_in_l1,
                     };
                     self.tiles(isa, &order, &pass, out);
@@ -228,19 +245,19 @@ impl Gemm<'_> {
                 // SAFETY: as above; NEON is part of every aarch64 CPU.
                 unsafe { neon::tiles(self, order, pass, out) }
             }
-            _ => order.each::<TILE_ROWS>(self, |rows, panel| {
+            _ => order.each::<TILE_ROWS>(self, pass, |rows, panel| {
                 scalar_tile(self, rows, panel, pass, out)
             }),
         }
     }
 
-    /// Element offsets of the rows of register tile `tile` of `N` rows. Rows past the end
-    /// repeat the last row.
+    /// Element offsets of the rows of register tile `tile` of `height` ≤ `N` rows. Entries
+    /// past the tile's rows repeat its last row.
     #[inline(always)]
-    fn rows_of<const N: usize>(&self, tile: usize) -> TileRows<N> {
+    fn rows_of<const N: usize>(&self, tile: usize, height: usize) -> TileRows<N> {
         let (k, n) = (self.weights.inputs, self.weights.outputs);
-        let first = tile * N;
-        let rows = N.min(self.rows - first);
+        let first = tile * height;
+        let rows = height.min(self.rows - first);
         TileRows {
             a: self.input_pixels.run::<N>(first, rows).map(|p| p * k),
             c: self.output_pixels.run::<N>(first, rows).map(|p| p * n),
@@ -262,23 +279,28 @@ struct Pass {
 struct Order {
     tiles: Range<usize>,
     panels: Range<usize>,
-    /// Panels per register tile: the kernel is called with every `step`-th panel and does the
-    /// ones up to the next (or the end of `panels`).
-    step: usize,
+    /// The register tile: the kernel is called with every `shape.panels`-th panel and does the
+    /// ones up to the next (or the end of `panels`), over `shape.rows` ≤ its `N` rows.
+    shape: TileShape,
     /// Every panel of a tile before the next tile (the tile's inputs stay in L1), or every
     /// tile of a panel before the next panel (the panel's weights stay in L1).
     tile_major: bool,
 }
 
 impl Order {
-    /// Calls `f(rows, first_panel)` for every tile of `N` rows and every `step`-th panel,
+    /// Calls `f(rows, first_panel)` for every tile and every `shape.panels`-th panel,
     /// computing each tile's rows once.
     #[inline(always)]
-    fn each<const N: usize>(&self, gemm: &Gemm<'_>, mut f: impl FnMut(&TileRows<N>, usize)) {
-        let panels = self.panels.clone().step_by(self.step);
+    fn each<const N: usize>(
+        &self,
+        gemm: &Gemm<'_>,
+        pass: &Pass,
+        mut f: impl FnMut(&TileRows<N>, usize),
+    ) {
+        let panels = self.panels.clone().step_by(self.shape.panels);
         if self.tile_major {
             for tile in self.tiles.clone() {
-                let rows = gemm.rows_of::<N>(tile);
+                let rows = gemm.rows_of::<N>(tile, self.shape.rows);
                 panels.clone().for_each(|panel| f(&rows, panel));
             }
         } else {
@@ -289,10 +311,15 @@ impl Order {
                 let count = (self.tiles.end - first).min(MAX_BLOCK_TILES);
                 let mut rows = [const { MaybeUninit::<TileRows<N>>::uninit() }; MAX_BLOCK_TILES];
                 for (t, rows) in rows.iter_mut().take(count).enumerate() {
-                    rows.write(gemm.rows_of::<N>(first + t));
+                    rows.write(gemm.rows_of::<N>(first + t, self.shape.rows));
                 }
                 for panel in panels.clone() {
-                    for rows in &rows[..count] {
+                    // The next panels' K-block comes from memory (a late layer's weights are
+                    // read once per pass): each tile prefetches its share of it.
+                    for (t, rows) in rows[..count].iter().enumerate() {
+                        for next in panel + self.shape.panels..panel + 2 * self.shape.panels {
+                            prefetch_share(gemm.weights.pass_weights(next, pass), count, t);
+                        }
                         // SAFETY: the first `count` entries were written above.
                         f(unsafe { rows.assume_init_ref() }, panel);
                     }
@@ -390,7 +417,7 @@ mod avx2 {
         // A partial tile (a 7×7 map's 49 rows end with one) computes only its rows: all six
         // would cost the 7×7 layers a tenth of their time.
         // SAFETY: forwarded from the caller.
-        order.each::<TILE_ROWS>(gemm, |rows, panel| unsafe {
+        order.each::<TILE_ROWS>(gemm, pass, |rows, panel| unsafe {
             exact_rows!(tile, rows.rows, gemm, rows, panel, pass, out)
         });
     }
@@ -531,7 +558,7 @@ mod avx512 {
     /// `run`); no other task writes these panels of these rows.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
-        order.each::<AVX512_ROWS>(gemm, |rows, panel| {
+        order.each::<AVX512_ROWS>(gemm, pass, |rows, panel| {
             // SAFETY: forwarded from the caller; the second panel is inside the order's.
             unsafe {
                 if order.panels.end - panel >= 2 {
@@ -689,7 +716,7 @@ mod neon {
     pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
         // A partial tile computes only its rows, as on AVX2.
         // SAFETY: forwarded from the caller.
-        order.each::<TILE_ROWS>(gemm, |rows, panel| unsafe {
+        order.each::<TILE_ROWS>(gemm, pass, |rows, panel| unsafe {
             exact_rows!(tile, rows.rows, gemm, rows, panel, pass, out)
         });
     }

@@ -128,6 +128,28 @@ pub(crate) fn leave_avx512() {
     }
 }
 
+/// Asks the CPU to bring share `part` of `parts` near-equal shares of `values` into L1: a
+/// loop of `parts` steps over one block (a group's rows, a panel's tiles) spreads the fetch of the
+/// next block's weights over its steps. Weights that a layer reads once per pass come from
+/// memory, and a kernel that waits for each line as it first reads it stalls for each one. A
+/// hint, which never faults. On x86-64 only (aarch64's prefetch intrinsic is not stable Rust);
+/// elsewhere nothing.
+#[inline(always)]
+pub(crate) fn prefetch_share(values: &[f32], parts: usize, part: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values[parallel::chunk(values.len(), parts, part)].chunks(16) {
+        // SAFETY: PREFETCHT0 is SSE (baseline on x86-64), reads nothing the program sees and
+        // never faults; the address is inside `values`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (values, parts, part);
+}
+
 /// ReLU as PyTorch computes it, NaN included: `f32::max(v, 0.0)` returns 0 for a NaN `v`, which
 /// would turn a NaN input or weight into finite, wrong logits instead of NaN ones.
 #[inline(always)]

@@ -167,23 +167,29 @@ pub trait Tile: Copy {
 }
 
 /// Runs the widest tile of at most `left` pixels among `MAX`, 7 (a 7-wide map's rows and the
-/// tail of 14-, 28- and 56-wide ones), 4, 2 and 1; returns the pixels done.
+/// tail of 14-, 28- and 56-wide ones), 4, 3, 2 and 1 that does not leave a single pixel behind
+/// (a one-pixel tile waits on its few accumulators' FMA latency: 4 + 3 beats 6 + 1); returns the
+/// pixels done.
 ///
 /// # Safety
 /// As for `Tile::run`, for the first `left` pixels.
 #[inline(always)]
 pub unsafe fn widest<T: Tile, const MAX: usize>(tile: T, left: usize) -> usize {
+    let fits = |width: usize| width <= left && (left - width != 1 || width == 1);
     // SAFETY: forwarded from the caller; each width is at most `left`.
     unsafe {
-        if left >= MAX {
+        if fits(MAX) {
             tile.run::<MAX>();
             MAX
-        } else if MAX > 7 && left >= 7 {
+        } else if MAX > 7 && fits(7) {
             tile.run::<7>();
             7
-        } else if left >= 4 {
+        } else if MAX > 4 && fits(4) {
             tile.run::<4>();
             4
+        } else if fits(3) {
+            tile.run::<3>();
+            3
         } else if left >= 2 {
             tile.run::<2>();
             2
