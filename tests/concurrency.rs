@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use regnet::runtime::{Isa, Options};
 
+mod inputs;
+
 regnet::regnet!(Net = "tests/fixtures/concurrency/regnety_200mf_96px.yaml");
 
 const THREADS: usize = 8;
@@ -16,15 +18,7 @@ const PIXELS: usize = 3 * 96 * 96;
 /// Input `i`: 1 to 3 images of values from a cheap deterministic sequence, each input different.
 fn input(i: usize) -> Vec<f32> {
     let images = 1 + i % 3;
-    let mut state = 0x9e37_79b9_u32.wrapping_mul(i as u32 + 1);
-    (0..images * PIXELS)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state % 2001) as f32 / 1000.0 - 1.0
-        })
-        .collect()
+    inputs::uniform(images * PIXELS, 0x9e37_79b9_u32.wrapping_mul(i as u32 + 1))
 }
 
 /// The settings thread `t` runs with: the kernels' instruction set, the layer threads and

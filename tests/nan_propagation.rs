@@ -3,11 +3,12 @@
 //! channel, the classifier to every class), an infinite pixel makes them non-finite, and neither
 //! touches the other images of the batch. On every instruction set, thread count and schedule.
 
-use regnet::runtime::{Isa, Network, Options, Workspace};
+use regnet::runtime::{Network, Options, Workspace};
 
 // Only the fixture reader is used here, not the parity checks.
 #[allow(dead_code, unused_macros, unused_imports)]
 mod common;
+mod settings;
 
 regnet::regnet!(TinyY = "tests/fixtures/timm_y/spec.yaml");
 regnet::regnet!(TinyX = "tests/fixtures/pycls_x/spec.yaml");
@@ -39,50 +40,43 @@ fn check(name: &str, network: &Network, fixture: &str) {
     input[NEGATIVE_INFINITY_PIXEL * image + 2 * plane + size / 2] = f32::NEG_INFINITY;
     input[ALL_NAN * image..(ALL_NAN + 1) * image].fill(f32::NAN);
 
-    for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Scalar] {
-        for threads in [1, 2] {
-            for features in [false, true] {
-                let options = Options {
-                    threads,
-                    isa,
-                    features,
-                    ..Options::default()
-                };
-                let mut workspace =
-                    Workspace::with_options(network.architecture(), IMAGES, options).unwrap();
-                let isa = workspace.options().isa;
-                let logits = if features {
-                    network
-                        .forward_features(&input, &mut workspace)
-                        .unwrap()
-                        .0
-                        .to_vec()
-                } else {
-                    network.forward(&input, &mut workspace).unwrap().to_vec()
-                };
-                let at = format!("{name} on {isa:?}, {threads} threads, features {features}");
-                let of = |n: usize| &logits[n * classes..(n + 1) * classes];
-                for n in [NAN_PIXEL, ALL_NAN] {
-                    assert!(
-                        of(n).iter().all(|v| v.is_nan()),
-                        "{at}: image {n}: {:?}",
-                        of(n)
-                    );
-                }
-                for n in [POSITIVE_INFINITY_PIXEL, NEGATIVE_INFINITY_PIXEL] {
-                    assert!(
-                        of(n).iter().all(|v| !v.is_finite()),
-                        "{at}: image {n}: {:?}",
-                        of(n)
-                    );
-                }
-                assert!(
-                    of(CLEAN).iter().all(|v| v.is_finite()),
-                    "{at}: clean image: {:?}",
-                    of(CLEAN)
-                );
-            }
+    for options in settings::every(&[1, 2]) {
+        let Options {
+            threads, features, ..
+        } = options;
+        let mut workspace =
+            Workspace::with_options(network.architecture(), IMAGES, options).unwrap();
+        let isa = workspace.options().isa;
+        let logits = if features {
+            network
+                .forward_features(&input, &mut workspace)
+                .unwrap()
+                .0
+                .to_vec()
+        } else {
+            network.forward(&input, &mut workspace).unwrap().to_vec()
+        };
+        let at = format!("{name} on {isa:?}, {threads} threads, features {features}");
+        let of = |n: usize| &logits[n * classes..(n + 1) * classes];
+        for n in [NAN_PIXEL, ALL_NAN] {
+            assert!(
+                of(n).iter().all(|v| v.is_nan()),
+                "{at}: image {n}: {:?}",
+                of(n)
+            );
         }
+        for n in [POSITIVE_INFINITY_PIXEL, NEGATIVE_INFINITY_PIXEL] {
+            assert!(
+                of(n).iter().all(|v| !v.is_finite()),
+                "{at}: image {n}: {:?}",
+                of(n)
+            );
+        }
+        assert!(
+            of(CLEAN).iter().all(|v| v.is_finite()),
+            "{at}: clean image: {:?}",
+            of(CLEAN)
+        );
     }
 }
 
