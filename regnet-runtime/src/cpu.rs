@@ -291,13 +291,143 @@ fn forward(
     features: bool,
     mut profile: Option<&mut Profile>,
 ) {
-    for (step, packed) in steps {
+    let mut next = 0;
+    while let Some((step, packed)) = steps.get(next) {
+        next += 1;
         if !step.runs(features) {
+            continue;
+        }
+        if context.batch == 1
+            && context.threads == 1
+            && let Some((grouped, grouped_packed)) = steps.get(next)
+            && let Some(banded) = Banded::of(context, (step, packed), (grouped, grouped_packed))
+        {
+            banded.run(&mut slots, profile.as_deref_mut());
+            next += 1;
             continue;
         }
         Profile::time(&mut profile, step, context.batch, || {
             execute(context, step, packed, images, &mut slots)
         });
+    }
+}
+
+/// Bytes of a bottleneck's reduced map that a band of rows fills before the grouped 3×3 reads
+/// them: with the band's input rows, within L2.
+const BAND_BYTES: usize = 128 * 1024;
+
+/// A block's reduce 1×1 and its grouped 3×3 over one image, run a band of rows at a time: the
+/// 3×3 reads each band of the reduced map while it is in L2, instead of after the whole map
+/// has gone out to memory.
+struct Banded<'a> {
+    kernels: Kernels,
+    reduce: &'a Step,
+    reduce_weights: &'a PackedLinear,
+    grouped: &'a Step,
+    grouped_weights: &'a PackedConv3x3,
+    /// Side of the reduced map.
+    size: usize,
+}
+
+impl<'a> Banded<'a> {
+    fn of(
+        context: Context,
+        (reduce, reduce_packed): (&'a Step, &'a Packed),
+        (grouped, grouped_packed): (&'a Step, &'a Packed),
+    ) -> Option<Self> {
+        match (reduce.op, reduce_packed, grouped.op, grouped_packed) {
+            (
+                Op::Pointwise { rows, .. },
+                Packed::Pointwise(reduce_weights),
+                Op::Grouped { input_size, .. },
+                Packed::Grouped(grouped_weights),
+            ) if rows.stride == 1
+                && reduce.output.bordered()
+                && grouped.input == reduce.output
+                && input_size == rows.output_size
+                && reduce.fused.gate.is_none()
+                && reduce.fused.residual.is_none()
+                && !grouped_weights.group_major()
+                && input_size * input_size * reduce_weights.outputs() * 4 > 2 * BAND_BYTES =>
+            {
+                Some(Banded {
+                    kernels: context.kernels,
+                    reduce,
+                    reduce_weights,
+                    grouped,
+                    grouped_weights,
+                    size: input_size,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs both steps; a profile gets each one's time, summed over its bands.
+    fn run(&self, slots: &mut Slots<'_>, profile: Option<&mut Profile>) {
+        let (size, k, n) = (
+            self.size,
+            self.reduce_weights.inputs(),
+            self.reduce_weights.outputs(),
+        );
+        let side = size + 2;
+        let reduced = std::mem::take(&mut slots.0[self.reduce.output.index()]);
+        let output = std::mem::take(&mut slots.0[self.grouped.output.index()]);
+        zero_border(&mut reduced[..side * side * n], size, n);
+        let input = slots.read(self.reduce.input);
+        // Bands of a multiple of 3 rows: whole 6-row register tiles at every even width.
+        let band = (BAND_BYTES / (size * n * 4) / 3 * 3).max(3);
+        let stride = self.grouped_weights.stride();
+        let out_h = (size - 1) / stride + 1;
+        let (mut done, mut convolved) = (0, 0);
+        let mut seconds = [0.0; 2];
+        let mut timed = |step: usize, work: &mut dyn FnMut()| match profile {
+            None => work(),
+            Some(_) => {
+                let start = std::time::Instant::now();
+                work();
+                seconds[step] += start.elapsed().as_secs_f64();
+            }
+        };
+        while done < size {
+            let rows = band.min(size - done);
+            timed(0, &mut || {
+                Gemm {
+                    weights: self.reduce_weights,
+                    rows: rows * size,
+                    input: &input[done * size * k..],
+                    input_pixels: Pixels::Dense,
+                    residual: None,
+                    relu: self.reduce.fused.relu,
+                    output_pixels: Pixels::Padded { h: rows, w: size },
+                }
+                .run(self.kernels, 1, &mut reduced[done * side * n..])
+            });
+            done += rows;
+            // Output row y reads reduced rows y·stride - 1 ..= y·stride + 1.
+            let ready = if done == size {
+                out_h
+            } else {
+                (done - 2) / stride + 1
+            };
+            timed(1, &mut || {
+                Conv3x3 {
+                    weights: self.grouped_weights,
+                    batch: 1,
+                    height: size,
+                    width: size,
+                    input: reduced,
+                }
+                .run_rows(self.kernels, 1, convolved..ready, output)
+            });
+            convolved = ready;
+        }
+        if let Some(profile) = profile {
+            profile.record(self.reduce, 1, seconds[0]);
+            profile.record(self.grouped, 1, seconds[1]);
+        }
+        slots.0[self.reduce.output.index()] = reduced;
+        slots.0[self.grouped.output.index()] = output;
     }
 }
 

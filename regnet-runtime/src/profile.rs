@@ -37,14 +37,20 @@ impl Profile {
             Some(profile) => {
                 let start = std::time::Instant::now();
                 let result = work();
-                profile.steps.push(StepTiming {
-                    stage: step.stage,
-                    part: step.part,
-                    flops: step.flops * batch as u64,
-                    seconds: start.elapsed().as_secs_f64(),
-                });
+                profile.record(step, batch, start.elapsed().as_secs_f64());
                 result
             }
         }
+    }
+
+    /// Records `seconds` as the time of step `step` over `batch` images (for steps whose work a
+    /// backend interleaves with another's, timing each piece).
+    pub(crate) fn record(&mut self, step: &Step, batch: usize, seconds: f64) {
+        self.steps.push(StepTiming {
+            stage: step.stage,
+            part: step.part,
+            flops: step.flops * batch as u64,
+            seconds,
+        });
     }
 }

@@ -168,7 +168,7 @@ proptest! {
         // 24, 40, 56, and singles); of 16 the 16-wide ones, in pairs and singles.
         group_width in prop::sample::select(vec![1usize, 3, 8, 16, 24, 32, 40, 48, 56]),
         groups in 1usize..4, strided in any::<bool>(), seed in any::<u64>(),
-        specials in specials(),
+        specials in specials(), split in any::<prop::sample::Index>(),
     ) {
         let c = group_width * groups;
         let stride = if strided { 2 } else { 1 };
@@ -208,6 +208,17 @@ proptest! {
                 let mut output = vec![f32::NAN; n * oh * ow * c];
                 pool(threads).install(|| conv.run(kernels, threads, &mut output));
                 assert_close(&output, &expected, group_width * 9 + 1);
+                // The rows in two runs (as a network runs bands of them, a band's input rows
+                // ready before it): the same bits as in one.
+                let rows = n * oh;
+                let at = split.index(rows + 1);
+                let mut in_two = vec![f32::NAN; n * oh * ow * c];
+                pool(threads).install(|| {
+                    conv.run_rows(kernels, threads, 0..at, &mut in_two);
+                    conv.run_rows(kernels, threads, at..rows, &mut in_two);
+                });
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&in_two), bits(&output));
             }
         }
     }

@@ -4,6 +4,8 @@
 //! AVX2 (16 registers) or AVX-512 (32 registers), and with AVX-512 for group widths of 16 or more,
 //! 16-wide vectors (and an 8-wide one for a last 8 channels, as in groups of 24).
 
+use std::ops::Range;
+
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
 use super::{Isa, Kernels, SendPtr, holds, prefetch_share, relu};
@@ -106,6 +108,13 @@ impl PackedConv3x3 {
         self.channels
     }
 
+    /// Whether the layer runs group by group (its weights would not stay in L2 beside its
+    /// input: stages 3 and 4), each group's weights passing over all the rows it is given,
+    /// rather than row by row.
+    pub fn group_major(&self) -> bool {
+        size_of_val(self.weight.as_slice()) > L2_WEIGHT_BYTES
+    }
+
     /// 1, or 2 for the first block of a stage, which halves the resolution.
     pub fn stride(&self) -> usize {
         self.stride
@@ -152,6 +161,20 @@ impl Conv3x3<'_> {
 
     /// Writes `[batch][out_h][out_w][channels]` with bias and ReLU applied.
     pub fn run(&self, kernels: Kernels, threads: usize, output: &mut [f32]) {
+        let (out_h, _) = self.output_size();
+        self.run_rows(kernels, threads, 0..self.batch * out_h, output);
+    }
+
+    /// Writes output rows `rows` (counted over the batch: image n's row y is n × out_h + y) of
+    /// `[batch][out_h][out_w][channels]`, leaving the others as they are. Reads only the input
+    /// rows they cover (with the zero border: rows `y·stride..y·stride + 3` of the padded input).
+    pub fn run_rows(
+        &self,
+        kernels: Kernels,
+        threads: usize,
+        rows: Range<usize>,
+        output: &mut [f32],
+    ) {
         let c = self.weights.channels;
         let (out_h, out_w) = self.output_size();
         // Every pointer the kernels form stays inside these extents.
@@ -167,8 +190,13 @@ impl Conv3x3<'_> {
             holds(output.len(), &[self.batch, out_h, out_w, c]),
             "conv output too short"
         );
+        assert!(rows.end <= self.batch * out_h, "conv rows past the output");
         let groups = c / self.weights.group_width;
-        let rows = self.batch * out_h;
+        if rows.is_empty() {
+            return;
+        }
+        let first_row = rows.start;
+        let rows = rows.len();
         let target = if threads <= 1 {
             1
         } else {
@@ -179,7 +207,7 @@ impl Conv3x3<'_> {
         // its rows; the others row by row, each input row read once for all groups. At least
         // `target` tasks either way, splitting the other dimension too when one is short (a 7×7
         // map has 7 rows; stage 1 has 2 groups).
-        let group_major = size_of_val(self.weights.weight.as_slice()) > L2_WEIGHT_BYTES;
+        let group_major = self.weights.group_major();
         let (row_parts, group_parts) = if group_major {
             let group_parts = target.clamp(1, groups);
             (target.div_ceil(group_parts).clamp(1, rows), group_parts)
@@ -190,6 +218,7 @@ impl Conv3x3<'_> {
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * group_parts, |task| {
             let row_range = chunk(rows, row_parts, task / group_parts);
+            let row_range = first_row + row_range.start..first_row + row_range.end;
             let group_range = chunk(groups, group_parts, task % group_parts);
             let one = |row, group| match kernel {
                 #[cfg(target_arch = "x86_64")]
