@@ -6,7 +6,8 @@
 #   bench/ab_network.sh BASE [ROUNDS] [THREADS]      e.g. bench/ab_network.sh HEAD~1 5 1
 #
 # Prints one row per (model, batch): the median over rounds of B's (the working tree's) and A's
-# (BASE's) median latency, and B / A (below 1: the working tree is faster).
+# (BASE's) median latency, and B / A (below 1: the working tree is faster); then each side's
+# fastest pass over all rounds, and B / A of those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$1
@@ -20,20 +21,27 @@ git worktree add -q --detach "$scratch/tree" "$base"
 cargo build -q --release -p regnet-cli
 a="$scratch/target/release/regnet"
 b="$PWD/target/release/regnet"
-median_ms() {
+# Prints a run's median and fastest pass, in ms.
+times_ms() {
   "$1" bench "$2" --batch "$3" --threads "$threads" --iters "$4" --json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])'
+    python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["median_ms"], d["min_ms"])'
 }
-printf '%-18s %5s %12s %12s %8s\n' model batch "B ms" "A ms" "B/A"
+printf '%-18s %5s %12s %12s %8s %12s %12s %8s\n' model batch "B ms" "A ms" "B/A" "B best" "A best" "best B/A"
 for model in regnety_400mf regnetx_400mf_tv regnety_1.6gf; do
   for batch in 1 8; do
     iters=$(( batch == 1 ? 30 : 8 ))
     a_ms=()
     b_ms=()
+    a_best=()
+    b_best=()
     for _ in $(seq "$rounds"); do
-      a_ms+=("$(median_ms "$a" "$model" "$batch" "$iters")")
-      b_ms+=("$(median_ms "$b" "$model" "$batch" "$iters")")
+      read -r median best < <(times_ms "$a" "$model" "$batch" "$iters")
+      a_ms+=("$median")
+      a_best+=("$best")
+      read -r median best < <(times_ms "$b" "$model" "$batch" "$iters")
+      b_ms+=("$median")
+      b_best+=("$best")
     done
-    python3 bench/median_row.py "$model" "$batch" "${b_ms[*]}" "${a_ms[*]}"
+    python3 bench/median_row.py "$model" "$batch" "${b_ms[*]}" "${a_ms[*]}" "${b_best[*]}" "${a_best[*]}"
   done
 done

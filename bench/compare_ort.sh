@@ -7,7 +7,8 @@
 # best the CPU has.
 # Installs onnxruntime 1.32.0 into bench/.venv on first use. Needs ../shared/bench beside the
 # repository (the ONNX files of torchvision's RegNets and ort_bench.py). Prints one table row per
-# (model, batch): the median of each side's per-round medians, and ours / ORT.
+# (model, batch): the median of each side's per-round medians, and ours / ORT; then each side's
+# fastest pass over all rounds, and ours / ORT of those (see bench/median_row.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -22,7 +23,8 @@ fi
 cargo build -q --release -p regnet-cli
 # ours (spec stem) and ORT's (ONNX file) names of the same network.
 pairs="regnety_400mf:regnet_y_400mf regnetx_400mf_tv:regnet_x_400mf regnety_1.6gf:regnet_y_1_6gf"
-printf '%-18s %5s %12s %12s %8s\n' model batch "ours ms" "ORT ms" ratio
+printf '%-18s %5s %12s %12s %8s %12s %12s %8s\n' model batch "ours ms" "ORT ms" ratio \
+  "ours best" "ORT best" "best ratio"
 for pair in $pairs; do
   ours=${pair%%:*}
   onnx=${pair##*:}
@@ -30,12 +32,18 @@ for pair in $pairs; do
     iters=$(( batch == 1 ? 30 : 8 ))
     ours_ms=()
     ort_ms=()
+    ours_best=()
+    ort_best=()
     for _ in $(seq "$rounds"); do
-      ours_ms+=("$(target/release/regnet bench "$ours" --batch "$batch" --threads "$threads" --iters "$iters" "${isa[@]}" --json |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")
-      ort_ms+=("$("$venv/bin/python" "$shared/ort_bench.py" "$shared/onnx/$onnx.onnx" --batch "$batch" --threads "$threads" --iters "$iters" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")
+      read -r median best < <(target/release/regnet bench "$ours" --batch "$batch" --threads "$threads" --iters "$iters" "${isa[@]}" --json |
+        python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["median_ms"], d["min_ms"])')
+      ours_ms+=("$median")
+      ours_best+=("$best")
+      read -r median best < <("$venv/bin/python" "$shared/ort_bench.py" "$shared/onnx/$onnx.onnx" --batch "$batch" --threads "$threads" --iters "$iters" |
+        python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["median_ms"], d["min_ms"])')
+      ort_ms+=("$median")
+      ort_best+=("$best")
     done
-    python3 bench/median_row.py "$ours" "$batch" "${ours_ms[*]}" "${ort_ms[*]}"
+    python3 bench/median_row.py "$ours" "$batch" "${ours_ms[*]}" "${ort_ms[*]}" "${ours_best[*]}" "${ort_best[*]}"
   done
 done
