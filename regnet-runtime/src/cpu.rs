@@ -300,7 +300,8 @@ fn forward(
         if context.batch == 1
             && context.threads == 1
             && let Some((grouped, grouped_packed)) = steps.get(next)
-            && let Some(banded) = Banded::of(context, (step, packed), (grouped, grouped_packed))
+            && let Some(banded) =
+                Banded::of(context.kernels, (step, packed), (grouped, grouped_packed))
         {
             banded.run(&mut slots, profile.as_deref_mut());
             next += 1;
@@ -327,11 +328,14 @@ struct Banded<'a> {
     grouped_weights: &'a PackedConv3x3,
     /// Side of the reduced map.
     size: usize,
+    /// The 3×3's stride and the side of its output map, as the plan has them.
+    stride: usize,
+    output_size: usize,
 }
 
 impl<'a> Banded<'a> {
     fn of(
-        context: Context,
+        kernels: Kernels,
         (reduce, reduce_packed): (&'a Step, &'a Packed),
         (grouped, grouped_packed): (&'a Step, &'a Packed),
     ) -> Option<Self> {
@@ -339,7 +343,12 @@ impl<'a> Banded<'a> {
             (
                 Op::Pointwise { rows, .. },
                 Packed::Pointwise(reduce_weights),
-                Op::Grouped { input_size, .. },
+                Op::Grouped {
+                    input_size,
+                    output_size,
+                    stride,
+                    ..
+                },
                 Packed::Grouped(grouped_weights),
             ) if rows.stride == 1
                 && reduce.output.bordered()
@@ -351,12 +360,14 @@ impl<'a> Banded<'a> {
                 && input_size * input_size * reduce_weights.outputs() * 4 > 2 * BAND_BYTES =>
             {
                 Some(Banded {
-                    kernels: context.kernels,
+                    kernels,
                     reduce,
                     reduce_weights,
                     grouped,
                     grouped_weights,
                     size: input_size,
+                    stride,
+                    output_size,
                 })
             }
             _ => None,
@@ -377,16 +388,15 @@ impl<'a> Banded<'a> {
         let input = slots.read(self.reduce.input);
         // Bands of a multiple of 3 rows: whole 6-row register tiles at every even width.
         let band = (BAND_BYTES / (size * n * 4) / 3 * 3).max(3);
-        let stride = self.grouped_weights.stride();
-        let out_h = (size - 1) / stride + 1;
         let (mut done, mut convolved) = (0, 0);
         let mut seconds = [0.0; 2];
-        let mut timed = |step: usize, work: &mut dyn FnMut()| match profile {
+        // Piece 0 is the 1×1's, piece 1 the 3×3's.
+        let mut timed = |piece: usize, work: &mut dyn FnMut()| match profile {
             None => work(),
             Some(_) => {
                 let start = std::time::Instant::now();
                 work();
-                seconds[step] += start.elapsed().as_secs_f64();
+                seconds[piece] += start.elapsed().as_secs_f64();
             }
         };
         while done < size {
@@ -406,9 +416,9 @@ impl<'a> Banded<'a> {
             done += rows;
             // Output row y reads reduced rows y·stride - 1 ..= y·stride + 1.
             let ready = if done == size {
-                out_h
+                self.output_size
             } else {
-                (done - 2) / stride + 1
+                (done - 2) / self.stride + 1
             };
             timed(1, &mut || {
                 Conv3x3 {
