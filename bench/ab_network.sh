@@ -24,7 +24,7 @@ b="$PWD/target/release/regnet"
 # Prints a run's median and fastest pass, in ms.
 times_ms() {
   "$1" bench "$2" --batch "$3" --threads "$threads" --iters "$4" --json |
-    python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["median_ms"], d["min_ms"])'
+    python3 bench/median_best.py
 }
 printf '%-18s %5s %12s %12s %8s %12s %12s %8s\n' model batch "B ms" "A ms" "B/A" "B best" "A best" "best B/A"
 for model in regnety_400mf regnetx_400mf_tv regnety_1.6gf; do

@@ -36,11 +36,11 @@ for pair in $pairs; do
     ort_best=()
     for _ in $(seq "$rounds"); do
       read -r median best < <(target/release/regnet bench "$ours" --batch "$batch" --threads "$threads" --iters "$iters" "${isa[@]}" --json |
-        python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["median_ms"], d["min_ms"])')
+        python3 bench/median_best.py)
       ours_ms+=("$median")
       ours_best+=("$best")
       read -r median best < <("$venv/bin/python" "$shared/ort_bench.py" "$shared/onnx/$onnx.onnx" --batch "$batch" --threads "$threads" --iters "$iters" |
-        python3 -c 'import json,sys; d = json.load(sys.stdin); print(d["median_ms"], d["min_ms"])')
+        python3 bench/median_best.py)
       ort_ms+=("$median")
       ort_best+=("$best")
     done
