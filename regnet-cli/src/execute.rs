@@ -367,7 +367,7 @@ pub fn profile(
     let stages = architecture.stages.len();
     let by_stage = median_per_pass(&passes, |timing| (timing.stage, timing.part));
     let by_part = median_per_pass(&passes, |timing| timing.part);
-    let (flops, total) = median_per_pass(&passes, |_| ())
+    let (counts, total) = median_per_pass(&passes, |_| ())
         .remove(&())
         .unwrap_or_default();
     writeln!(
@@ -378,15 +378,20 @@ pub fn profile(
     )?;
     writeln!(
         out,
+        "GFLOP/s: pycls's multiply-adds × 2 per second; of peak: the multiply-adds the kernels \
+         ran (Winograd's grouped 3×3 runs 16 of every 36) against the peak"
+    )?;
+    writeln!(
+        out,
         "{:<6} {:<15} {:>9} {:>7} {:>9} {:>8}",
         "stage", "step", "ms", "share", "GFLOP/s", "of peak"
     )?;
-    let row = |out: &mut _, label: &str, step: Part, (flops, seconds): (u64, f64)| {
+    let row = |out: &mut _, label: &str, step: Part, (counts, seconds): (Counts, f64)| {
         write_row(
             out,
             label,
             &format!("{step:?}"),
-            flops,
+            counts,
             seconds,
             total,
             peak,
@@ -404,8 +409,15 @@ pub fn profile(
     for (&step, &timing) in &by_part {
         row(out, "all", step, timing)?;
     }
-    write_row(out, "total", "", flops, total, total, peak)?;
+    write_row(out, "total", "", counts, total, total, peak)?;
     Ok(Ok(()))
+}
+
+/// Multiply-adds of one pass: as pycls counts them, and as the kernels ran them.
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    flops: u64,
+    multiply_adds: u64,
 }
 
 /// Per key, the multiply-adds of one pass and the median over `passes` of the seconds each pass
@@ -414,13 +426,14 @@ pub fn profile(
 fn median_per_pass<K: Ord + Copy>(
     passes: &[Profile],
     key: impl Fn(&StepTiming) -> K,
-) -> std::collections::BTreeMap<K, (u64, f64)> {
-    let mut per_pass: std::collections::BTreeMap<K, (u64, Vec<f64>)> = Default::default();
+) -> std::collections::BTreeMap<K, (Counts, f64)> {
+    let mut per_pass: std::collections::BTreeMap<K, (Counts, Vec<f64>)> = Default::default();
     for (pass, profile) in passes.iter().enumerate() {
         for timing in &profile.steps {
-            let (flops, seconds) = per_pass.entry(key(timing)).or_default();
+            let (counts, seconds) = per_pass.entry(key(timing)).or_default();
             if pass == 0 {
-                *flops += timing.flops;
+                counts.flops += timing.flops;
+                counts.multiply_adds += timing.multiply_adds;
             }
             seconds.resize(passes.len(), 0.0);
             seconds[pass] += timing.seconds;
@@ -428,30 +441,31 @@ fn median_per_pass<K: Ord + Copy>(
     }
     per_pass
         .into_iter()
-        .map(|(key, (flops, mut seconds))| {
+        .map(|(key, (counts, mut seconds))| {
             seconds.sort_by(f64::total_cmp);
-            (key, (flops, seconds[seconds.len() / 2]))
+            (key, (counts, seconds[seconds.len() / 2]))
         })
         .collect()
 }
 
-/// One row of the profile: a step's time, its share of the pass, and its rate against `peak`.
+/// One row of the profile: a step's time, its share of the pass, its rate of pycls's
+/// multiply-adds, and the rate of those it ran against `peak`.
 fn write_row(
     out: &mut impl Write,
     label: &str,
     step: &str,
-    flops: u64,
+    counts: Counts,
     seconds: f64,
     total: f64,
     peak: f64,
 ) -> io::Result<()> {
-    let gflops = 2.0 * flops as f64 / seconds / 1e9;
+    let gflops = |multiply_adds: u64| 2.0 * multiply_adds as f64 / seconds / 1e9;
     writeln!(
         out,
         "{label:<6} {step:<15} {:>9.3} {:>6.1}% {:>9.1} {:>7.0}%",
         seconds * 1e3,
         100.0 * seconds / total,
-        gflops,
-        100.0 * gflops / peak
+        gflops(counts.flops),
+        100.0 * gflops(counts.multiply_adds) / peak
     )
 }

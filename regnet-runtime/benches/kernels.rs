@@ -84,7 +84,7 @@ fn pointwise(bencher: Bencher, (isa, (rows, k, n)): (Isa, (usize, usize, usize))
 }
 
 /// (size, channels, group width, stride) of grouped 3×3 convolutions.
-const GROUPED: [(usize, usize, usize, usize); 10] = [
+const GROUPED: [(usize, usize, usize, usize); 12] = [
     (112, 48, 8, 2),
     (28, 104, 8, 1),
     (14, 208, 8, 1),
@@ -94,6 +94,8 @@ const GROUPED: [(usize, usize, usize, usize); 10] = [
     (28, 120, 24, 1),
     (14, 336, 24, 1),
     (7, 888, 24, 1),
+    (28, 64, 16, 1),
+    (14, 160, 16, 1),
     (7, 400, 16, 1),
 ];
 

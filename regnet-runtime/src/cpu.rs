@@ -307,9 +307,21 @@ fn forward(
             next += 1;
             continue;
         }
-        Profile::time(&mut profile, step, context.batch, || {
+        let multiply_adds = multiply_adds(step, packed, context.kernels);
+        Profile::time(&mut profile, (step, multiply_adds), context.batch, || {
             execute(context, step, packed, images, &mut slots)
         });
+    }
+}
+
+/// The multiply-adds per image that `step` runs with `kernels`: pycls's count, or fewer for a
+/// grouped 3×3 computed with Winograd's transform.
+fn multiply_adds(step: &Step, packed: &Packed, kernels: Kernels) -> u64 {
+    match (step.op, packed) {
+        (Op::Grouped { input_size, .. }, Packed::Grouped(weights)) => {
+            weights.multiply_adds(kernels, input_size, input_size, step.flops)
+        }
+        _ => step.flops,
     }
 }
 
@@ -399,6 +411,7 @@ impl<'a> Banded<'a> {
                 seconds[piece] += start.elapsed().as_secs_f64();
             }
         };
+        let together = self.grouped_weights.rows_together(self.kernels, size, size);
         while done < size {
             let rows = band.min(size - done);
             timed(0, &mut || {
@@ -414,11 +427,12 @@ impl<'a> Banded<'a> {
                 .run(self.kernels, 1, &mut reduced[done * side * n..])
             });
             done += rows;
-            // Output row y reads reduced rows y·stride - 1 ..= y·stride + 1.
+            // Output row y reads reduced rows y·stride - 1 ..= y·stride + 1, and rows computed
+            // together wait for the last of them.
             let ready = if done == size {
                 self.output_size
             } else {
-                (done - 2) / self.stride + 1
+                ((done - 2) / self.stride + 1) / together * together
             };
             timed(1, &mut || {
                 Conv3x3 {
@@ -433,8 +447,14 @@ impl<'a> Banded<'a> {
             convolved = ready;
         }
         if let Some(profile) = profile {
-            profile.record(self.reduce, 1, seconds[0]);
-            profile.record(self.grouped, 1, seconds[1]);
+            let grouped = self.grouped_weights.multiply_adds(
+                self.kernels,
+                self.size,
+                self.size,
+                self.grouped.flops,
+            );
+            profile.record((self.reduce, self.reduce.flops), 1, seconds[0]);
+            profile.record((self.grouped, grouped), 1, seconds[1]);
         }
         slots.0[self.reduce.output.index()] = reduced;
         slots.0[self.grouped.output.index()] = output;

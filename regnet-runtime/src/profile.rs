@@ -19,16 +19,19 @@ pub struct StepTiming {
     pub part: Part,
     /// Its multiply-adds, for the whole batch, as pycls counts them.
     pub flops: u64,
+    /// The multiply-adds the backend ran for it: fewer than `flops` where it computes a
+    /// convolution with Winograd's transform (whose additions are not counted).
+    pub multiply_adds: u64,
     /// How long it took.
     pub seconds: f64,
 }
 
 impl Profile {
-    /// Runs `work`, step `step` of a pass over `batch` images, and records its time when there
-    /// is a profile.
+    /// Runs `work`, step `step` of a pass over `batch` images that runs `multiply_adds` per
+    /// image, and records its time when there is a profile.
     pub(crate) fn time<R>(
         profile: &mut Option<&mut Profile>,
-        step: &Step,
+        (step, multiply_adds): (&Step, u64),
         batch: usize,
         work: impl FnOnce() -> R,
     ) -> R {
@@ -37,19 +40,26 @@ impl Profile {
             Some(profile) => {
                 let start = std::time::Instant::now();
                 let result = work();
-                profile.record(step, batch, start.elapsed().as_secs_f64());
+                profile.record((step, multiply_adds), batch, start.elapsed().as_secs_f64());
                 result
             }
         }
     }
 
-    /// Records `seconds` as the time of step `step` over `batch` images (for steps whose work a
-    /// backend interleaves with another's, timing each piece).
-    pub(crate) fn record(&mut self, step: &Step, batch: usize, seconds: f64) {
+    /// Records `seconds` as the time of step `step` over `batch` images, running
+    /// `multiply_adds` per image (for steps whose work a backend interleaves with another's,
+    /// timing each piece).
+    pub(crate) fn record(
+        &mut self,
+        (step, multiply_adds): (&Step, u64),
+        batch: usize,
+        seconds: f64,
+    ) {
         self.steps.push(StepTiming {
             stage: step.stage,
             part: step.part,
             flops: step.flops * batch as u64,
+            multiply_adds: multiply_adds * batch as u64,
             seconds,
         });
     }

@@ -251,7 +251,7 @@ impl CudaNetwork {
                 if !step.runs(false) {
                     continue;
                 }
-                Profile::time(&mut profile, step, batch, || {
+                Profile::time(&mut profile, (step, step.flops), batch, || {
                     self.launch(stream, &device.buffers, step, ranges, batch)?;
                     synchronize()
                 })?;

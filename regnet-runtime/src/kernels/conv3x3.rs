@@ -2,13 +2,18 @@
 //! zero-bordered NHWC input to a dense NHWC output. Every group width works; widths that are
 //! multiples of 8 (all published RegNets) run a register-blocked kernel: 8-wide vectors with
 //! AVX2 (16 registers) or AVX-512 (32 registers), and with AVX-512 for group widths of 16 or more,
-//! 16-wide vectors (and an 8-wide one for a last 8 channels, as in groups of 24).
+//! 16-wide vectors (and an 8-wide one for a last 8 channels, as in groups of 24). At stride 1
+//! over maps of even sides, groups of 16 or more run Winograd's F(2×2, 3×3) instead where the
+//! instruction set has it (see `winograd`).
 
 use std::ops::Range;
+
+mod winograd;
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
 use super::{Isa, Kernels, SendPtr, holds, prefetch_share, relu};
+use winograd::transform_weights;
 
 const TAPS: usize = 9;
 /// Weight bytes past which a layer runs group by group (see `Conv3x3::run`): a quarter of a
@@ -29,6 +34,9 @@ pub struct PackedConv3x3 {
     /// The same in blocks of 16 (the last one 8 wide when the group width is an odd multiple of
     /// 8), for AVX-512 when the group width is 16 or more.
     blocked16: Option<AlignedBuffer>,
+    /// Winograd's transformed weights, `[group][position][input channel][output channel of the
+    /// group]`, for the instruction sets that run it at stride 1 (see `winograd`).
+    winograd: Option<AlignedBuffer>,
     bias: Vec<f32>,
 }
 
@@ -50,32 +58,15 @@ impl PackedConv3x3 {
         assert_eq!(weight.len(), channels * group_width * TAPS, "weight shape");
         assert_eq!(bias.len(), channels, "bias shape");
         assert!(stride == 1 || stride == 2, "stride 1 or 2");
-        // Blocks of `lanes` output channels from each group's start, the last one 8 wide when
-        // only 8 are left: a block at channel f starts at f × TAPS × group_width whatever the
-        // widths, which is how the kernels find it.
-        let block = |lanes: usize| {
-            let mut packed = AlignedBuffer::zeroed(weight.len());
-            for (o, out_weights) in weight.chunks_exact(group_width * TAPS).enumerate() {
-                let (group_start, j) = (o - o % group_width, o % group_width);
-                let width = if j >= group_width / lanes * lanes {
-                    8
-                } else {
-                    lanes
-                };
-                let start = group_start + j / width * width;
-                for i in 0..group_width {
-                    for tap in 0..TAPS {
-                        packed[start * TAPS * group_width + (tap * group_width + i) * width + o
-                            - start] = out_weights[i * TAPS + tap];
-                    }
-                }
-            }
-            packed
-        };
-        let blocked8 = group_width.is_multiple_of(8).then(|| block(8));
+        let blocked8 = group_width
+            .is_multiple_of(8)
+            .then(|| blocks(weight, group_width, 8));
         let blocked16 =
             (group_width.is_multiple_of(8) && group_width > 8 && kernels.isa == Isa::Avx512)
-                .then(|| block(16));
+                .then(|| blocks(weight, group_width, 16));
+        let winograd = (stride == 1 && runs_winograd(kernels.isa, group_width))
+            .then(|| transform_weights(weight, group_width))
+            .flatten();
         PackedConv3x3 {
             channels,
             group_width,
@@ -83,6 +74,7 @@ impl PackedConv3x3 {
             weight: weight.to_vec(),
             blocked8,
             blocked16,
+            winograd,
             bias: bias.to_vec(),
         }
     }
@@ -115,10 +107,76 @@ impl PackedConv3x3 {
         size_of_val(self.weight.as_slice()) > L2_WEIGHT_BYTES
     }
 
+    /// Whether a table of `kernels` runs this layer over a `height × width` input with
+    /// Winograd's transform: at stride 1 over a map of even sides (whole 2×2 tiles), where the
+    /// instruction set has the kernel.
+    fn runs_winograd(&self, kernels: Kernels, height: usize, width: usize) -> bool {
+        let even = height.is_multiple_of(2) && width.is_multiple_of(2);
+        even && self.winograd.is_some() && runs_winograd(kernels.isa, self.group_width)
+    }
+
+    /// Output rows computed together over a `height × width` input: 2 where Winograd's 2×2
+    /// tiles run, else 1. `Conv3x3::run_rows` reads the input rows of every whole group of rows
+    /// it touches.
+    pub fn rows_together(&self, kernels: Kernels, height: usize, width: usize) -> usize {
+        if self.runs_winograd(kernels, height, width) {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The multiply-adds a table of `kernels` runs over a `height × width` input, of `direct`
+    /// for the direct convolution: Winograd's transform makes each 2×2 tile's 36 products per
+    /// input and output channel 16.
+    pub fn multiply_adds(&self, kernels: Kernels, height: usize, width: usize, direct: u64) -> u64 {
+        if self.runs_winograd(kernels, height, width) {
+            direct * 16 / 36
+        } else {
+            direct
+        }
+    }
+
     /// 1, or 2 for the first block of a stage, which halves the resolution.
     pub fn stride(&self) -> usize {
         self.stride
     }
+}
+
+/// PyTorch's `[o][i][3][3]` in blocks of `lanes` output channels from each group's start, the
+/// last one 8 wide when only 8 are left: `[group][block][tap][input channel][lanes]`. A block at
+/// channel f starts at f × TAPS × group_width whatever the widths, which is how the kernels find
+/// it.
+fn blocks(weight: &[f32], group_width: usize, lanes: usize) -> AlignedBuffer {
+    let mut packed = AlignedBuffer::zeroed(weight.len());
+    for (o, out_weights) in weight.chunks_exact(group_width * TAPS).enumerate() {
+        let (group_start, j) = (o - o % group_width, o % group_width);
+        let width = if j >= group_width / lanes * lanes {
+            8
+        } else {
+            lanes
+        };
+        let start = group_start + j / width * width;
+        for i in 0..group_width {
+            for tap in 0..TAPS {
+                packed[start * TAPS * group_width + (tap * group_width + i) * width + o - start] =
+                    out_weights[i * TAPS + tap];
+            }
+        }
+    }
+    packed
+}
+
+/// Whether layers of this group width run Winograd's kernel at stride 1 with `isa`: AVX2's 8-wide
+/// vectors (measured against the direct kernel in `benches/kernels.rs`); AVX-512 keeps its
+/// 16-wide direct kernels.
+fn runs_winograd(isa: Isa, group_width: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2Fma {
+        return winograd::fits(group_width);
+    }
+    let _ = (isa, group_width);
+    false
 }
 
 /// Which version of the kernel a layer runs (see `PackedConv3x3::kernel`).
@@ -159,6 +217,12 @@ impl Conv3x3<'_> {
         ((self.height - 1) / s + 1, (self.width - 1) / s + 1)
     }
 
+    /// Winograd's transformed weights, when `kernels` runs this layer with them.
+    fn winograd(&self, kernels: Kernels) -> Option<&[f32]> {
+        let weights = self.weights.winograd.as_deref()?;
+        (self.weights.runs_winograd(kernels, self.height, self.width)).then_some(weights)
+    }
+
     /// Writes `[batch][out_h][out_w][channels]` with bias and ReLU applied.
     pub fn run(&self, kernels: Kernels, threads: usize, output: &mut [f32]) {
         let (out_h, _) = self.output_size();
@@ -167,7 +231,9 @@ impl Conv3x3<'_> {
 
     /// Writes output rows `rows` (counted over the batch: image n's row y is n × out_h + y) of
     /// `[batch][out_h][out_w][channels]`, leaving the others as they are. Reads only the input
-    /// rows they cover (with the zero border: rows `y·stride..y·stride + 3` of the padded input).
+    /// rows they cover (with the zero border: rows `y·stride..y·stride + 3` of the padded input),
+    /// of whole groups of `rows_together` rows: the bits of a row do not depend on how the
+    /// rows are split into runs.
     pub fn run_rows(
         &self,
         kernels: Kernels,
@@ -195,27 +261,35 @@ impl Conv3x3<'_> {
         if rows.is_empty() {
             return;
         }
+        let group_major = self.weights.group_major();
+        let out = SendPtr(output.as_mut_ptr());
+        if let Some(transformed) = self.winograd(kernels) {
+            // Tiles of 2×2 output pixels: a task takes whole pairs of rows.
+            let tile_rows = rows.start / 2..rows.end.div_ceil(2);
+            let (row_parts, group_parts) = parts(threads, tile_rows.len(), groups, group_major);
+            for_each_task(threads, row_parts * group_parts, |task| {
+                let own = chunk(tile_rows.len(), row_parts, task / group_parts);
+                let own = tile_rows.start + own.start..tile_rows.start + own.end;
+                let group_range = chunk(groups, group_parts, task % group_parts);
+                // SAFETY: `winograd` gives weights only for the kernels' instruction set, at
+                // stride 1 over an even map; the extents are checked above; this task alone
+                // writes these tile rows (of `rows`) of these groups.
+                let task = (own, group_range, &rows, group_major);
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    simd::winograd_avx2(self, transformed, task, out)
+                }
+                #[cfg(target_arch = "aarch64")]
+                unsafe {
+                    simd::winograd_neon(self, transformed, task, out)
+                }
+            });
+            return;
+        }
         let first_row = rows.start;
         let rows = rows.len();
-        let target = if threads <= 1 {
-            1
-        } else {
-            threads.saturating_mul(4)
-        };
-        // Layers whose weights would not stay in L2 beside their input (stages 3 and 4) run
-        // group by group, each group's weights (20 KiB for 24 channels) staying in L1 over all
-        // its rows; the others row by row, each input row read once for all groups. At least
-        // `target` tasks either way, splitting the other dimension too when one is short (a 7×7
-        // map has 7 rows; stage 1 has 2 groups).
-        let group_major = self.weights.group_major();
-        let (row_parts, group_parts) = if group_major {
-            let group_parts = target.clamp(1, groups);
-            (target.div_ceil(group_parts).clamp(1, rows), group_parts)
-        } else {
-            (rows, target.div_ceil(rows.max(1)).clamp(1, groups))
-        };
+        let (row_parts, group_parts) = parts(threads, rows, groups, group_major);
         let (kernel, packed) = self.weights.kernel(kernels.isa);
-        let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * group_parts, |task| {
             let row_range = chunk(rows, row_parts, task / group_parts);
             let row_range = first_row + row_range.start..first_row + row_range.end;
@@ -274,32 +348,57 @@ impl Conv3x3<'_> {
     }
 
     fn scalar_row_group(&self, row: usize, group: usize, out: SendPtr) {
+        let (out_h, out_w) = self.output_size();
+        for x in 0..out_w {
+            self.scalar_pixel_group(row / out_h, row % out_h, x, group, out);
+        }
+    }
+
+    /// Output pixel (y, x) of image n, the channels of group `group`.
+    fn scalar_pixel_group(&self, n: usize, y: usize, x: usize, group: usize, out: SendPtr) {
         let (c, gw, s) = (
             self.weights.channels,
             self.weights.group_width,
             self.weights.stride,
         );
         let (out_h, out_w) = self.output_size();
-        let (n, y) = (row / out_h, row % out_h);
         let padded_w = self.width + 2;
-        for x in 0..out_w {
-            for o in group * gw..(group + 1) * gw {
-                let mut acc = self.weights.bias[o];
-                let w = &self.weights.weight[o * gw * TAPS..(o + 1) * gw * TAPS];
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        let pixel = (n * (self.height + 2) + y * s + ky) * padded_w + x * s + kx;
-                        let input =
-                            &self.input[pixel * c + group * gw..pixel * c + (group + 1) * gw];
-                        for (i, &v) in input.iter().enumerate() {
-                            acc += v * w[i * TAPS + ky * 3 + kx];
-                        }
+        for o in group * gw..(group + 1) * gw {
+            let mut acc = self.weights.bias[o];
+            let w = &self.weights.weight[o * gw * TAPS..(o + 1) * gw * TAPS];
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let pixel = (n * (self.height + 2) + y * s + ky) * padded_w + x * s + kx;
+                    let input = &self.input[pixel * c + group * gw..pixel * c + (group + 1) * gw];
+                    for (i, &v) in input.iter().enumerate() {
+                        acc += v * w[i * TAPS + ky * 3 + kx];
                     }
                 }
-                // SAFETY: `run` checked the output extent; this task owns this row and group.
-                unsafe { *out.0.add(((n * out_h + y) * out_w + x) * c + o) = relu(acc) };
             }
+            // SAFETY: `run_rows` checked the output extent; this task owns this pixel's row
+            // and group.
+            unsafe { *out.0.add(((n * out_h + y) * out_w + x) * c + o) = relu(acc) };
         }
+    }
+}
+
+/// How a layer's rows (or pairs of rows) and groups split into tasks: at least `4 × threads`
+/// tasks on several threads, splitting the other dimension too when one is short (a 7×7 map
+/// has 7 rows; stage 1 has 2 groups). Layers whose weights would not stay in L2 beside their
+/// input (stages 3 and 4) run group by group, each group's weights (20 KiB for 24 channels)
+/// staying in L1 over all its rows, so they split by groups first; the others run row by row,
+/// each input row read once for all groups, and split by rows first.
+fn parts(threads: usize, rows: usize, groups: usize, group_major: bool) -> (usize, usize) {
+    let target = if threads <= 1 {
+        1
+    } else {
+        threads.saturating_mul(4)
+    };
+    if group_major {
+        let group_parts = target.clamp(1, groups);
+        (target.div_ceil(group_parts).clamp(1, rows), group_parts)
+    } else {
+        (rows, target.div_ceil(rows.max(1)).clamp(1, groups))
     }
 }
 
@@ -312,8 +411,10 @@ mod simd {
     use super::super::leave_avx512;
     use std::marker::PhantomData;
 
+    use std::ops::Range;
+
     use super::super::vector::{Tile, Vector, widest};
-    use super::{Conv3x3, SendPtr, TAPS};
+    use super::{Conv3x3, SendPtr, TAPS, winograd};
 
     /// # Safety
     /// `conv.run`'s extent checks hold; no other task writes this output row and group;
@@ -388,6 +489,61 @@ mod simd {
         // SAFETY: forwarded from the caller.
         unsafe { row_group::<__m512, 14, 1, 8>(conv, blocked, row, group, out) };
         leave_avx512();
+    }
+
+    /// One task of Winograd's kernel: its tile rows, its groups, the output rows to store, and
+    /// whether it runs group by group.
+    type WinogradTask<'r> = (Range<usize>, Range<usize>, &'r Range<usize>, bool);
+
+    /// # Safety
+    /// AVX2 and FMA are available; `conv.run_rows`'s extent checks hold over an even map at
+    /// stride 1; no other task writes these tile rows of these groups; `transformed` is the
+    /// layer's Winograd packing.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn winograd_avx2(
+        conv: &Conv3x3<'_>,
+        transformed: &[f32],
+        (tile_rows, groups, rows, group_major): WinogradTask<'_>,
+        out: SendPtr,
+    ) {
+        // The direct kernel's register tiles (see `row_group_avx2`), 12 tiles for one vector.
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            winograd::kernel::task::<__m256, 6, 3, 12>(
+                conv,
+                transformed,
+                tile_rows,
+                groups,
+                rows,
+                group_major,
+                out,
+            )
+        }
+    }
+
+    /// # Safety
+    /// As for `winograd_avx2`; NEON is part of every aarch64 CPU.
+    #[cfg(target_arch = "aarch64")]
+    #[target_feature(enable = "neon")]
+    pub unsafe fn winograd_neon(
+        conv: &Conv3x3<'_>,
+        transformed: &[f32],
+        (tile_rows, groups, rows, group_major): WinogradTask<'_>,
+        out: SendPtr,
+    ) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            winograd::kernel::task::<super::super::vector::F32x8, 6, 3, 12>(
+                conv,
+                transformed,
+                tile_rows,
+                groups,
+                rows,
+                group_major,
+                out,
+            )
+        }
     }
 
     /// Where one register tile reads and writes.

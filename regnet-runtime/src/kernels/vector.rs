@@ -159,6 +159,74 @@ impl Vector for F32x8 {
     }
 }
 
+/// What Winograd's transforms add to `Vector`'s multiply-adds (see `conv3x3::winograd`): the
+/// 8-wide vectors only, the ones the transformed kernel runs on.
+pub trait Transform: Vector {
+    /// `a + b`.
+    /// # Safety
+    /// As for `Vector::zero`.
+    unsafe fn add(a: Self, b: Self) -> Self;
+    /// `a − b`.
+    /// # Safety
+    /// As for `Vector::zero`.
+    unsafe fn sub(a: Self, b: Self) -> Self;
+    /// # Safety
+    /// As for `Vector::zero`, and room for `LANES` values at `p`.
+    unsafe fn store(self, p: *mut f32);
+    /// Whether any lane is NaN.
+    /// # Safety
+    /// As for `Vector::zero`.
+    unsafe fn any_nan(self) -> bool;
+}
+
+// SAFETY (all methods below): the callers guarantee the instruction set and the pointers.
+#[cfg(target_arch = "x86_64")]
+impl Transform for __m256 {
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn sub(a: Self, b: Self) -> Self {
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { _mm256_storeu_ps(p, self) }
+    }
+    #[inline(always)]
+    unsafe fn any_nan(self) -> bool {
+        unsafe { _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(self, self)) != 0 }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+impl Transform for F32x8 {
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        unsafe { F32x8(vaddq_f32(a.0, b.0), vaddq_f32(a.1, b.1)) }
+    }
+    #[inline(always)]
+    unsafe fn sub(a: Self, b: Self) -> Self {
+        unsafe { F32x8(vsubq_f32(a.0, b.0), vsubq_f32(a.1, b.1)) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe {
+            vst1q_f32(p, self.0);
+            vst1q_f32(p.add(4), self.1);
+        }
+    }
+    #[inline(always)]
+    unsafe fn any_nan(self) -> bool {
+        // A lane equals itself unless it is NaN.
+        unsafe {
+            let equal = vandq_u32(vceqq_f32(self.0, self.0), vceqq_f32(self.1, self.1));
+            vminvq_u32(equal) == 0
+        }
+    }
+}
+
 /// A register tile of the caller's choice of width: `P` output pixels.
 pub trait Tile: Copy {
     /// # Safety
