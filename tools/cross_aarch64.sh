@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # aarch64 under emulation: the NEON kernels' property tests against the scalar reference, and
-# one PyTorch fixture's parity (stem and stages within 1e-4, logits 1e-5) on NEON and scalar.
+# two PyTorch fixtures' parity (stem and stages within 1e-4, logits 1e-5) on NEON and scalar.
 # qemu-user runs the test binaries as a plain Cortex-A72 (baseline NEON only).
 #
 #   bash tools/cross_aarch64.sh
@@ -23,5 +23,7 @@ start=$SECONDS
 # The aarch64-only code (the NEON kernels) is linted here; .ci/run lints the x86 build.
 cargo clippy --target "$target" -p regnet-runtime --all-targets -- -D warnings
 cargo test --target "$target" -p regnet-runtime --test kernels
-cargo test --target "$target" --test parity torchvision_regnet_y_400mf -- --nocapture
+# Both torchvision fixtures: RegNetY-400MF's groups of 8 run the direct 3×3, RegNetX-400MF's
+# groups of 16 Winograd's.
+cargo test --target "$target" --test parity torchvision_regnet_ -- --nocapture
 echo "aarch64 under qemu: $((SECONDS - start)) s"

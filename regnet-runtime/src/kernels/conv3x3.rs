@@ -167,16 +167,11 @@ fn blocks(weight: &[f32], group_width: usize, lanes: usize) -> AlignedBuffer {
     packed
 }
 
-/// Whether layers of this group width run Winograd's kernel at stride 1 with `isa`: AVX2's 8-wide
-/// vectors (measured against the direct kernel in `benches/kernels.rs`); AVX-512 keeps its
-/// 16-wide direct kernels.
+/// Whether layers of this group width run Winograd's kernel at stride 1 with `isa`: the 8-wide
+/// vectors of AVX2 (measured against the direct kernel in `benches/kernels.rs`) and NEON (where
+/// it runs fewer instructions, `bench/insn_count.sh`); AVX-512 keeps its 16-wide direct kernels.
 fn runs_winograd(isa: Isa, group_width: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx2Fma {
-        return winograd::fits(group_width);
-    }
-    let _ = (isa, group_width);
-    false
+    matches!(isa, Isa::Avx2Fma | Isa::Neon) && winograd::fits(group_width)
 }
 
 /// Which version of the kernel a layer runs (see `PackedConv3x3::kernel`).
