@@ -35,17 +35,18 @@ pub(in crate::kernels::conv3x3) unsafe fn task<
     let gw = conv.weights.group_width;
     let tiles_wide = conv.width / 2;
     let tiles = tile_rows.start * tiles_wide..tile_rows.end * tiles_wide;
-    // Chunks of whole register tiles of the products (`widest` tile of the group's first
-    // blocks), so that only the last chunk has narrower ones: with chunks of 13 tiles (3 + 3 + 3
-    // + 2 + 2), the 2-tile register tiles took a fifth of the time on 14×14 maps. Never a last
-    // chunk of one tile, whose register tile would wait on the FMA latency.
-    let register_tile = match gw / V::LANES {
+    // Chunks of whole register tiles of the products (the widest tile of the group's first
+    // blocks), so that only the last chunk has narrower ones (chunks of 13 tiles, 3 + 3 + 3 + 2 +
+    // 2, put a fifth of perf's samples in the 2-tile ones on 14×14 maps; whole tiles measured
+    // 2–3% faster). Never a last chunk of one tile, whose register tile would wait on the FMA
+    // latency.
+    let register_tile = match blocks_together(gw / V::LANES) {
         1 => SINGLE,
-        vectors if vectors % 2 == 1 => TRIPLE,
+        3 => TRIPLE,
         _ => PAIR,
     };
     let most = SCRATCH / (POSITIONS * gw);
-    let whole = if most >= register_tile {
+    let full_chunk = if most >= register_tile {
         most / register_tile * register_tile
     } else {
         most
@@ -56,9 +57,11 @@ pub(in crate::kernels::conv3x3) unsafe fn task<
             let left = tiles.end - first;
             let size = match left {
                 0 => return None,
-                left if left <= whole => left,
-                left if left - whole == 1 && whole > register_tile => whole - register_tile,
-                _ => whole,
+                left if left <= full_chunk => left,
+                left if left - full_chunk == 1 && full_chunk > register_tile => {
+                    full_chunk - register_tile
+                }
+                _ => full_chunk,
             };
             first += size;
             Some(first - size..first)
@@ -174,15 +177,9 @@ unsafe fn tiles_of_group<
             }
         }
         for position in 0..POSITIONS {
-            // Vectors share each broadcast input as in the direct kernel: three for an odd
-            // count of blocks (a 24-wide group as one tile), else pairs, a lone block last.
             let mut block = 0;
             while block < vectors {
-                let width = match vectors - block {
-                    1 => 1,
-                    left if left % 2 == 1 => 3,
-                    _ => 2,
-                };
+                let width = blocks_together(vectors - block);
                 let mut t = 0;
                 while t < count {
                     let tile = ProductTile::<V, 1> {
@@ -214,7 +211,7 @@ unsafe fn tiles_of_group<
             // Zero times each output, summed: NaN when any output is not a number (see
             // `super`). Checked over all four pixels, stored or not, so that a pixel's bits do
             // not depend on which rows a run stores.
-            let mut finite = zero;
+            let mut zeroed_sum = zero;
             for block in 0..vectors {
                 let channel = group * gw + block * V::LANES;
                 let m: [[V; 4]; 4] = std::array::from_fn(|r| {
@@ -235,7 +232,7 @@ unsafe fn tiles_of_group<
                 let bias = V::load(conv.weights.bias[channel..].as_ptr());
                 for (r, row) in values.into_iter().enumerate() {
                     for (col, value) in row.into_iter().enumerate() {
-                        finite = V::mul_add(value, zero, finite);
+                        zeroed_sum = V::mul_add(value, zero, zeroed_sum);
                         if stored(r) {
                             let pixel = (n * out_h + y + r) * out_w + x + col;
                             value.store_bias_relu(bias, out.0.add(pixel * c + channel));
@@ -243,7 +240,7 @@ unsafe fn tiles_of_group<
                     }
                 }
             }
-            if finite.any_nan() {
+            if zeroed_sum.any_nan() {
                 for r in (0..2).filter(|&r| stored(r)) {
                     for col in 0..2 {
                         conv.scalar_pixel_group(n, y + r, x + col, group, out);
@@ -251,6 +248,17 @@ unsafe fn tiles_of_group<
                 }
             }
         }
+    }
+}
+
+/// How many of the `left` 8-wide blocks of a group's output channels share each broadcast
+/// input, as in the direct kernel: three for an odd count (a 24-wide group as one tile), else
+/// two, a lone block last.
+fn blocks_together(left: usize) -> usize {
+    match left {
+        1 => 1,
+        left if left % 2 == 1 => 3,
+        _ => 2,
     }
 }
 
@@ -290,7 +298,8 @@ unsafe fn output_transform<V: Transform>(m: [V; 4]) -> [V; 2] {
 /// `Σ_i transformed[tile][i] · weights[i][o]` over the group's input channels.
 #[derive(Clone, Copy)]
 struct ProductTile<V, const B: usize> {
-    /// The first tile's transformed inputs at this position (the next tile's `group_width` on).
+    /// The first tile's transformed inputs at this position (the next tile's `POSITIONS ×
+    /// group_width` on).
     transformed: *const f32,
     /// The first block's weights at this position, `[input channel][group width]`.
     weights: *const f32,
