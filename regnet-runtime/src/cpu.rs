@@ -687,17 +687,25 @@ fn execute(context: Context, step: &Step, packed: &Packed, images: &[f32], slots
     slots.0[step.output.index()] = output;
 }
 
-/// Copies NCHW images into a buffer with a one-pixel zero border.
+/// Copies NCHW images into a buffer with a one-pixel zero border, writing each element once
+/// (zeroing the whole buffer first made the stem step 5–9% slower: median and best of 5
+/// alternating `regnet bench regnety_400mf --profile` runs, 0.420 and 0.364 against 0.398 and
+/// 0.331 ms).
 fn pad_images(input: &[f32], batch: usize, size: usize, padded: &mut [f32]) {
     let p = size + 2;
     let padded = &mut padded[..batch * INPUT_CHANNELS * p * p];
-    padded.fill(0.0);
     for (plane, source) in padded
         .chunks_exact_mut(p * p)
         .zip(input.chunks_exact(size * size))
     {
-        for (y, row) in source.chunks_exact(size).enumerate() {
-            plane[(y + 1) * p + 1..(y + 1) * p + 1 + size].copy_from_slice(row);
+        let (top, rest) = plane.split_at_mut(p);
+        let (rows, bottom) = rest.split_at_mut(size * p);
+        top.fill(0.0);
+        bottom.fill(0.0);
+        for (line, row) in rows.chunks_exact_mut(p).zip(source.chunks_exact(size)) {
+            line[0] = 0.0;
+            line[1..=size].copy_from_slice(row);
+            line[p - 1] = 0.0;
         }
     }
 }
