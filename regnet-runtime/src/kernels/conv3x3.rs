@@ -409,10 +409,9 @@ mod simd {
     use super::super::leave_avx512;
     use std::marker::PhantomData;
 
-    use std::ops::Range;
-
     use super::super::vector::{Tile, Vector, widest};
-    use super::{Conv3x3, SendPtr, TAPS, winograd};
+    use super::winograd::{self, kernel::WinogradTask};
+    use super::{Conv3x3, SendPtr, TAPS};
 
     /// # Safety
     /// `conv.run`'s extent checks hold; no other task writes this output row and group;
@@ -489,35 +488,21 @@ mod simd {
         leave_avx512();
     }
 
-    /// One task of Winograd's kernel: its tile rows, its groups, the output rows to store, and
-    /// whether it runs group by group.
-    type WinogradTask<'r> = (Range<usize>, Range<usize>, &'r Range<usize>, bool);
-
     /// # Safety
     /// AVX2 and FMA are available; `conv.run_rows`'s extent checks hold over an even map at
-    /// stride 1; no other task writes these tile rows of these groups; `transformed` is the
+    /// stride 1; no other task writes `task`'s tile rows of its groups; `transformed` is the
     /// layer's Winograd packing.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn winograd_avx2(
         conv: &Conv3x3<'_>,
         transformed: &[f32],
-        (tile_rows, groups, rows, group_major): WinogradTask<'_>,
+        task: WinogradTask<'_>,
         out: SendPtr,
     ) {
         // The direct kernel's register tiles (see `row_group_avx2`), 12 tiles for one vector.
         // SAFETY: forwarded from the caller.
-        unsafe {
-            winograd::kernel::task::<__m256, 6, 3, 12>(
-                conv,
-                transformed,
-                tile_rows,
-                groups,
-                rows,
-                group_major,
-                out,
-            )
-        }
+        unsafe { winograd::kernel::task::<__m256, 6, 3, 12>(conv, transformed, task, out) }
     }
 
     /// # Safety
@@ -527,7 +512,7 @@ mod simd {
     pub unsafe fn winograd_neon(
         conv: &Conv3x3<'_>,
         transformed: &[f32],
-        (tile_rows, groups, rows, group_major): WinogradTask<'_>,
+        task: WinogradTask<'_>,
         out: SendPtr,
     ) {
         // SAFETY: forwarded from the caller.
@@ -535,10 +520,7 @@ mod simd {
             winograd::kernel::task::<super::super::vector::F32x8, 6, 3, 12>(
                 conv,
                 transformed,
-                tile_rows,
-                groups,
-                rows,
-                group_major,
+                task,
                 out,
             )
         }

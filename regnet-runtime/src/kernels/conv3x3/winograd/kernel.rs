@@ -9,15 +9,19 @@ use super::super::super::vector::{Tile, Transform, widest};
 use super::super::Conv3x3;
 use super::{POSITIONS, SCRATCH};
 
-/// One task's tiles: tile rows `tile_rows` (counted over the batch: image n's tile row r is
-/// n · out_h / 2 + r) of groups `groups`, storing only the output rows in `rows`. `weights` is
-/// the transformed layer (see `transform_weights`).
+/// One task of the kernel: its tile rows (counted over the batch: image n's tile row r is
+/// n · out_h / 2 + r), its groups, the output rows to store (of those tiles), and whether it runs
+/// group by group.
+pub(in crate::kernels::conv3x3) type WinogradTask<'r> =
+    (Range<usize>, Range<usize>, &'r Range<usize>, bool);
+
+/// One task's tiles (see `WinogradTask`). `weights` is the transformed layer (see
+/// `transform_weights`).
 ///
 /// # Safety
 /// The entry point's instruction set is `V`'s; `conv.run_rows`'s extent checks hold and the map
 /// is even in both sides; no other task writes these rows of these groups.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 pub(in crate::kernels::conv3x3) unsafe fn task<
     V: Transform,
     const PAIR: usize,
@@ -26,10 +30,7 @@ pub(in crate::kernels::conv3x3) unsafe fn task<
 >(
     conv: &Conv3x3<'_>,
     weights: &[f32],
-    tile_rows: Range<usize>,
-    groups: Range<usize>,
-    rows: &Range<usize>,
-    group_major: bool,
+    (tile_rows, groups, rows, group_major): WinogradTask<'_>,
     out: SendPtr,
 ) {
     let gw = conv.weights.group_width;
