@@ -383,3 +383,48 @@ fn relu_keeps_nan_and_infinity_on_every_path() {
         check("stem", isa, &output);
     }
 }
+
+/// Winograd's 3×3 runs where it was measured faster, and only there: groups of 16 or more at
+/// stride 1 over maps of even sides, with the AVX2 and NEON tables, finite weights. (Its numbers
+/// are checked wherever it runs by `conv3x3_matches_reference`; this guards the choice, which
+/// no numeric test sees.)
+#[test]
+fn winograd_runs_where_chosen() {
+    for kernels in ISAS.map(Kernels::new) {
+        let table_has_it = matches!(kernels.isa(), Isa::Avx2Fma | Isa::Neon);
+        // (group width, stride, map side, a weight that is not finite, expected)
+        let cases = [
+            (24, 1, 14, false, table_has_it),
+            (16, 1, 28, false, table_has_it),
+            (8, 1, 28, false, false),
+            (24, 2, 14, false, false),
+            (24, 1, 7, false, false),
+            (24, 1, 14, true, false),
+        ];
+        for (group_width, stride, side, poisoned, expected) in cases {
+            let channels = 2 * group_width;
+            let mut weight = vec![0.5; channels * group_width * 9];
+            if poisoned {
+                weight[5] = f32::INFINITY;
+            }
+            let bias = vec![0.0; channels];
+            let packed = PackedConv3x3::new(&weight, &bias, channels, group_width, stride, kernels);
+            let direct = (9 * channels * group_width * side * side) as u64;
+            let (together, multiply_adds) = if expected {
+                (2, direct * 16 / 36)
+            } else {
+                (1, direct)
+            };
+            let at = format!(
+                "{:?}, groups of {group_width}, stride {stride}, {side}×{side}",
+                kernels.isa()
+            );
+            assert_eq!(packed.rows_together(kernels, side, side), together, "{at}");
+            assert_eq!(
+                packed.multiply_adds(kernels, side, side, direct),
+                multiply_adds,
+                "{at}"
+            );
+        }
+    }
+}
