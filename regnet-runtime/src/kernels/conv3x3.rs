@@ -380,6 +380,18 @@ impl Conv3x3<'_> {
     }
 }
 
+/// How many of the `left` 8-wide blocks of a group's output channels share each broadcast input
+/// (in the direct kernel's tiles and Winograd's products alike): three for an odd count (a
+/// 24-wide group as one tile: 7 loads per 12 FMAs, where a pair and a single take 8 and 13),
+/// else two, a lone block last.
+fn blocks_together(left: usize) -> usize {
+    match left {
+        1 => 1,
+        left if left % 2 == 1 => 3,
+        _ => 2,
+    }
+}
+
 /// How a layer's rows (or pairs of rows) and groups split into tasks: at least `4 × threads`
 /// tasks on several threads, splitting the other dimension too when one is short (a 7×7 map
 /// has 7 rows; stage 1 has 2 groups). Layers whose weights would not stay in L2 beside their
@@ -411,7 +423,7 @@ mod simd {
 
     use super::super::vector::{Tile, Vector, widest};
     use super::winograd::{self, kernel::WinogradTask};
-    use super::{Conv3x3, SendPtr, TAPS};
+    use super::{Conv3x3, SendPtr, TAPS, blocks_together};
 
     /// # Safety
     /// `conv.run`'s extent checks hold; no other task writes this output row and group;
@@ -573,14 +585,13 @@ mod simd {
         let mut half = wide && gw % V::LANES != 0;
         let mut block = 0;
         while block < full || half {
-            // Vectors share each broadcast input: two full blocks, or the last full block and
-            // the half one; an odd number of 8-wide blocks starts with three (a 24-wide group
-            // as one tile: 7 loads per 12 FMAs, where a pair and a single take 8 and 13).
+            // Vectors share each broadcast input: 8-wide ones as `blocks_together` says; 16-wide
+            // ones two full blocks, or the last full block and the half one.
             let (vectors, halves) = match (full - block, half) {
+                (left, false) if !wide => (blocks_together(left), 0),
                 (0, _) => (0, 1),
                 (1, true) => (1, 1),
                 (1, false) => (1, 0),
-                (left, false) if !wide && left % 2 == 1 => (3, 0),
                 _ => (2, 0),
             };
             let first_channel = group * gw + block * V::LANES;

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::super::super::SendPtr;
 use super::super::super::vector::{Tile, Transform, widest};
-use super::super::Conv3x3;
+use super::super::{Conv3x3, blocks_together};
 use super::{POSITIONS, SCRATCH};
 
 /// One task of the kernel: its tile rows (counted over the batch: image n's tile row r is
@@ -249,17 +249,6 @@ unsafe fn tiles_of_group<
                 }
             }
         }
-    }
-}
-
-/// How many of the `left` 8-wide blocks of a group's output channels share each broadcast
-/// input, as in the direct kernel: three for an odd count (a 24-wide group as one tile), else
-/// two, a lone block last.
-fn blocks_together(left: usize) -> usize {
-    match left {
-        1 => 1,
-        left if left % 2 == 1 => 3,
-        _ => 2,
     }
 }
 
