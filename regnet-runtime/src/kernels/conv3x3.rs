@@ -107,19 +107,20 @@ impl PackedConv3x3 {
         size_of_val(self.weight.as_slice()) > L2_WEIGHT_BYTES
     }
 
-    /// Whether a table of `kernels` runs this layer over a `height × width` input with
-    /// Winograd's transform: at stride 1 over a map of even sides (whole 2×2 tiles), where the
-    /// instruction set has the kernel.
-    fn runs_winograd(&self, kernels: Kernels, height: usize, width: usize) -> bool {
+    /// Winograd's transformed weights, when a table of `kernels` runs this layer over a
+    /// `height × width` input with them: at stride 1 over a map of even sides (whole 2×2
+    /// tiles), where the instruction set has the kernel.
+    fn winograd(&self, kernels: Kernels, height: usize, width: usize) -> Option<&[f32]> {
         let even = height.is_multiple_of(2) && width.is_multiple_of(2);
-        even && self.winograd.is_some() && runs_winograd(kernels.isa, self.group_width)
+        let chosen = even && runs_winograd(kernels.isa, self.group_width);
+        self.winograd.as_deref().filter(|_| chosen)
     }
 
     /// Output rows computed together over a `height × width` input: 2 where Winograd's 2×2
     /// tiles run, else 1. `Conv3x3::run_rows` reads the input rows of every whole group of rows
     /// it touches.
     pub fn rows_together(&self, kernels: Kernels, height: usize, width: usize) -> usize {
-        if self.runs_winograd(kernels, height, width) {
+        if self.winograd(kernels, height, width).is_some() {
             2
         } else {
             1
@@ -130,7 +131,7 @@ impl PackedConv3x3 {
     /// for the direct convolution: Winograd's transform makes each 2×2 tile's 36 products per
     /// input and output channel 16.
     pub fn multiply_adds(&self, kernels: Kernels, height: usize, width: usize, direct: u64) -> u64 {
-        if self.runs_winograd(kernels, height, width) {
+        if self.winograd(kernels, height, width).is_some() {
             direct * 16 / 36
         } else {
             direct
@@ -212,12 +213,6 @@ impl Conv3x3<'_> {
         ((self.height - 1) / s + 1, (self.width - 1) / s + 1)
     }
 
-    /// Winograd's transformed weights, when `kernels` runs this layer with them.
-    fn winograd(&self, kernels: Kernels) -> Option<&[f32]> {
-        let weights = self.weights.winograd.as_deref()?;
-        (self.weights.runs_winograd(kernels, self.height, self.width)).then_some(weights)
-    }
-
     /// Writes `[batch][out_h][out_w][channels]` with bias and ReLU applied.
     pub fn run(&self, kernels: Kernels, threads: usize, output: &mut [f32]) {
         let (out_h, _) = self.output_size();
@@ -258,91 +253,93 @@ impl Conv3x3<'_> {
         }
         let group_major = self.weights.group_major();
         let out = SendPtr(output.as_mut_ptr());
-        if let Some(transformed) = self.winograd(kernels) {
+        if let Some(transformed) = self.weights.winograd(kernels, self.height, self.width) {
             // Tiles of 2×2 output pixels: a task takes whole pairs of rows.
             let tile_rows = rows.start / 2..rows.end.div_ceil(2);
-            let (row_parts, group_parts) = parts(threads, tile_rows.len(), groups, group_major);
-            for_each_task(threads, row_parts * group_parts, |task| {
-                let own = chunk(tile_rows.len(), row_parts, task / group_parts);
-                let own = tile_rows.start + own.start..tile_rows.start + own.end;
-                let group_range = chunk(groups, group_parts, task % group_parts);
-                // SAFETY: `winograd` gives weights only for the kernels' instruction set, at
-                // stride 1 over an even map; the extents are checked above; this task alone
-                // writes these tile rows (of `rows`) of these groups.
-                let task = (own, group_range, &rows, group_major);
-                #[cfg(target_arch = "x86_64")]
-                unsafe {
-                    simd::winograd_avx2(self, transformed, task, out)
-                }
-                #[cfg(target_arch = "aarch64")]
-                unsafe {
-                    simd::winograd_neon(self, transformed, task, out)
-                }
-                // Elsewhere no instruction set runs Winograd's kernel, so `winograd` gives none.
-                #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-                let _ = (task, transformed);
-            });
+            for_each_part(
+                threads,
+                tile_rows,
+                groups,
+                group_major,
+                |own, group_range| {
+                    // SAFETY: `winograd` gives weights only for the kernels' instruction set, at
+                    // stride 1 over an even map; the extents are checked above; this task alone
+                    // writes these tile rows (of `rows`) of these groups.
+                    let task = (own, group_range, &rows, group_major);
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        simd::winograd_avx2(self, transformed, task, out)
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    unsafe {
+                        simd::winograd_neon(self, transformed, task, out)
+                    }
+                    // Elsewhere no instruction set runs Winograd's kernel, so `winograd` gives none.
+                    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+                    let _ = (task, transformed);
+                },
+            );
             return;
         }
-        let first_row = rows.start;
-        let rows = rows.len();
-        let (row_parts, group_parts) = parts(threads, rows, groups, group_major);
         let (kernel, packed) = self.weights.kernel(kernels.isa);
-        for_each_task(threads, row_parts * group_parts, |task| {
-            let row_range = chunk(rows, row_parts, task / group_parts);
-            let row_range = first_row + row_range.start..first_row + row_range.end;
-            let group_range = chunk(groups, group_parts, task % group_parts);
-            let one = |row, group| match kernel {
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512 => {
-                    // SAFETY: AVX-512F and VL were detected; `run` checked the input and output
-                    // extents; this task alone writes this row of this group.
-                    unsafe { simd::row_group_avx512(self, packed, row, group, out) }
-                }
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512Ymm => {
-                    // SAFETY: as above, AVX-512F and VL (its 256-bit forms) detected.
-                    unsafe { simd::row_group_avx512_ymm(self, packed, row, group, out) }
-                }
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2 => {
-                    // SAFETY: as above, with AVX2 and FMA detected.
-                    unsafe { simd::row_group_avx2(self, packed, row, group, out) }
-                }
-                #[cfg(target_arch = "aarch64")]
-                Kernel::Neon => {
-                    // SAFETY: as above; NEON is part of every aarch64 CPU.
-                    unsafe { simd::row_group_neon(self, packed, row, group, out) }
-                }
-                Kernel::Scalar => self.scalar_row_group(row, group, out),
-            };
-            if group_major {
-                // Image by image: one image's input stays in L2 while its groups pass over it, a
-                // batch's would not (RegNetY-1.6GF's stage-4 3×3 at batch 8 took 1.6–1.8× the
-                // time of 8 single images group-major over the whole batch). Each row also
-                // prefetches its share of the next group's weights, which come from memory, so
-                // that the next group's first row does not wait on them.
-                let per_group = packed.len() / groups;
-                let mut first = row_range.start;
-                while first < row_range.end {
-                    let image_rows = first..((first / out_h + 1) * out_h).min(row_range.end);
-                    for group in group_range.clone() {
-                        let next = packed.get((group + 1) * per_group..(group + 2) * per_group);
-                        for (part, row) in image_rows.clone().enumerate() {
-                            if let Some(next) = next {
-                                prefetch_share(next, image_rows.len(), part);
-                            }
-                            one(row, group);
-                        }
+        for_each_part(
+            threads,
+            rows,
+            groups,
+            group_major,
+            |row_range, group_range| {
+                let one = |row, group| match kernel {
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx512 => {
+                        // SAFETY: AVX-512F and VL were detected; `run` checked the input and output
+                        // extents; this task alone writes this row of this group.
+                        unsafe { simd::row_group_avx512(self, packed, row, group, out) }
                     }
-                    first = image_rows.end;
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx512Ymm => {
+                        // SAFETY: as above, AVX-512F and VL (its 256-bit forms) detected.
+                        unsafe { simd::row_group_avx512_ymm(self, packed, row, group, out) }
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx2 => {
+                        // SAFETY: as above, with AVX2 and FMA detected.
+                        unsafe { simd::row_group_avx2(self, packed, row, group, out) }
+                    }
+                    #[cfg(target_arch = "aarch64")]
+                    Kernel::Neon => {
+                        // SAFETY: as above; NEON is part of every aarch64 CPU.
+                        unsafe { simd::row_group_neon(self, packed, row, group, out) }
+                    }
+                    Kernel::Scalar => self.scalar_row_group(row, group, out),
+                };
+                if group_major {
+                    // Image by image: one image's input stays in L2 while its groups pass over it, a
+                    // batch's would not (RegNetY-1.6GF's stage-4 3×3 at batch 8 took 1.6–1.8× the
+                    // time of 8 single images group-major over the whole batch). Each row also
+                    // prefetches its share of the next group's weights, which come from memory, so
+                    // that the next group's first row does not wait on them.
+                    let per_group = packed.len() / groups;
+                    let mut first = row_range.start;
+                    while first < row_range.end {
+                        let image_rows = first..((first / out_h + 1) * out_h).min(row_range.end);
+                        for group in group_range.clone() {
+                            let next = packed.get((group + 1) * per_group..(group + 2) * per_group);
+                            for (part, row) in image_rows.clone().enumerate() {
+                                if let Some(next) = next {
+                                    prefetch_share(next, image_rows.len(), part);
+                                }
+                                one(row, group);
+                            }
+                        }
+                        first = image_rows.end;
+                    }
+                } else {
+                    for row in row_range {
+                        group_range.clone().for_each(|group| one(row, group));
+                    }
                 }
-            } else {
-                for row in row_range {
-                    group_range.clone().for_each(|group| one(row, group));
-                }
-            }
-        });
+            },
+        );
     }
 
     fn scalar_row_group(&self, row: usize, group: usize, out: SendPtr) {
@@ -392,24 +389,43 @@ fn blocks_together(left: usize) -> usize {
     }
 }
 
-/// How a layer's rows (or pairs of rows) and groups split into tasks: at least `4 × threads`
-/// tasks on several threads, splitting the other dimension too when one is short (a 7×7 map
-/// has 7 rows; stage 1 has 2 groups). Layers whose weights would not stay in L2 beside their
-/// input (stages 3 and 4) run group by group, each group's weights (20 KiB for 24 channels)
-/// staying in L1 over all its rows, so they split by groups first; the others run row by row,
-/// each input row read once for all groups, and split by rows first.
-fn parts(threads: usize, rows: usize, groups: usize, group_major: bool) -> (usize, usize) {
+/// Runs `work(units, groups)` over a layer's `units` (rows, or pairs of rows) and its `groups`,
+/// split into tasks: at least `4 × threads` on several threads, splitting the other dimension
+/// too when one is short (a 7×7 map has 7 rows; stage 1 has 2 groups). Layers whose weights would
+/// not stay in L2 beside their input (stages 3 and 4) run group by group, each group's weights
+/// (20 KiB for 24 channels) staying in L1 over all its rows, so they split by groups first; the
+/// others run row by row, each input row read once for all groups, and split by rows first.
+fn for_each_part(
+    threads: usize,
+    units: Range<usize>,
+    groups: usize,
+    group_major: bool,
+    work: impl Fn(Range<usize>, Range<usize>) + Sync,
+) {
     let target = if threads <= 1 {
         1
     } else {
         threads.saturating_mul(4)
     };
-    if group_major {
+    let (unit_parts, group_parts) = if group_major {
         let group_parts = target.clamp(1, groups);
-        (target.div_ceil(group_parts).clamp(1, rows), group_parts)
+        (
+            target.div_ceil(group_parts).clamp(1, units.len()),
+            group_parts,
+        )
     } else {
-        (rows, target.div_ceil(rows.max(1)).clamp(1, groups))
-    }
+        (
+            units.len(),
+            target.div_ceil(units.len().max(1)).clamp(1, groups),
+        )
+    };
+    for_each_task(threads, unit_parts * group_parts, |task| {
+        let own = chunk(units.len(), unit_parts, task / group_parts);
+        work(
+            units.start + own.start..units.start + own.end,
+            chunk(groups, group_parts, task % group_parts),
+        )
+    });
 }
 
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
