@@ -74,6 +74,8 @@ pub(in crate::kernels::conv3x3) unsafe fn task<
         transformed: transformed.as_mut_ptr().cast(),
         products: products.as_mut_ptr().cast(),
     };
+    // Two spelled-out calls, not one closure: a closure does not inherit the entry point's
+    // target features, and the kernel inlined into it ran 40× slower (measured).
     // SAFETY (both loops): forwarded from the caller; every chunk fits the scratch buffers.
     if group_major {
         for group in groups {
