@@ -108,6 +108,7 @@ fn grouped(bencher: Bencher, (isa, (size, c, gw, stride)): (Isa, (usize, usize, 
         c,
         gw,
         stride,
+        (size, size),
         kernels,
     );
     let input = vec![1.0f32; (size + 2) * (size + 2) * c];

@@ -70,6 +70,7 @@ impl Packed {
                     channels,
                     group_width,
                     stride,
+                    input_size,
                     ..
                 },
                 Some(l),
@@ -80,6 +81,7 @@ impl Packed {
                 channels,
                 group_width,
                 stride,
+                (input_size, input_size),
                 kernels,
             )),
             (Op::Excite { channels, hidden }, None, Some(se)) => Packed::Excite {

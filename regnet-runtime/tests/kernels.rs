@@ -202,7 +202,7 @@ proptest! {
         let padded = pad_nhwc(&input, n, h, w, c);
         for kernels in ISAS.map(Kernels::new) {
             // Packed for the table that runs it, as a network packs for its own.
-            let packed = PackedConv3x3::new(&weight, &bias, c, group_width, stride, kernels);
+            let packed = PackedConv3x3::new(&weight, &bias, c, group_width, stride, (h, w), kernels);
             for threads in [1, 2] {
                 let conv = Conv3x3 { weights: &packed, batch: n, height: h, width: w, input: &padded };
                 let mut output = vec![f32::NAN; n * oh * ow * c];
@@ -342,7 +342,8 @@ fn relu_keeps_nan_and_infinity_on_every_path() {
     let image = vec![1.0; 3 * (h + 2) * (w + 2)];
     for kernels in ISAS.map(Kernels::new) {
         let isa = kernels.isa();
-        let depthwise = PackedConv3x3::new(&[0.0; CHANNELS * 9], &bias, CHANNELS, 1, 1, kernels);
+        let depthwise =
+            PackedConv3x3::new(&[0.0; CHANNELS * 9], &bias, CHANNELS, 1, 1, (h, w), kernels);
         let mut output = vec![0.0; h * w * CHANNELS];
         Gemm {
             weights: &linear,
@@ -408,7 +409,15 @@ fn winograd_runs_where_chosen() {
                 weight[5] = f32::INFINITY;
             }
             let bias = vec![0.0; channels];
-            let packed = PackedConv3x3::new(&weight, &bias, channels, group_width, stride, kernels);
+            let packed = PackedConv3x3::new(
+                &weight,
+                &bias,
+                channels,
+                group_width,
+                stride,
+                (side, side),
+                kernels,
+            );
             let direct = (9 * channels * group_width * side * side) as u64;
             let (together, multiply_adds) = if expected {
                 (2, direct * 16 / 36)

@@ -42,13 +42,15 @@ pub struct PackedConv3x3 {
 
 impl PackedConv3x3 {
     /// `weight` is PyTorch's `[channels][group_width][3][3]`, packed for the versions `kernels`
-    /// runs (the 16-wide layout only for AVX-512's).
+    /// runs over input maps of `(height, width)` (the 16-wide layout only for AVX-512's,
+    /// Winograd's only where it runs).
     pub fn new(
         weight: &[f32],
         bias: &[f32],
         channels: usize,
         group_width: usize,
         stride: usize,
+        (height, width): (usize, usize),
         kernels: Kernels,
     ) -> Self {
         assert!(
@@ -64,7 +66,7 @@ impl PackedConv3x3 {
         let blocked16 =
             (group_width.is_multiple_of(8) && group_width > 8 && kernels.isa == Isa::Avx512)
                 .then(|| blocks(weight, group_width, 16));
-        let winograd = (stride == 1 && runs_winograd(kernels.isa, group_width))
+        let winograd = (stride == 1 && runs_winograd(kernels.isa, group_width, height, width))
             .then(|| transform_weights(weight, group_width))
             .flatten();
         PackedConv3x3 {
@@ -111,8 +113,7 @@ impl PackedConv3x3 {
     /// `height × width` input with them: at stride 1 over a map of even sides (whole 2×2
     /// tiles), where the instruction set has the kernel.
     fn winograd(&self, kernels: Kernels, height: usize, width: usize) -> Option<&[f32]> {
-        let even = height.is_multiple_of(2) && width.is_multiple_of(2);
-        let chosen = even && runs_winograd(kernels.isa, self.group_width);
+        let chosen = runs_winograd(kernels.isa, self.group_width, height, width);
         self.winograd.as_deref().filter(|_| chosen)
     }
 
@@ -168,11 +169,15 @@ fn blocks(weight: &[f32], group_width: usize, lanes: usize) -> AlignedBuffer {
     packed
 }
 
-/// Whether layers of this group width run Winograd's kernel at stride 1 with `isa`: the 8-wide
-/// vectors of AVX2 (measured against the direct kernel in `benches/kernels.rs`) and NEON (where
-/// it runs fewer instructions, `bench/insn_count.sh`); AVX-512 keeps its 16-wide direct kernels.
-fn runs_winograd(isa: Isa, group_width: usize) -> bool {
-    matches!(isa, Isa::Avx2Fma | Isa::Neon) && winograd::fits(group_width)
+/// Whether layers of this group width run Winograd's kernel at stride 1 with `isa` over input
+/// maps of `height × width`: even sides (whole 2×2 tiles), and the 8-wide vectors of AVX2
+/// (measured against the direct kernel in `benches/kernels.rs`) and NEON (where it runs fewer
+/// instructions, `bench/insn_count.sh`); AVX-512 keeps its 16-wide direct kernels.
+fn runs_winograd(isa: Isa, group_width: usize, height: usize, width: usize) -> bool {
+    height.is_multiple_of(2)
+        && width.is_multiple_of(2)
+        && matches!(isa, Isa::Avx2Fma | Isa::Neon)
+        && winograd::fits(group_width)
 }
 
 /// Which version of the kernel a layer runs (see `PackedConv3x3::kernel`).
