@@ -17,8 +17,17 @@ const ROW_BLOCK_BYTES: usize = 96 * 1024;
 const L1_WEIGHT_BYTES: usize = 16 * 1024;
 /// Register tiles a task runs over each panel before the next (their rows stay in L2).
 const MAX_BLOCK_TILES: usize = 16;
+
 /// Weight bytes of a pass over K: its panels' K-block stays in L1 while the rows stream by.
-const PASS_WEIGHT_BYTES: usize = 16 * 1024;
+/// AVX2's is measured (AMD EPYC, 32 KiB L1): with 28 KiB rather than 16, K up to 448 takes one
+/// pass instead of two, and the 1×1s with K of 336–888 ran 2–4% faster (kernel bench); the
+/// other instruction sets keep the 16 KiB they were tuned with.
+fn pass_weight_bytes(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx2Fma => 28 * 1024,
+        Isa::Scalar | Isa::Avx512 | Isa::Neon => 16 * 1024,
+    }
+}
 
 /// The register tile of an instruction set: `rows` pixels × `panels` panels.
 #[derive(Clone, Copy)]
@@ -193,7 +202,7 @@ impl Gemm<'_> {
         };
         // A K-block of the tile's panels stays in L1 while the task's rows stream by; a block
         // of rows stays in L2 across the panels.
-        let kc = PASS_WEIGHT_BYTES / (shape.panels * PANEL * 4);
+        let kc = pass_weight_bytes(isa) / (shape.panels * PANEL * 4);
         let k_blocks = k.div_ceil(kc).max(1);
         let block_tiles =
             (ROW_BLOCK_BYTES / (shape.rows * k.clamp(1, kc) * 4)).clamp(1, MAX_BLOCK_TILES);
@@ -245,9 +254,12 @@ impl Gemm<'_> {
                 // SAFETY: as above; NEON is part of every aarch64 CPU.
                 unsafe { neon::tiles(self, order, pass, out) }
             }
-            _ => order.each::<TILE_ROWS>(self, pass, |rows, panel| {
-                scalar_tile(self, rows, panel, pass, out)
-            }),
+            _ => order.each::<TILE_ROWS, _>(
+                self,
+                pass,
+                |rows| rows,
+                |rows, panel| scalar_tile(self, rows, panel, pass, out),
+            ),
         }
     }
 
@@ -288,19 +300,20 @@ struct Order {
 }
 
 impl Order {
-    /// Calls `f(rows, first_panel)` for every tile and every `shape.panels`-th panel,
-    /// computing each tile's rows once.
+    /// Calls `f(rows, first_panel)` for every tile and every `shape.panels`-th panel, with
+    /// each tile's rows computed once and turned by `prepare` into what the kernel takes.
     #[inline(always)]
-    fn each<const N: usize>(
+    fn each<const N: usize, T>(
         &self,
         gemm: &Gemm<'_>,
         pass: &Pass,
-        mut f: impl FnMut(&TileRows<N>, usize),
+        prepare: impl Fn(TileRows<N>) -> T,
+        mut f: impl FnMut(&T, usize),
     ) {
         let panels = self.panels.clone().step_by(self.shape.panels);
         if self.tile_major {
             for tile in self.tiles.clone() {
-                let rows = gemm.rows_of::<N>(tile, self.shape.rows);
+                let rows = prepare(gemm.rows_of::<N>(tile, self.shape.rows));
                 panels.clone().for_each(|panel| f(&rows, panel));
             }
         } else {
@@ -309,9 +322,9 @@ impl Order {
             // MAX_BLOCK_TILES tiles, so this is one chunk.
             for first in self.tiles.clone().step_by(MAX_BLOCK_TILES) {
                 let count = (self.tiles.end - first).min(MAX_BLOCK_TILES);
-                let mut rows = [const { MaybeUninit::<TileRows<N>>::uninit() }; MAX_BLOCK_TILES];
+                let mut rows = [const { MaybeUninit::<T>::uninit() }; MAX_BLOCK_TILES];
                 for (t, rows) in rows.iter_mut().take(count).enumerate() {
-                    rows.write(gemm.rows_of::<N>(first + t, self.shape.rows));
+                    rows.write(prepare(gemm.rows_of::<N>(first + t, self.shape.rows)));
                 }
                 for panel in panels.clone() {
                     // The next panels' K-block comes from memory (a late layer's weights are
@@ -384,18 +397,18 @@ fn scalar_tile(
     }
 }
 
-/// Calls the kernel instance `$tile::<R>` for a tile's exact row count `R` (1 to
+/// Calls the kernel instance `$tile::<R, FIXED…>` for a tile's exact row count `R` (1 to
 /// `TILE_ROWS`), with the arguments given.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! exact_rows {
-    ($tile:ident, $rows:expr, $($argument:expr),*) => {
+    ($tile:ident[$($fixed:ident),*], $rows:expr, $($argument:expr),*) => {
         match $rows {
-            1 => $tile::<1>($($argument),*),
-            2 => $tile::<2>($($argument),*),
-            3 => $tile::<3>($($argument),*),
-            4 => $tile::<4>($($argument),*),
-            5 => $tile::<5>($($argument),*),
-            _ => $tile::<TILE_ROWS>($($argument),*),
+            1 => $tile::<1 $(, $fixed)*>($($argument),*),
+            2 => $tile::<2 $(, $fixed)*>($($argument),*),
+            3 => $tile::<3 $(, $fixed)*>($($argument),*),
+            4 => $tile::<4 $(, $fixed)*>($($argument),*),
+            5 => $tile::<5 $(, $fixed)*>($($argument),*),
+            _ => $tile::<TILE_ROWS $(, $fixed)*>($($argument),*),
         }
     };
 }
@@ -405,7 +418,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::super::vector::Vector;
-    use super::{Gemm, Order, PANEL, Panel, Pass, SendPtr, TILE_ROWS, TileRows};
+    use super::{Gemm, Order, PANEL, Pass, SendPtr, TILE_ROWS, TileRows};
 
     /// The task's tiles and panels in `order`, over the pass's part of K.
     ///
@@ -414,127 +427,207 @@ mod avx2 {
     /// in `run`); no other task writes these panels of these rows.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
+        // One kernel instance per epilogue, its rows as pointers made once per tile: deciding the
+        // epilogue, bounds and masks again at every tile and panel cost the 1×1s with K of
+        // 32–64, whose K loop is short, 8–12% of their time (kernel bench, AMD EPYC).
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match (gemm.residual.is_some(), gemm.relu) {
+                (false, false) => tiles_with::<false, false>(gemm, order, pass, out),
+                (false, true) => tiles_with::<false, true>(gemm, order, pass, out),
+                (true, false) => tiles_with::<true, false>(gemm, order, pass, out),
+                (true, true) => tiles_with::<true, true>(gemm, order, pass, out),
+            }
+        }
+    }
+
+    /// `tiles` with its epilogue fixed: whether a residual is added, whether ReLU follows.
+    ///
+    /// # Safety
+    /// As for `tiles`, and `RESIDUAL` only if `gemm` has a residual.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tiles_with<const RESIDUAL: bool, const RELU: bool>(
+        gemm: &Gemm<'_>,
+        order: &Order,
+        pass: &Pass,
+        out: SendPtr,
+    ) {
+        let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
+        // SAFETY (both closures): `run` checked every row the tile's offsets name, and the
+        // panel's weights and bias, lie inside their buffers.
+        let prepare = |rows: TileRows<TILE_ROWS>| unsafe {
+            Rows {
+                a: rows.a.map(|a| gemm.input.as_ptr().add(a + pass.ks.start)),
+                c: rows.c.map(|c| out.0.add(c)),
+                residual: match gemm.residual {
+                    Some(residual) if RESIDUAL => rows.residual.map(|p| residual.as_ptr().add(p)),
+                    _ => [std::ptr::null(); TILE_ROWS],
+                },
+                count: rows.rows,
+            }
+        };
         // A partial tile (a 7×7 map's 49 rows end with one) computes only its rows: all six
         // would cost the 7×7 layers a tenth of their time.
-        // SAFETY: forwarded from the caller.
-        order.each::<TILE_ROWS>(gemm, pass, |rows, panel| unsafe {
-            exact_rows!(tile, rows.rows, gemm, rows, panel, pass, out)
+        order.each::<TILE_ROWS, _>(gemm, pass, prepare, |rows, panel| unsafe {
+            let columns = PanelColumns {
+                weights: gemm
+                    .weights
+                    .panels
+                    .as_ptr()
+                    .add((panel * k + pass.ks.start) * PANEL),
+                bias: gemm.weights.bias.as_ptr().add(panel * PANEL),
+                offset: panel * PANEL,
+                count: PANEL.min(n - panel * PANEL),
+            };
+            exact_rows!(tile[RESIDUAL, RELU], rows.count, rows, &columns, pass)
         });
+    }
+
+    /// A register tile's rows as the kernel addresses them.
+    struct Rows {
+        /// Each input row at the pass's first k.
+        a: [*const f32; TILE_ROWS],
+        /// Each output row at channel 0.
+        c: [*mut f32; TILE_ROWS],
+        /// Each residual row at channel 0 (null without a residual).
+        residual: [*const f32; TILE_ROWS],
+        /// How many of the rows are the tile's (the rest repeat its last).
+        count: usize,
+    }
+
+    /// One panel's part of a pass.
+    struct PanelColumns {
+        /// `[k][PANEL]` from the pass's first k.
+        weights: *const f32,
+        /// PANEL biases.
+        bias: *const f32,
+        /// The panel's first output channel.
+        offset: usize,
+        /// How many of its PANEL columns are real outputs.
+        count: usize,
     }
 
     /// `R` rows (exactly the tile's) of one panel.
     ///
     /// # Safety
-    /// As for `tiles`.
+    /// As for `tiles_with`; `rows` and `columns` lie inside their buffers.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn tile<const R: usize>(
-        gemm: &Gemm<'_>,
-        rows: &TileRows<TILE_ROWS>,
-        panel: usize,
+    unsafe fn tile<const R: usize, const RESIDUAL: bool, const RELU: bool>(
+        rows: &Rows,
+        columns: &PanelColumns,
         pass: &Pass,
-        out: SendPtr,
     ) {
-        let Panel {
+        let PanelColumns {
             weights,
             bias,
-            columns: cols,
-        } = gemm.weights.panel(panel);
-        let weights = weights.as_ptr();
-        let offset = panel * PANEL;
-        // SAFETY: `bias` holds PANEL values.
-        let (b0, b1) = unsafe {
-            (
-                _mm256_loadu_ps(bias.as_ptr()),
-                _mm256_loadu_ps(bias.as_ptr().add(8)),
-            )
-        };
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let limit = _mm256_set1_epi32(cols as i32);
-        let mask0 = _mm256_cmpgt_epi32(limit, lanes);
-        let mask1 = _mm256_cmpgt_epi32(limit, _mm256_add_epi32(lanes, _mm256_set1_epi32(8)));
+            offset,
+            count: cols,
+        } = *columns;
+        // SAFETY: the output rows hold the panel's `cols` values (checked in `run`).
+        let c: [*mut f32; R] = std::array::from_fn(|r| unsafe { rows.c[r].add(offset) });
         let zero = _mm256_setzero_ps();
-        {
-            let a: [*const f32; R] = std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
-            // SAFETY: the output rows hold `cols` values from the panel's offset (checked in
-            // `run`); masked accesses touch no others.
-            let c: [*mut f32; R] =
-                std::array::from_fn(|r| unsafe { out.0.add(rows.c[r] + offset) });
-            let mut lo = [zero; R];
-            let mut hi = [zero; R];
-            if !pass.first {
-                for r in 0..R {
-                    // SAFETY: as above; an earlier pass stored these partial sums.
-                    unsafe {
-                        if cols == PANEL {
-                            lo[r] = _mm256_loadu_ps(c[r]);
-                            hi[r] = _mm256_loadu_ps(c[r].add(8));
-                        } else {
-                            lo[r] = _mm256_maskload_ps(c[r], mask0);
-                            hi[r] = _mm256_maskload_ps(c[r].wrapping_add(8), mask1);
-                        }
-                    }
-                }
+        let mut lo = [zero; R];
+        let mut hi = [zero; R];
+        if !pass.first {
+            for r in 0..R {
+                // SAFETY: as above; an earlier pass stored these partial sums.
+                (lo[r], hi[r]) = unsafe { load(c[r], cols) };
             }
-            for i in pass.ks.clone() {
-                // SAFETY: i < k and the panel holds k rows of PANEL weights.
-                let (w0, w1) = unsafe {
-                    (
-                        _mm256_load_ps(weights.add(i * PANEL)),
-                        _mm256_load_ps(weights.add(i * PANEL + 8)),
-                    )
-                };
+        }
+        for i in 0..pass.ks.len() {
+            // SAFETY: the pass's K-block of the panel's weights and of each input row.
+            unsafe {
+                let w0 = _mm256_load_ps(weights.add(i * PANEL));
+                let w1 = _mm256_load_ps(weights.add(i * PANEL + 8));
                 for r in 0..R {
-                    // SAFETY: each input row has k values (checked in `run`).
-                    let x = unsafe { _mm256_broadcast_ss(&*a[r].add(i)) };
+                    let x = _mm256_broadcast_ss(&*rows.a[r].add(i));
                     lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
                     hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
                 }
             }
+        }
+        if pass.last {
+            // SAFETY: `bias` holds PANEL values.
+            let (b0, b1) = unsafe { (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))) };
             for r in 0..R {
-                let (mut v0, mut v1) = (lo[r], hi[r]);
-                if pass.last {
-                    v0 = _mm256_add_ps(v0, b0);
-                    v1 = _mm256_add_ps(v1, b1);
-                    if let Some(residual) = gemm.residual {
-                        let res = residual[rows.residual[r] + offset..].as_ptr();
-                        // SAFETY: the residual row has `cols` values from the panel's offset
-                        // (checked in `run`); masked loads touch no others.
-                        unsafe {
-                            if cols == PANEL {
-                                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res));
-                                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res.add(8)));
-                            } else {
-                                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res, mask0));
-                                v1 = _mm256_add_ps(
-                                    v1,
-                                    _mm256_maskload_ps(res.wrapping_add(8), mask1),
-                                );
-                            }
-                        }
-                    }
-                    if gemm.relu {
-                        // SAFETY: this function runs only where AVX2 is enabled.
-                        unsafe {
-                            v0 = v0.relu();
-                            v1 = v1.relu();
-                        }
+                lo[r] = _mm256_add_ps(lo[r], b0);
+                hi[r] = _mm256_add_ps(hi[r], b1);
+                if RESIDUAL {
+                    // SAFETY: the residual row has the panel's `cols` values (checked in
+                    // `run`).
+                    let (r0, r1) = unsafe { load(rows.residual[r].add(offset), cols) };
+                    lo[r] = _mm256_add_ps(lo[r], r0);
+                    hi[r] = _mm256_add_ps(hi[r], r1);
+                }
+                if RELU {
+                    // SAFETY: this function runs only where AVX2 is enabled.
+                    unsafe {
+                        lo[r] = lo[r].relu();
+                        hi[r] = hi[r].relu();
                     }
                 }
-                // SAFETY: as for the loads of partial sums above.
-                unsafe {
-                    // Masked stores are slow on some CPUs: RegNet widths are multiples of 8, so
-                    // a partial panel is nearly always exactly half.
-                    if cols == PANEL {
-                        _mm256_storeu_ps(c[r], v0);
-                        _mm256_storeu_ps(c[r].add(8), v1);
-                    } else if cols == PANEL / 2 {
-                        _mm256_storeu_ps(c[r], v0);
-                    } else {
-                        _mm256_maskstore_ps(c[r], mask0, v0);
-                        _mm256_maskstore_ps(c[r].wrapping_add(8), mask1, v1);
-                    }
-                }
+            }
+        }
+        for r in 0..R {
+            // SAFETY: as for the loads above.
+            unsafe { store(c[r], cols, lo[r], hi[r]) };
+        }
+    }
+
+    /// Masks of a panel's first `cols` lanes in its two registers.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn masks(cols: usize) -> (__m256i, __m256i) {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let limit = _mm256_set1_epi32(cols as i32);
+        (
+            _mm256_cmpgt_epi32(limit, lanes),
+            _mm256_cmpgt_epi32(limit, _mm256_add_epi32(lanes, _mm256_set1_epi32(8))),
+        )
+    }
+
+    /// A panel's first `cols` values at `p` (zeros past them).
+    ///
+    /// # Safety
+    /// `p` holds `cols` values.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load(p: *const f32, cols: usize) -> (__m256, __m256) {
+        // SAFETY: forwarded from the caller; masked loads touch no values past `cols`.
+        unsafe {
+            if cols == PANEL {
+                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+            } else {
+                let (mask0, mask1) = masks(cols);
+                (
+                    _mm256_maskload_ps(p, mask0),
+                    _mm256_maskload_ps(p.wrapping_add(8), mask1),
+                )
+            }
+        }
+    }
+
+    /// Stores a panel's first `cols` values at `p`.
+    ///
+    /// # Safety
+    /// `p` has room for `cols` values.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store(p: *mut f32, cols: usize, lo: __m256, hi: __m256) {
+        // SAFETY: forwarded from the caller; masked stores touch no values past `cols`.
+        unsafe {
+            // Masked stores are slow on some CPUs: RegNet widths are multiples of 8, so a
+            // partial panel is nearly always exactly half.
+            if cols == PANEL {
+                _mm256_storeu_ps(p, lo);
+                _mm256_storeu_ps(p.add(8), hi);
+            } else if cols == PANEL / 2 {
+                _mm256_storeu_ps(p, lo);
+            } else {
+                let (mask0, mask1) = masks(cols);
+                _mm256_maskstore_ps(p, mask0, lo);
+                _mm256_maskstore_ps(p.wrapping_add(8), mask1, hi);
             }
         }
     }
@@ -558,16 +651,21 @@ mod avx512 {
     /// `run`); no other task writes these panels of these rows.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
-        order.each::<AVX512_ROWS>(gemm, pass, |rows, panel| {
-            // SAFETY: forwarded from the caller; the second panel is inside the order's.
-            unsafe {
-                if order.panels.end - panel >= 2 {
-                    dispatch::<2>(gemm, rows, panel, pass, out)
-                } else {
-                    dispatch::<1>(gemm, rows, panel, pass, out)
+        order.each::<AVX512_ROWS, _>(
+            gemm,
+            pass,
+            |rows| rows,
+            |rows, panel| {
+                // SAFETY: forwarded from the caller; the second panel is inside the order's.
+                unsafe {
+                    if order.panels.end - panel >= 2 {
+                        dispatch::<2>(gemm, rows, panel, pass, out)
+                    } else {
+                        dispatch::<1>(gemm, rows, panel, pass, out)
+                    }
                 }
-            }
-        });
+            },
+        );
         leave_avx512();
     }
 
@@ -716,9 +814,12 @@ mod neon {
     pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
         // A partial tile computes only its rows, as on AVX2.
         // SAFETY: forwarded from the caller.
-        order.each::<TILE_ROWS>(gemm, pass, |rows, panel| unsafe {
-            exact_rows!(tile, rows.rows, gemm, rows, panel, pass, out)
-        });
+        order.each::<TILE_ROWS, _>(
+            gemm,
+            pass,
+            |rows| rows,
+            |rows, panel| unsafe { exact_rows!(tile[], rows.rows, gemm, rows, panel, pass, out) },
+        );
     }
 
     /// A panel row's PANEL values from `source`, of which only the first `columns` are read
