@@ -11,21 +11,40 @@ use super::{Isa, Kernels, Pixels, SendPtr, holds, prefetch_share, relu};
 
 /// Output channels per packed panel: two AVX registers, one AVX-512 register.
 pub const PANEL: usize = 16;
-/// Input bytes a task keeps hot across panels (within L2 with the panel beside it).
-const ROW_BLOCK_BYTES: usize = 96 * 1024;
 /// Layers whose packed weights fit in this much of L1 run tile by tile over all panels.
 const L1_WEIGHT_BYTES: usize = 16 * 1024;
-/// Register tiles a task runs over each panel before the next (their rows stay in L2).
-const MAX_BLOCK_TILES: usize = 16;
+/// The most register tiles any `Blocking` runs over each panel before the next.
+const MAX_BLOCK_TILES: usize = 48;
 
-/// Weight bytes of a pass over K: its panels' K-block stays in L1 while the rows stream by.
-/// AVX2's is measured (AMD EPYC, 32 KiB L1): with 28 KiB rather than 16, K up to 448 takes one
-/// pass instead of two, and the 1×1s with K of 336–888 ran 2–4% faster (kernel bench); the
-/// other instruction sets keep the 16 KiB they were tuned with.
-fn pass_weight_bytes(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx2Fma => 28 * 1024,
-        Isa::Scalar | Isa::Avx512 | Isa::Neon => 16 * 1024,
+/// How a GEMM's operands are blocked for the caches.
+struct Blocking {
+    /// Weight bytes of a pass over K: its panels' K-block stays in L1 while the rows stream by.
+    pass_weights: usize,
+    /// Input bytes a task keeps hot across panels (within L2 with the panel beside it).
+    rows: usize,
+    /// The most register tiles of rows a task runs over each panel before the next.
+    tiles: usize,
+}
+
+impl Blocking {
+    /// AVX2's is measured (AMD EPYC: 32 KiB L1, 512 KiB L2), against 16 KiB passes and 96 KiB
+    /// of rows: with 28 KiB, K up to 448 takes one pass instead of two (the 1×1s with K of
+    /// 336–888 2–4% faster, kernel bench); with 288 KiB, a 14×14 map's rows are one block, so
+    /// the weights stream by once rather than three times (196 × 336 × 336 and 392 × 400 ×
+    /// 400 3% faster). The other instruction sets keep what they were tuned with.
+    fn of(isa: Isa) -> Blocking {
+        match isa {
+            Isa::Avx2Fma => Blocking {
+                pass_weights: 28 * 1024,
+                rows: 288 * 1024,
+                tiles: MAX_BLOCK_TILES,
+            },
+            Isa::Scalar | Isa::Avx512 | Isa::Neon => Blocking {
+                pass_weights: 16 * 1024,
+                rows: 96 * 1024,
+                tiles: 16,
+            },
+        }
     }
 }
 
@@ -202,10 +221,11 @@ impl Gemm<'_> {
         };
         // A K-block of the tile's panels stays in L1 while the task's rows stream by; a block
         // of rows stays in L2 across the panels.
-        let kc = pass_weight_bytes(isa) / (shape.panels * PANEL * 4);
+        let blocking = Blocking::of(isa);
+        let kc = blocking.pass_weights / (shape.panels * PANEL * 4);
         let k_blocks = k.div_ceil(kc).max(1);
         let block_tiles =
-            (ROW_BLOCK_BYTES / (shape.rows * k.clamp(1, kc) * 4)).clamp(1, MAX_BLOCK_TILES);
+            (blocking.rows / (shape.rows * k.clamp(1, kc) * 4)).clamp(1, blocking.tiles);
         let weights_in_l1 = k * panels * PANEL * 4 <= L1_WEIGHT_BYTES;
         let out = SendPtr(output.as_mut_ptr());
         for_each_task(threads, row_parts * column_parts, |task| {
