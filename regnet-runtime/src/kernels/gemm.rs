@@ -433,78 +433,96 @@ macro_rules! exact_rows {
     };
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::super::vector::Vector;
-    use super::{Gemm, Order, PANEL, Pass, SendPtr, TILE_ROWS, TileRows};
-
-    /// The task's tiles and panels in `order`, over the pass's part of K.
-    ///
-    /// # Safety
-    /// The CPU supports AVX2 and FMA; every row `rows_of` gives lies inside its buffer (checked
-    /// in `run`); no other task writes these panels of these rows.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
-        // One kernel instance per epilogue, its rows as pointers made once per tile: deciding the
-        // epilogue, bounds and masks again at every tile and panel cost the 1×1s with K of
-        // 32–64, whose K loop is short, 8–12% of their time (kernel bench, AMD EPYC).
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            match (gemm.residual.is_some(), gemm.relu) {
-                (false, false) => tiles_with::<false, false>(gemm, order, pass, out),
-                (false, true) => tiles_with::<false, true>(gemm, order, pass, out),
-                (true, false) => tiles_with::<true, false>(gemm, order, pass, out),
-                (true, true) => tiles_with::<true, true>(gemm, order, pass, out),
+/// The entry point of the `lanes8` kernel for one instruction set: `tiles`, compiled with its
+/// target features. The closures must be written here, in the functions with those features: a
+/// closure written in generic code has none, and the kernel inlined into it ran 70× slower
+/// (measured).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! lanes8_entry {
+    ($features:literal, $vector:ident) => {
+        /// The task's tiles and panels in `order`, over the pass's part of K.
+        ///
+        /// # Safety
+        /// The CPU has the instruction set; every row `rows_of` gives lies inside its buffer
+        /// (checked in `run`); no other task writes these panels of these rows.
+        #[target_feature(enable = $features)]
+        pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
+            // One kernel instance per epilogue, its rows as pointers made once per tile:
+            // deciding the epilogue, bounds and masks again at every tile and panel cost the
+            // 1×1s with K of 32–64, whose K loop is short, 8–12% of their time (kernel bench,
+            // AMD EPYC, AVX2).
+            // SAFETY: forwarded from the caller.
+            unsafe {
+                match (gemm.residual.is_some(), gemm.relu) {
+                    (false, false) => tiles_with::<false, false>(gemm, order, pass, out),
+                    (false, true) => tiles_with::<false, true>(gemm, order, pass, out),
+                    (true, false) => tiles_with::<true, false>(gemm, order, pass, out),
+                    (true, true) => tiles_with::<true, true>(gemm, order, pass, out),
+                }
             }
         }
-    }
 
-    /// `tiles` with its epilogue fixed: whether a residual is added, whether ReLU follows.
-    ///
-    /// # Safety
-    /// As for `tiles`, and `RESIDUAL` only if `gemm` has a residual.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tiles_with<const RESIDUAL: bool, const RELU: bool>(
-        gemm: &Gemm<'_>,
-        order: &Order,
-        pass: &Pass,
-        out: SendPtr,
-    ) {
-        let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
-        // SAFETY (both closures): `run` checked every row the tile's offsets name, and the
-        // panel's weights and bias, lie inside their buffers.
-        let prepare = |rows: TileRows<TILE_ROWS>| unsafe {
-            Rows {
-                a: rows.a.map(|a| gemm.input.as_ptr().add(a + pass.ks.start)),
-                c: rows.c.map(|c| out.0.add(c)),
-                residual: match gemm.residual {
-                    Some(residual) if RESIDUAL => rows.residual.map(|p| residual.as_ptr().add(p)),
-                    _ => [std::ptr::null(); TILE_ROWS],
+        /// `tiles` with its epilogue fixed: whether a residual is added, whether ReLU follows.
+        ///
+        /// # Safety
+        /// As for `tiles`, and `RESIDUAL` only if `gemm` has a residual.
+        #[target_feature(enable = $features)]
+        unsafe fn tiles_with<const RESIDUAL: bool, const RELU: bool>(
+            gemm: &Gemm<'_>,
+            order: &Order,
+            pass: &Pass,
+            out: SendPtr,
+        ) {
+            // A partial tile (a 7×7 map's 49 rows end with one) computes only its rows: all six
+            // would cost the 7×7 layers a tenth of their time.
+            order.each::<TILE_ROWS, _>(
+                gemm,
+                pass,
+                // SAFETY (both closures): forwarded from the caller; `run` checked the rows,
+                // and the panel's weights and bias, lie inside their buffers.
+                |rows| unsafe { Rows::of::<RESIDUAL>(gemm, rows, pass, &out) },
+                |rows, panel| unsafe {
+                    let columns = PanelColumns::of(gemm, pass, panel);
+                    exact_rows!(tile[$vector, RESIDUAL, RELU], rows.count, rows, &columns, pass)
                 },
-                count: rows.rows,
-            }
-        };
-        // A partial tile (a 7×7 map's 49 rows end with one) computes only its rows: all six
-        // would cost the 7×7 layers a tenth of their time.
-        order.each::<TILE_ROWS, _>(gemm, pass, prepare, |rows, panel| unsafe {
-            let columns = PanelColumns {
-                weights: gemm
-                    .weights
-                    .panels
-                    .as_ptr()
-                    .add((panel * k + pass.ks.start) * PANEL),
-                bias: gemm.weights.bias.as_ptr().add(panel * PANEL),
-                offset: panel * PANEL,
-                count: PANEL.min(n - panel * PANEL),
-            };
-            exact_rows!(tile[RESIDUAL, RELU], rows.count, rows, &columns, pass)
-        });
-    }
+            );
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::__m256;
+
+    use super::lanes8::{PanelColumns, Rows, tile};
+    use super::{Gemm, Order, Pass, SendPtr, TILE_ROWS};
+
+    lanes8_entry!("avx2,fma", __m256);
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::super::vector::F32x8;
+    use super::lanes8::{PanelColumns, Rows, tile};
+    use super::{Gemm, Order, Pass, SendPtr, TILE_ROWS};
+
+    lanes8_entry!("neon", F32x8);
+}
+
+/// The 1×1 kernel of the 8-lane instruction sets (AVX2, and NEON's registers in pairs), written
+/// once over `Partial` vectors and compiled into each one's `lanes8_entry`: a panel is two
+/// vectors, a register tile `TILE_ROWS` rows of a panel (12 accumulators, 2 weights and a
+/// broadcast: AVX2's 16 registers; 24 of NEON's 32).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod lanes8 {
+    use super::super::vector::Partial;
+    use super::{Gemm, PANEL, Pass, SendPtr, TILE_ROWS, TileRows};
+
+    /// Vectors per panel.
+    const HALVES: usize = 2;
 
     /// A register tile's rows as the kernel addresses them.
-    struct Rows {
+    pub(super) struct Rows {
         /// Each input row at the pass's first k.
         a: [*const f32; TILE_ROWS],
         /// Each output row at channel 0.
@@ -512,11 +530,40 @@ mod avx2 {
         /// Each residual row at channel 0 (null without a residual).
         residual: [*const f32; TILE_ROWS],
         /// How many of the rows are the tile's (the rest repeat its last).
-        count: usize,
+        pub(super) count: usize,
+    }
+
+    impl Rows {
+        /// The rows at `rows`' offsets; their residual rows only if `RESIDUAL`.
+        ///
+        /// # Safety
+        /// `run` checked the rows lie inside their buffers.
+        #[inline(always)]
+        pub(super) unsafe fn of<const RESIDUAL: bool>(
+            gemm: &Gemm<'_>,
+            rows: TileRows<TILE_ROWS>,
+            pass: &Pass,
+            out: &SendPtr,
+        ) -> Rows {
+            // SAFETY: `run` checked every row the tile's offsets name lies inside its buffer.
+            unsafe {
+                Rows {
+                    a: rows.a.map(|a| gemm.input.as_ptr().add(a + pass.ks.start)),
+                    c: rows.c.map(|c| out.0.add(c)),
+                    residual: match gemm.residual {
+                        Some(residual) if RESIDUAL => {
+                            rows.residual.map(|p| residual.as_ptr().add(p))
+                        }
+                        _ => [std::ptr::null(); TILE_ROWS],
+                    },
+                    count: rows.rows,
+                }
+            }
+        }
     }
 
     /// One panel's part of a pass.
-    struct PanelColumns {
+    pub(super) struct PanelColumns {
         /// `[k][PANEL]` from the pass's first k.
         weights: *const f32,
         /// PANEL biases.
@@ -527,13 +574,39 @@ mod avx2 {
         count: usize,
     }
 
+    impl PanelColumns {
+        /// Panel `panel` of `gemm`'s weights over the pass.
+        #[inline(always)]
+        pub(super) fn of(gemm: &Gemm<'_>, pass: &Pass, panel: usize) -> PanelColumns {
+            let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
+            // Wrapping, as in `Rows::of`: `run` checked the panel lies inside the buffers.
+            PanelColumns {
+                weights: gemm
+                    .weights
+                    .panels
+                    .as_ptr()
+                    .wrapping_add((panel * k + pass.ks.start) * PANEL),
+                bias: gemm.weights.bias.as_ptr().wrapping_add(panel * PANEL),
+                offset: panel * PANEL,
+                count: PANEL.min(n - panel * PANEL),
+            }
+        }
+    }
+
     /// `R` rows (exactly the tile's) of one panel.
     ///
     /// # Safety
-    /// As for `tiles_with`; `rows` and `columns` lie inside their buffers.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn tile<const R: usize, const RESIDUAL: bool, const RELU: bool>(
+    /// `V`'s instruction set is enabled (the caller is a `lanes8_entry`); `rows` and `columns`
+    /// lie inside their buffers; no other task writes these panels of these rows.
+    #[inline(always)]
+    // Constant-bound indexing keeps `acc` in registers (see the direct 3×3's `tile`).
+    #[allow(clippy::needless_range_loop)]
+    pub(super) unsafe fn tile<
+        const R: usize,
+        V: Partial,
+        const RESIDUAL: bool,
+        const RELU: bool,
+    >(
         rows: &Rows,
         columns: &PanelColumns,
         pass: &Pass,
@@ -544,86 +617,68 @@ mod avx2 {
             offset,
             count: cols,
         } = *columns;
-        // SAFETY: the output rows hold the panel's `cols` values (checked in `run`).
-        let c: [*mut f32; R] = std::array::from_fn(|r| unsafe { rows.c[r].add(offset) });
-        let zero = _mm256_setzero_ps();
-        let mut lo = [zero; R];
-        let mut hi = [zero; R];
-        if !pass.first {
-            for r in 0..R {
-                // SAFETY: as above; an earlier pass stored these partial sums.
-                (lo[r], hi[r]) = unsafe { load(c[r], cols) };
-            }
-        }
-        for i in 0..pass.ks.len() {
-            // SAFETY: the pass's K-block of the panel's weights and of each input row.
-            unsafe {
-                let w0 = _mm256_load_ps(weights.add(i * PANEL));
-                let w1 = _mm256_load_ps(weights.add(i * PANEL + 8));
+        // SAFETY (whole body): the instruction set is the entry point's; the output and
+        // residual rows hold the panel's `cols` values, the weights the pass's K-block of the
+        // panel and the input rows that of K (checked in `run`).
+        unsafe {
+            let c: [*mut f32; R] = std::array::from_fn(|r| rows.c[r].add(offset));
+            let mut acc = [[V::zero(); HALVES]; R];
+            if !pass.first {
                 for r in 0..R {
-                    let x = _mm256_broadcast_ss(&*rows.a[r].add(i));
-                    lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
-                    hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
+                    acc[r] = load::<V>(c[r], cols);
                 }
             }
-        }
-        if pass.last {
-            // SAFETY: `bias` holds PANEL values.
-            let (b0, b1) = unsafe { (_mm256_loadu_ps(bias), _mm256_loadu_ps(bias.add(8))) };
-            for r in 0..R {
-                lo[r] = _mm256_add_ps(lo[r], b0);
-                hi[r] = _mm256_add_ps(hi[r], b1);
-                if RESIDUAL {
-                    // SAFETY: the residual row has the panel's `cols` values (checked in
-                    // `run`).
-                    let (r0, r1) = unsafe { load(rows.residual[r].add(offset), cols) };
-                    lo[r] = _mm256_add_ps(lo[r], r0);
-                    hi[r] = _mm256_add_ps(hi[r], r1);
-                }
-                if RELU {
-                    // SAFETY: this function runs only where AVX2 is enabled.
-                    unsafe {
-                        lo[r] = lo[r].relu();
-                        hi[r] = hi[r].relu();
+            for i in 0..pass.ks.len() {
+                let w: [V; HALVES] =
+                    std::array::from_fn(|h| V::load(weights.add(i * PANEL + h * V::LANES)));
+                for r in 0..R {
+                    let x = V::splat(rows.a[r].add(i));
+                    for h in 0..HALVES {
+                        acc[r][h] = V::mul_add(x, w[h], acc[r][h]);
                     }
                 }
             }
+            if pass.last {
+                let bias: [V; HALVES] = std::array::from_fn(|h| V::load(bias.add(h * V::LANES)));
+                for r in 0..R {
+                    let residual = if RESIDUAL {
+                        load::<V>(rows.residual[r].add(offset), cols)
+                    } else {
+                        [V::zero(); HALVES]
+                    };
+                    for h in 0..HALVES {
+                        let mut value = V::add(acc[r][h], bias[h]);
+                        if RESIDUAL {
+                            value = V::add(value, residual[h]);
+                        }
+                        acc[r][h] = if RELU { value.relu() } else { value };
+                    }
+                }
+            }
+            for r in 0..R {
+                store(c[r], cols, acc[r]);
+            }
         }
-        for r in 0..R {
-            // SAFETY: as for the loads above.
-            unsafe { store(c[r], cols, lo[r], hi[r]) };
-        }
-    }
-
-    /// Masks of a panel's first `cols` lanes in its two registers.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    fn masks(cols: usize) -> (__m256i, __m256i) {
-        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let limit = _mm256_set1_epi32(cols as i32);
-        (
-            _mm256_cmpgt_epi32(limit, lanes),
-            _mm256_cmpgt_epi32(limit, _mm256_add_epi32(lanes, _mm256_set1_epi32(8))),
-        )
     }
 
     /// A panel's first `cols` values at `p` (zeros past them).
     ///
     /// # Safety
-    /// `p` holds `cols` values.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn load(p: *const f32, cols: usize) -> (__m256, __m256) {
-        // SAFETY: forwarded from the caller; masked loads touch no values past `cols`.
+    /// `V`'s instruction set is enabled; `p` holds `cols` values.
+    #[inline(always)]
+    unsafe fn load<V: Partial>(p: *const f32, cols: usize) -> [V; HALVES] {
+        // SAFETY: forwarded from the caller; partial loads touch no values past `cols`.
         unsafe {
             if cols == PANEL {
-                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+                std::array::from_fn(|h| V::load(p.add(h * V::LANES)))
             } else {
-                let (mask0, mask1) = masks(cols);
-                (
-                    _mm256_maskload_ps(p, mask0),
-                    _mm256_maskload_ps(p.wrapping_add(8), mask1),
-                )
+                std::array::from_fn(|h| {
+                    let first = h * V::LANES;
+                    V::load_first(
+                        p.wrapping_add(first),
+                        cols.saturating_sub(first).min(V::LANES),
+                    )
+                })
             }
         }
     }
@@ -631,23 +686,27 @@ mod avx2 {
     /// Stores a panel's first `cols` values at `p`.
     ///
     /// # Safety
-    /// `p` has room for `cols` values.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn store(p: *mut f32, cols: usize, lo: __m256, hi: __m256) {
-        // SAFETY: forwarded from the caller; masked stores touch no values past `cols`.
+    /// `V`'s instruction set is enabled; `p` has room for `cols` values.
+    #[inline(always)]
+    unsafe fn store<V: Partial>(p: *mut f32, cols: usize, values: [V; HALVES]) {
+        // SAFETY: forwarded from the caller; partial stores touch no values past `cols`.
         unsafe {
             // Masked stores are slow on some CPUs: RegNet widths are multiples of 8, so a
-            // partial panel is nearly always exactly half.
+            // partial panel is nearly always exactly its first vector.
             if cols == PANEL {
-                _mm256_storeu_ps(p, lo);
-                _mm256_storeu_ps(p.add(8), hi);
-            } else if cols == PANEL / 2 {
-                _mm256_storeu_ps(p, lo);
+                for (h, value) in values.into_iter().enumerate() {
+                    value.store(p.add(h * V::LANES));
+                }
+            } else if cols == V::LANES {
+                values[0].store(p);
             } else {
-                let (mask0, mask1) = masks(cols);
-                _mm256_maskstore_ps(p, mask0, lo);
-                _mm256_maskstore_ps(p.wrapping_add(8), mask1, hi);
+                for (h, value) in values.into_iter().enumerate() {
+                    let first = h * V::LANES;
+                    value.store_first(
+                        p.wrapping_add(first),
+                        cols.saturating_sub(first).min(V::LANES),
+                    );
+                }
             }
         }
     }
@@ -812,159 +871,6 @@ mod avx512 {
                 // SAFETY: as for the loads of partial sums above.
                 unsafe { _mm512_mask_storeu_ps(c[r].add(v * PANEL), masks[v], acc[r][v]) };
             }
-        }
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-mod neon {
-    use std::arch::aarch64::*;
-
-    use super::{Gemm, Order, PANEL, Panel, Pass, SendPtr, TILE_ROWS, TileRows};
-
-    /// 128-bit registers per panel row: PANEL / 4.
-    const QUARTERS: usize = PANEL / 4;
-
-    /// The task's tiles and panels in `order`, over the pass's part of K.
-    ///
-    /// # Safety
-    /// Every row `rows_of` gives lies inside its buffer (checked in `run`); no other task writes
-    /// these panels of these rows.
-    #[target_feature(enable = "neon")]
-    pub unsafe fn tiles(gemm: &Gemm<'_>, order: &Order, pass: &Pass, out: SendPtr) {
-        // A partial tile computes only its rows, as on AVX2.
-        // SAFETY: forwarded from the caller.
-        order.each::<TILE_ROWS, _>(
-            gemm,
-            pass,
-            |rows| rows,
-            |rows, panel| unsafe { exact_rows!(tile[], rows.rows, gemm, rows, panel, pass, out) },
-        );
-    }
-
-    /// A panel row's PANEL values from `source`, of which only the first `columns` are read
-    /// (NEON has no masked loads: a partial panel goes through a zeroed copy).
-    ///
-    /// # Safety
-    /// `source` holds `columns` readable values.
-    #[target_feature(enable = "neon")]
-    #[inline]
-    unsafe fn load(source: *const f32, columns: usize) -> [float32x4_t; QUARTERS] {
-        let mut copy = [0.0f32; PANEL];
-        let source = if columns == PANEL {
-            source
-        } else {
-            // SAFETY: the caller's bound; `copy` holds PANEL ≥ columns values.
-            unsafe { std::ptr::copy_nonoverlapping(source, copy.as_mut_ptr(), columns) };
-            copy.as_ptr()
-        };
-        // SAFETY: `source` now holds PANEL readable values.
-        std::array::from_fn(|q| unsafe { vld1q_f32(source.add(4 * q)) })
-    }
-
-    /// Writes the first `columns` of a panel row's values to `target`.
-    ///
-    /// # Safety
-    /// `target` holds `columns` writable values.
-    #[target_feature(enable = "neon")]
-    #[inline]
-    unsafe fn store(target: *mut f32, values: [float32x4_t; QUARTERS], columns: usize) {
-        if columns == PANEL {
-            for (q, value) in values.into_iter().enumerate() {
-                // SAFETY: the caller's bound, with columns == PANEL.
-                unsafe { vst1q_f32(target.add(4 * q), value) };
-            }
-        } else {
-            let mut copy = [0.0f32; PANEL];
-            for (q, value) in values.into_iter().enumerate() {
-                // SAFETY: `copy` holds PANEL values.
-                unsafe { vst1q_f32(copy.as_mut_ptr().add(4 * q), value) };
-            }
-            // SAFETY: the caller's bound.
-            unsafe { std::ptr::copy_nonoverlapping(copy.as_ptr(), target, columns) };
-        }
-    }
-
-    /// `R` rows (exactly the tile's) of one panel: 4 accumulators per row.
-    ///
-    /// # Safety
-    /// As for `tiles`.
-    #[target_feature(enable = "neon")]
-    #[inline]
-    unsafe fn tile<const R: usize>(
-        gemm: &Gemm<'_>,
-        rows: &TileRows<TILE_ROWS>,
-        panel: usize,
-        pass: &Pass,
-        out: SendPtr,
-    ) {
-        let Panel {
-            weights,
-            bias,
-            columns,
-        } = gemm.weights.panel(panel);
-        let weights = weights.as_ptr();
-        let offset = panel * PANEL;
-        let a: [*const f32; R] = std::array::from_fn(|r| gemm.input[rows.a[r]..].as_ptr());
-        // SAFETY: the output rows hold `columns` values from the panel's offset (checked in
-        // `run`).
-        let c: [*mut f32; R] = std::array::from_fn(|r| unsafe { out.0.add(rows.c[r] + offset) });
-        let mut acc = [[vdupq_n_f32(0.0); QUARTERS]; R];
-        if !pass.first {
-            for r in 0..R {
-                // SAFETY: as above; an earlier pass stored these partial sums.
-                acc[r] = unsafe { load(c[r], columns) };
-            }
-        }
-        for i in pass.ks.clone() {
-            // SAFETY: i < k and the panel holds k rows of PANEL weights.
-            let w: [float32x4_t; QUARTERS] =
-                std::array::from_fn(|q| unsafe { vld1q_f32(weights.add(i * PANEL + 4 * q)) });
-            for r in 0..R {
-                // SAFETY: each input row has k values (checked in `run`).
-                let x = unsafe { vld1q_dup_f32(a[r].add(i)) };
-                for q in 0..QUARTERS {
-                    acc[r][q] = vfmaq_f32(acc[r][q], x, w[q]);
-                }
-            }
-        }
-        // Small fixed-index loops, one per step of the epilogue, so that `acc` stays in
-        // registers (see the AVX-512 kernel).
-        if pass.last {
-            // SAFETY: the bias is padded to whole panels.
-            let bias = unsafe { load(bias.as_ptr(), PANEL) };
-            #[allow(clippy::needless_range_loop)]
-            for r in 0..R {
-                for q in 0..QUARTERS {
-                    acc[r][q] = vaddq_f32(acc[r][q], bias[q]);
-                }
-            }
-            if let Some(residual) = gemm.residual {
-                for r in 0..R {
-                    let source = residual[rows.residual[r] + offset..].as_ptr();
-                    // SAFETY: the residual row holds the panel's `columns` values (checked in
-                    // `run`).
-                    let residual = unsafe { load(source, columns) };
-                    for q in 0..QUARTERS {
-                        acc[r][q] = vaddq_f32(acc[r][q], residual[q]);
-                    }
-                }
-            }
-            if gemm.relu {
-                let zero = vdupq_n_f32(0.0);
-                #[allow(clippy::needless_range_loop)]
-                for r in 0..R {
-                    for q in 0..QUARTERS {
-                        // FMAX returns NaN when either operand is NaN: ReLU keeps NaN, as
-                        // PyTorch's does.
-                        acc[r][q] = vmaxq_f32(acc[r][q], zero);
-                    }
-                }
-            }
-        }
-        for r in 0..R {
-            // SAFETY: as for the loads of partial sums above.
-            unsafe { store(c[r], acc[r], columns) };
         }
     }
 }

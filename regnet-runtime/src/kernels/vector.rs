@@ -227,6 +227,66 @@ impl Transform for F32x8 {
     }
 }
 
+/// What the 1×1 kernel adds to `Transform`: the first lanes of a vector whose panel is not
+/// whole.
+pub trait Partial: Transform {
+    /// The first `count` (at most `LANES`) values at `p`, zeros past them; reads no others.
+    /// # Safety
+    /// As for `Vector::zero`, and `count` values at `p`.
+    unsafe fn load_first(p: *const f32, count: usize) -> Self;
+    /// Stores the first `count` (at most `LANES`) lanes at `p`; writes no others.
+    /// # Safety
+    /// As for `Vector::zero`, and room for `count` values at `p`.
+    unsafe fn store_first(self, p: *mut f32, count: usize);
+}
+
+/// The lanes below `count`, as an AVX2 mask.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn first_lanes(count: usize) -> __m256i {
+    unsafe {
+        _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(count as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        )
+    }
+}
+
+// SAFETY (all methods below): the callers guarantee the instruction set and the pointers; masked
+// and copied accesses touch no values past `count`.
+#[cfg(target_arch = "x86_64")]
+impl Partial for __m256 {
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, count: usize) -> Self {
+        unsafe { _mm256_maskload_ps(p, first_lanes(count)) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, count: usize) {
+        unsafe { _mm256_maskstore_ps(p, first_lanes(count), self) }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+impl Partial for F32x8 {
+    // NEON has no masked loads and stores: the lanes go through a copy.
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, count: usize) -> Self {
+        let mut copy = [0.0f32; 8];
+        unsafe {
+            std::ptr::copy_nonoverlapping(p, copy.as_mut_ptr(), count);
+            Self::load(copy.as_ptr())
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, count: usize) {
+        let mut copy = [0.0f32; 8];
+        unsafe {
+            self.store(copy.as_mut_ptr());
+            std::ptr::copy_nonoverlapping(copy.as_ptr(), p, count);
+        }
+    }
+}
+
 /// A register tile of the caller's choice of width: `P` output pixels.
 pub trait Tile: Copy {
     /// # Safety
