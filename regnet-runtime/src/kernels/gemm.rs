@@ -421,7 +421,7 @@ fn scalar_tile(
 /// `TILE_ROWS`), with the arguments given.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! exact_rows {
-    ($tile:ident[$($fixed:ident),*], $rows:expr, $($argument:expr),*) => {
+    ($tile:ident[$($fixed:tt),*], $rows:expr, $($argument:expr),*) => {
         match $rows {
             1 => $tile::<1 $(, $fixed)*>($($argument),*),
             2 => $tile::<2 $(, $fixed)*>($($argument),*),
@@ -483,7 +483,11 @@ macro_rules! lanes8_entry {
                 |rows| unsafe { Rows::of::<RESIDUAL>(gemm, rows, pass, &out) },
                 |rows, panel| unsafe {
                     let columns = PanelColumns::of(gemm, pass, panel);
-                    exact_rows!(tile[$vector, RESIDUAL, RELU], rows.count, rows, &columns, pass)
+                    if columns.count > <$vector as Vector>::LANES {
+                        exact_rows!(tile[$vector, 2, RESIDUAL, RELU], rows.count, rows, &columns, pass)
+                    } else {
+                        exact_rows!(tile[$vector, 1, RESIDUAL, RELU], rows.count, rows, &columns, pass)
+                    }
                 },
             );
         }
@@ -494,6 +498,7 @@ macro_rules! lanes8_entry {
 mod avx2 {
     use std::arch::x86_64::__m256;
 
+    use super::super::vector::Vector;
     use super::lanes8::{PanelColumns, Rows, tile};
     use super::{Gemm, Order, Pass, SendPtr, TILE_ROWS};
 
@@ -502,7 +507,7 @@ mod avx2 {
 
 #[cfg(target_arch = "aarch64")]
 mod neon {
-    use super::super::vector::F32x8;
+    use super::super::vector::{F32x8, Vector};
     use super::lanes8::{PanelColumns, Rows, tile};
     use super::{Gemm, Order, Pass, SendPtr, TILE_ROWS};
 
@@ -517,9 +522,6 @@ mod neon {
 mod lanes8 {
     use super::super::vector::Partial;
     use super::{Gemm, PANEL, Pass, SendPtr, TILE_ROWS, TileRows};
-
-    /// Vectors per panel.
-    const HALVES: usize = 2;
 
     /// A register tile's rows as the kernel addresses them.
     pub(super) struct Rows {
@@ -571,7 +573,7 @@ mod lanes8 {
         /// The panel's first output channel.
         offset: usize,
         /// How many of its PANEL columns are real outputs.
-        count: usize,
+        pub(super) count: usize,
     }
 
     impl PanelColumns {
@@ -593,17 +595,21 @@ mod lanes8 {
         }
     }
 
-    /// `R` rows (exactly the tile's) of one panel.
+    /// `R` rows (exactly the tile's) of one panel, `H` vectors of it: 1 when its real columns
+    /// fit one vector (the last panel of widths like 104 and 120), whose 6 accumulators then
+    /// take 4 cycles a K step (the FMA latency) instead of the 6 cycles of a whole panel.
     ///
     /// # Safety
-    /// `V`'s instruction set is enabled (the caller is a `lanes8_entry`); `rows` and `columns`
-    /// lie inside their buffers; no other task writes these panels of these rows.
+    /// `V`'s instruction set is enabled (the caller is a `lanes8_entry`) and `H` vectors hold
+    /// the panel's columns; `rows` and `columns` lie inside their buffers;
+    /// no other task writes these panels of these rows.
     #[inline(always)]
     // Constant-bound indexing keeps `acc` in registers (see the direct 3×3's `tile`).
     #[allow(clippy::needless_range_loop)]
     pub(super) unsafe fn tile<
         const R: usize,
         V: Partial,
+        const H: usize,
         const RESIDUAL: bool,
         const RELU: bool,
     >(
@@ -622,31 +628,31 @@ mod lanes8 {
         // panel and the input rows that of K (checked in `run`).
         unsafe {
             let c: [*mut f32; R] = std::array::from_fn(|r| rows.c[r].add(offset));
-            let mut acc = [[V::zero(); HALVES]; R];
+            let mut acc = [[V::zero(); H]; R];
             if !pass.first {
                 for r in 0..R {
-                    acc[r] = load::<V>(c[r], cols);
+                    acc[r] = load::<V, H>(c[r], cols);
                 }
             }
             for i in 0..pass.ks.len() {
-                let w: [V; HALVES] =
+                let w: [V; H] =
                     std::array::from_fn(|h| V::load(weights.add(i * PANEL + h * V::LANES)));
                 for r in 0..R {
                     let x = V::splat(rows.a[r].add(i));
-                    for h in 0..HALVES {
+                    for h in 0..H {
                         acc[r][h] = V::mul_add(x, w[h], acc[r][h]);
                     }
                 }
             }
             if pass.last {
-                let bias: [V; HALVES] = std::array::from_fn(|h| V::load(bias.add(h * V::LANES)));
+                let bias: [V; H] = std::array::from_fn(|h| V::load(bias.add(h * V::LANES)));
                 for r in 0..R {
                     let residual = if RESIDUAL {
-                        load::<V>(rows.residual[r].add(offset), cols)
+                        load::<V, H>(rows.residual[r].add(offset), cols)
                     } else {
-                        [V::zero(); HALVES]
+                        [V::zero(); H]
                     };
-                    for h in 0..HALVES {
+                    for h in 0..H {
                         let mut value = V::add(acc[r][h], bias[h]);
                         if RESIDUAL {
                             value = V::add(value, residual[h]);
@@ -666,10 +672,10 @@ mod lanes8 {
     /// # Safety
     /// `V`'s instruction set is enabled; `p` holds `cols` values.
     #[inline(always)]
-    unsafe fn load<V: Partial>(p: *const f32, cols: usize) -> [V; HALVES] {
+    unsafe fn load<V: Partial, const H: usize>(p: *const f32, cols: usize) -> [V; H] {
         // SAFETY: forwarded from the caller; partial loads touch no values past `cols`.
         unsafe {
-            if cols == PANEL {
+            if cols == H * V::LANES {
                 std::array::from_fn(|h| V::load(p.add(h * V::LANES)))
             } else {
                 std::array::from_fn(|h| {
@@ -688,17 +694,15 @@ mod lanes8 {
     /// # Safety
     /// `V`'s instruction set is enabled; `p` has room for `cols` values.
     #[inline(always)]
-    unsafe fn store<V: Partial>(p: *mut f32, cols: usize, values: [V; HALVES]) {
+    unsafe fn store<V: Partial, const H: usize>(p: *mut f32, cols: usize, values: [V; H]) {
         // SAFETY: forwarded from the caller; partial stores touch no values past `cols`.
         unsafe {
             // Masked stores are slow on some CPUs: RegNet widths are multiples of 8, so a
-            // partial panel is nearly always exactly its first vector.
-            if cols == PANEL {
+            // partial panel is nearly always exactly one whole vector (`H` = 1).
+            if cols == H * V::LANES {
                 for (h, value) in values.into_iter().enumerate() {
                     value.store(p.add(h * V::LANES));
                 }
-            } else if cols == V::LANES {
-                values[0].store(p);
             } else {
                 for (h, value) in values.into_iter().enumerate() {
                     let first = h * V::LANES;
