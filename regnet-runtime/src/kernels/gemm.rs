@@ -581,7 +581,8 @@ mod lanes8 {
         #[inline(always)]
         pub(super) fn of(gemm: &Gemm<'_>, pass: &Pass, panel: usize) -> PanelColumns {
             let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
-            // Wrapping, as in `Rows::of`: `run` checked the panel lies inside the buffers.
+            // Wrapping: the pointers are only formed here; the kernel reads through them, where
+            // `run` checked the panel lies inside the buffers.
             PanelColumns {
                 weights: gemm
                     .weights
