@@ -521,7 +521,7 @@ mod neon {
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod lanes8 {
     use super::super::vector::Partial;
-    use super::{Gemm, PANEL, Pass, SendPtr, TILE_ROWS, TileRows};
+    use super::{Gemm, PANEL, Panel, Pass, SendPtr, TILE_ROWS, TileRows};
 
     /// A register tile's rows as the kernel addresses them.
     pub(super) struct Rows {
@@ -580,18 +580,12 @@ mod lanes8 {
         /// Panel `panel` of `gemm`'s weights over the pass.
         #[inline(always)]
         pub(super) fn of(gemm: &Gemm<'_>, pass: &Pass, panel: usize) -> PanelColumns {
-            let (k, n) = (gemm.weights.inputs, gemm.weights.outputs);
-            // Wrapping: the pointers are only formed here; the kernel reads through them, where
-            // `run` checked the panel lies inside the buffers.
+            let Panel { bias, columns, .. } = gemm.weights.panel(panel);
             PanelColumns {
-                weights: gemm
-                    .weights
-                    .panels
-                    .as_ptr()
-                    .wrapping_add((panel * k + pass.ks.start) * PANEL),
-                bias: gemm.weights.bias.as_ptr().wrapping_add(panel * PANEL),
+                weights: gemm.weights.pass_weights(panel, pass).as_ptr(),
+                bias: bias.as_ptr(),
                 offset: panel * PANEL,
-                count: PANEL.min(n - panel * PANEL),
+                count: columns,
             }
         }
     }
@@ -668,6 +662,12 @@ mod lanes8 {
         }
     }
 
+    /// How many of a panel's first `cols` columns fall in its vector `h`.
+    #[inline(always)]
+    fn lanes_of<V: Partial>(cols: usize, h: usize) -> usize {
+        cols.saturating_sub(h * V::LANES).min(V::LANES)
+    }
+
     /// A panel's first `cols` values at `p` (zeros past them).
     ///
     /// # Safety
@@ -680,11 +680,7 @@ mod lanes8 {
                 std::array::from_fn(|h| V::load(p.add(h * V::LANES)))
             } else {
                 std::array::from_fn(|h| {
-                    let first = h * V::LANES;
-                    V::load_first(
-                        p.wrapping_add(first),
-                        cols.saturating_sub(first).min(V::LANES),
-                    )
+                    V::load_first(p.wrapping_add(h * V::LANES), lanes_of::<V>(cols, h))
                 })
             }
         }
@@ -706,11 +702,7 @@ mod lanes8 {
                 }
             } else {
                 for (h, value) in values.into_iter().enumerate() {
-                    let first = h * V::LANES;
-                    value.store_first(
-                        p.wrapping_add(first),
-                        cols.saturating_sub(first).min(V::LANES),
-                    );
+                    value.store_first(p.wrapping_add(h * V::LANES), lanes_of::<V>(cols, h));
                 }
             }
         }
