@@ -210,15 +210,22 @@ impl Gemm<'_> {
         // in early stages, output channels (weights) when there are fewer pixels than outputs.
         // Rows split into one task per tile when there are few (14 tiles in a 14×14 map: an
         // uneven split of them costs a thread an eighth of its time), else into 4 per thread.
-        // Columns split by panels into 2 per thread: the late layers that split them have few
-        // panels (25 in a 400-wide one), and whole tiles of `shape.panels` panels in each part
-        // leave at most one narrower tile.
-        let (row_parts, column_parts) = match (threads, self.rows < n) {
-            (0 | 1, _) => (1, 1),
-            (_, true) => (1, threads.saturating_mul(2).min(panels)),
-            (_, false) if tiles <= threads.saturating_mul(8) => (tiles, 1),
-            (_, false) => (threads.saturating_mul(4), 1),
+        // Columns split into 2 tasks per thread. Tasks take equal shares of the (tile, panel)
+        // grid, not whole rows or columns of it: 21 panels (336 outputs) in 4 parts of whole
+        // panels, 6 + 5 + 5 + 5, left one of two threads 11 panels to the other's 10.
+        let panel_tiles = panels.div_ceil(shape.panels);
+        let (grid, parts) = match (threads, self.rows < n) {
+            (0 | 1, _) => (Grid::ByTile { panel_tiles }, 1),
+            (_, true) => (
+                Grid::ByPanel { tiles },
+                threads.saturating_mul(2).min(panel_tiles),
+            ),
+            (_, false) if tiles <= threads.saturating_mul(8) => {
+                (Grid::ByTile { panel_tiles }, tiles)
+            }
+            (_, false) => (Grid::ByTile { panel_tiles }, threads.saturating_mul(4)),
         };
+        let units = tiles * panel_tiles;
         // A K-block of the tile's panels stays in L1 while the task's rows stream by; a block
         // of rows stays in L2 across the panels.
         let blocking = Blocking::of(isa);
@@ -228,29 +235,31 @@ impl Gemm<'_> {
             (blocking.rows / (shape.rows * k.clamp(1, kc) * 4)).clamp(1, blocking.tiles);
         let weights_in_l1 = k * panels * PANEL * 4 <= L1_WEIGHT_BYTES;
         let out = SendPtr(output.as_mut_ptr());
-        for_each_task(threads, row_parts * column_parts, |task| {
-            let tile_range = chunk(tiles, row_parts, task / column_parts);
-            let column_range = chunk(panels, column_parts, task % column_parts);
-            let mut block = tile_range.start;
-            while block < tile_range.end {
-                let block_end = (block + block_tiles).min(tile_range.end);
-                for kb in 0..k_blocks {
-                    let pass = Pass {
-                        ks: chunk(k, k_blocks, kb),
-                        first: kb == 0,
-                        last: kb + 1 == k_blocks,
-                    };
-                    // Small layers: each tile's input rows are read once, for every panel,
-                    // while in L1. Others: a panel's K-block stays in L1 across the tiles.
-                    let order = Order {
-                        tiles: block..block_end,
-                        panels: column_range.clone(),
-                        shape,
-                        tile_major: weights_in_l1,
-                    };
-                    self.tiles(isa, &order, &pass, out);
+        for_each_task(threads, parts, |task| {
+            for (tile_range, panel_tile_range) in grid.rectangles(chunk(units, parts, task)) {
+                let column_range = panel_tile_range.start * shape.panels
+                    ..(panel_tile_range.end * shape.panels).min(panels);
+                let mut block = tile_range.start;
+                while block < tile_range.end {
+                    let block_end = (block + block_tiles).min(tile_range.end);
+                    for kb in 0..k_blocks {
+                        let pass = Pass {
+                            ks: chunk(k, k_blocks, kb),
+                            first: kb == 0,
+                            last: kb + 1 == k_blocks,
+                        };
+                        // Small layers: each tile's input rows are read once, for every panel,
+                        // while in L1. Others: a panel's K-block stays in L1 across the tiles.
+                        let order = Order {
+                            tiles: block..block_end,
+                            panels: column_range.clone(),
+                            shape,
+                            tile_major: weights_in_l1,
+                        };
+                        self.tiles(isa, &order, &pass, out);
+                    }
+                    block = block_end;
                 }
-                block = block_end;
             }
         });
     }
@@ -296,6 +305,53 @@ impl Gemm<'_> {
             residual: Pixels::Dense.run::<N>(first, rows).map(|p| p * n),
             rows,
         }
+    }
+}
+
+/// The (register tile, panel tile) pairs of a GEMM in the order its tasks share them out: each
+/// task takes a contiguous range of this order, at most three rectangles of the grid.
+#[derive(Clone, Copy)]
+enum Grid {
+    /// Tile after tile, each over all `panel_tiles` panel tiles (tasks split the pixels).
+    ByTile { panel_tiles: usize },
+    /// Panel tile after panel tile, each over all `tiles` register tiles (tasks split the
+    /// output channels).
+    ByPanel { tiles: usize },
+}
+
+impl Grid {
+    /// The rectangles, as (register tiles, panel tiles), that the pairs `range` cover: the
+    /// rest of the first line, the whole lines, the start of the last.
+    fn rectangles(self, range: Range<usize>) -> impl Iterator<Item = (Range<usize>, Range<usize>)> {
+        let line = match self {
+            Grid::ByTile { panel_tiles } => panel_tiles,
+            Grid::ByPanel { tiles } => tiles,
+        };
+        let (first, last) = (range.start.div_ceil(line), range.end / line);
+        let pieces = if range.start / line == range.end / line {
+            // Within one line (or empty).
+            let at = range.start / line;
+            [
+                Some((at..at + 1, range.start % line..range.end % line)),
+                None,
+                None,
+            ]
+        } else {
+            [
+                (!range.start.is_multiple_of(line))
+                    .then(|| (first - 1..first, range.start % line..line)),
+                (first < last).then_some((first..last, 0..line)),
+                (!range.end.is_multiple_of(line)).then_some((last..last + 1, 0..range.end % line)),
+            ]
+        };
+        pieces
+            .into_iter()
+            .flatten()
+            .filter(|(lines, within)| !lines.is_empty() && !within.is_empty())
+            .map(move |(lines, within)| match self {
+                Grid::ByTile { .. } => (lines, within),
+                Grid::ByPanel { .. } => (within, lines),
+            })
     }
 }
 
@@ -867,6 +923,45 @@ mod avx512 {
             for v in 0..V {
                 // SAFETY: as for the loads of partial sums above.
                 unsafe { _mm512_mask_storeu_ps(c[r].add(v * PANEL), masks[v], acc[r][v]) };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Grid, chunk};
+
+    /// Every (tile, panel tile) pair lands in exactly one task's rectangles, and each task gets
+    /// as many pairs as its share.
+    #[test]
+    fn tasks_cover_the_grid_once() {
+        for tiles in 1..8 {
+            for panel_tiles in 1..8 {
+                for grid in [Grid::ByTile { panel_tiles }, Grid::ByPanel { tiles }] {
+                    let units = tiles * panel_tiles;
+                    for parts in 1..=units + 1 {
+                        let mut seen = vec![0; units];
+                        for task in 0..parts {
+                            let share = chunk(units, parts, task);
+                            let mut count = 0;
+                            for (tile_range, panel_range) in grid.rectangles(share.clone()) {
+                                assert!(tile_range.end <= tiles && panel_range.end <= panel_tiles);
+                                for tile in tile_range {
+                                    for panel in panel_range.clone() {
+                                        seen[tile * panel_tiles + panel] += 1;
+                                        count += 1;
+                                    }
+                                }
+                            }
+                            assert_eq!(count, share.len(), "{tiles}×{panel_tiles} / {parts}");
+                        }
+                        assert!(
+                            seen.iter().all(|&n| n == 1),
+                            "{tiles}×{panel_tiles} / {parts}"
+                        );
+                    }
+                }
             }
         }
     }
