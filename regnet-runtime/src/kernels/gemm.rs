@@ -214,16 +214,18 @@ impl Gemm<'_> {
         // grid, not whole rows or columns of it: 21 panels (336 outputs) in 4 parts of whole
         // panels, 6 + 5 + 5 + 5, left one of two threads 11 panels to the other's 10.
         let panel_tiles = panels.div_ceil(shape.panels);
-        let (grid, parts) = match (threads, self.rows < n) {
-            (0 | 1, _) => (Grid::ByTile { panel_tiles }, 1),
-            (_, true) => (
+        let (grid, parts) = if threads > 1 && self.rows < n {
+            (
                 Grid::ByPanel { tiles },
                 threads.saturating_mul(2).min(panel_tiles),
-            ),
-            (_, false) if tiles <= threads.saturating_mul(8) => {
-                (Grid::ByTile { panel_tiles }, tiles)
-            }
-            (_, false) => (Grid::ByTile { panel_tiles }, threads.saturating_mul(4)),
+            )
+        } else {
+            let parts = match threads {
+                0 | 1 => 1,
+                _ if tiles <= threads.saturating_mul(8) => tiles,
+                _ => threads.saturating_mul(4),
+            };
+            (Grid::ByTile { panel_tiles }, parts)
         };
         let units = tiles * panel_tiles;
         // A K-block of the tile's panels stays in L1 while the task's rows stream by; a block
@@ -327,26 +329,25 @@ impl Grid {
             Grid::ByTile { panel_tiles } => panel_tiles,
             Grid::ByPanel { tiles } => tiles,
         };
-        let (first, last) = (range.start.div_ceil(line), range.end / line);
-        let pieces = if range.start / line == range.end / line {
-            // Within one line (or empty).
-            let at = range.start / line;
+        let (start_line, start_at) = (range.start / line, range.start % line);
+        let (end_line, end_at) = (range.end / line, range.end % line);
+        // Empty pieces (a range starting or ending at a line's start) are dropped below.
+        let pieces = if start_line == end_line {
             [
-                Some((at..at + 1, range.start % line..range.end % line)),
-                None,
-                None,
+                (start_line..start_line + 1, start_at..end_at),
+                (0..0, 0..0),
+                (0..0, 0..0),
             ]
         } else {
+            let whole_from = start_line + usize::from(start_at > 0);
             [
-                (!range.start.is_multiple_of(line))
-                    .then(|| (first - 1..first, range.start % line..line)),
-                (first < last).then_some((first..last, 0..line)),
-                (!range.end.is_multiple_of(line)).then_some((last..last + 1, 0..range.end % line)),
+                (start_line..whole_from, start_at..line),
+                (whole_from..end_line, 0..line),
+                (end_line..end_line + 1, 0..end_at),
             ]
         };
         pieces
             .into_iter()
-            .flatten()
             .filter(|(lines, within)| !lines.is_empty() && !within.is_empty())
             .map(move |(lines, within)| match self {
                 Grid::ByTile { .. } => (lines, within),
