@@ -496,7 +496,11 @@ macro_rules! exact_rows {
 /// (measured).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! lanes8_entry {
-    ($features:literal, $vector:ident) => {
+    ($features:literal, $vector:ty) => {
+        use super::super::vector::Vector;
+        use super::lanes8::{PanelColumns, Rows, tile};
+        use super::{Gemm, Order, Pass, SendPtr, TILE_ROWS};
+
         /// The task's tiles and panels in `order`, over the pass's part of K.
         ///
         /// # Safety
@@ -553,22 +557,12 @@ macro_rules! lanes8_entry {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use std::arch::x86_64::__m256;
-
-    use super::super::vector::Vector;
-    use super::lanes8::{PanelColumns, Rows, tile};
-    use super::{Gemm, Order, Pass, SendPtr, TILE_ROWS};
-
-    lanes8_entry!("avx2,fma", __m256);
+    lanes8_entry!("avx2,fma", std::arch::x86_64::__m256);
 }
 
 #[cfg(target_arch = "aarch64")]
 mod neon {
-    use super::super::vector::{F32x8, Vector};
-    use super::lanes8::{PanelColumns, Rows, tile};
-    use super::{Gemm, Order, Pass, SendPtr, TILE_ROWS};
-
-    lanes8_entry!("neon", F32x8);
+    lanes8_entry!("neon", super::super::vector::F32x8);
 }
 
 /// The 1×1 kernel of the 8-lane instruction sets (AVX2, and NEON's registers in pairs), written
