@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where the time goes, layer by layer, in our pass and in ONNX Runtime's, measured alternately.
 
-  bench/.venv/bin/python bench/layer_gap.py regnety_1.6gf --threads 1 --rounds 3 [--isa avx2]
+  bench/.venv/bin/python bench/layer_gap.py regnety_1.6gf --threads 1 --rounds 3 [--isa avx2] [--batch 8]
 
 Needs bench/.venv (bench/compare_ort.sh installs it) and ../shared/bench/onnx. Each round runs
 `regnet bench MODEL --profile` (median step times of its passes) and then ONNX Runtime's own
@@ -14,7 +14,9 @@ milliseconds per pass and ours / ORT.
 ORT's profiler costs ORT time of its own, more with threads: on a 2-core AMD EPYC its layers
 summed to 40.1–42.6 ms a pass on one thread (39–41 ms unprofiled, bench/compare_ort.sh) and to
 25.7–31.5 ms on two (21.8–22.2 unprofiled). Compare layers with each other, not the sums with
-compare_ort.sh's.
+compare_ort.sh's. With --batch, our profiled pass runs the batch layer by layer (an unprofiled
+pass runs each thread's images alone through the early stages), so our early stages read here
+as they would without that.
 """
 import argparse
 import json
@@ -35,9 +37,10 @@ PARTS = [("/f/a/", "Reduce"), ("/f/b/", "Grouped"), ("/f/se/", "SqueezeExcite"),
          ("/f/c/", "Expand"), ("/proj/", "Projection")]
 
 
-def ours(model, threads, iters, isa):
+def ours(model, batch, threads, iters, isa):
     command = [os.path.join(ROOT, "target", "release", "regnet"), "bench", model, "--profile",
-               "--threads", str(threads), "--iters", str(iters)] + (["--isa", isa] if isa else [])
+               "--batch", str(batch), "--threads", str(threads), "--iters", str(iters)]
+    command += ["--isa", isa] if isa else []
     table = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     rows = {}
     for line in table.splitlines():
@@ -60,7 +63,7 @@ def layer(name, stages):
     return None
 
 
-def ort_profile(onnx, threads, iters):
+def ort_profile(onnx, batch, threads, iters):
     import numpy as np
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -71,7 +74,7 @@ def ort_profile(onnx, threads, iters):
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(tempfile.gettempdir(), "regnet-layer-gap")
     session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
-    images = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    images = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
     warmup = 2
     for _ in range(warmup + iters):
         session.run(None, {"input": images})
@@ -106,17 +109,18 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--isa", default=None)
+    parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "-q", "--release", "-p", "regnet-cli"], check=True, cwd=ROOT)
     onnx = os.path.join(SHARED, "onnx", ONNX[args.model] + ".onnx")
-    rounds = [(ours(args.model, args.threads, args.iters, args.isa),
-               ort_profile(onnx, args.threads, args.iters)) for _ in range(args.rounds)]
+    rounds = [(ours(args.model, args.batch, args.threads, args.iters, args.isa),
+               ort_profile(onnx, args.batch, args.threads, args.iters)) for _ in range(args.rounds)]
     order = {"stem": 0, "head": 99}
     keys = sorted(set().union(*(set(a) | set(b) for a, b in rounds)),
                   key=lambda k: (order.get(k[0], int(k[0][1:]) if k[0][1:].isdigit() else 50),
                                  [p for _, p in PARTS].index(k[1]) if k[1] in dict(
                                      (p, 0) for _, p in PARTS) else -1))
-    print(f"{args.model}, batch 1, {args.threads} threads: ms per pass, median of {args.rounds} "
+    print(f"{args.model}, batch {args.batch}, {args.threads} threads: ms per pass, median of {args.rounds} "
           "alternating rounds")
     print(f"{'stage':<6} {'part':<14} {'ours':>8} {'ORT':>8} {'ours/ORT':>9}")
     sums = [0.0, 0.0]
