@@ -169,7 +169,16 @@ proptest! {
         group_width in prop::sample::select(vec![1usize, 3, 8, 16, 24, 32, 40, 48, 56]),
         groups in 1usize..4, strided in any::<bool>(), seed in any::<u64>(),
         specials in specials(), split in any::<prop::sample::Index>(),
+        // Enough groups that the weights pass 128 KiB, where layers run group by group (each
+        // group's rows as one line of pixels, register tiles running on across rows); on
+        // narrow maps, to keep the reference's work down.
+        group_by_group in any::<bool>(),
     ) {
+        let (groups, w) = if group_by_group {
+            ((128 << 10) / (group_width * group_width * 9 * 4) + 1, w.min(9))
+        } else {
+            (groups, w)
+        };
         let c = group_width * groups;
         let stride = if strided { 2 } else { 1 };
         let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
@@ -203,6 +212,7 @@ proptest! {
         for kernels in ISAS.map(Kernels::new) {
             // Packed for the table that runs it, as a network packs for its own.
             let packed = PackedConv3x3::new(&weight, &bias, c, group_width, stride, (h, w), kernels);
+            prop_assert!(packed.group_major() || !group_by_group);
             for threads in [1, 2] {
                 let conv = Conv3x3 { weights: &packed, batch: n, height: h, width: w, input: &padded };
                 let mut output = vec![f32::NAN; n * oh * ow * c];

@@ -12,7 +12,7 @@ mod winograd;
 
 use super::aligned::AlignedBuffer;
 use super::parallel::{chunk, for_each_task};
-use super::{Isa, Kernels, SendPtr, holds, prefetch_share, relu};
+use super::{Isa, Kernels, SendPtr, holds, relu};
 use winograd::transform_weights;
 
 const TAPS: usize = 9;
@@ -287,64 +287,39 @@ impl Conv3x3<'_> {
             return;
         }
         let (kernel, packed) = self.weights.kernel(kernels.isa);
-        for_each_part(
-            threads,
-            rows,
-            groups,
-            group_major,
-            |row_range, group_range| {
-                let one = |row, group| match kernel {
-                    #[cfg(target_arch = "x86_64")]
-                    Kernel::Avx512 => {
-                        // SAFETY: AVX-512F and VL were detected; `run` checked the input and output
-                        // extents; this task alone writes this row of this group.
-                        unsafe { simd::row_group_avx512(self, packed, row, group, out) }
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    Kernel::Avx512Ymm => {
-                        // SAFETY: as above, AVX-512F and VL (its 256-bit forms) detected.
-                        unsafe { simd::row_group_avx512_ymm(self, packed, row, group, out) }
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    Kernel::Avx2 => {
-                        // SAFETY: as above, with AVX2 and FMA detected.
-                        unsafe { simd::row_group_avx2(self, packed, row, group, out) }
-                    }
-                    #[cfg(target_arch = "aarch64")]
-                    Kernel::Neon => {
-                        // SAFETY: as above; NEON is part of every aarch64 CPU.
-                        unsafe { simd::row_group_neon(self, packed, row, group, out) }
-                    }
-                    Kernel::Scalar => self.scalar_row_group(row, group, out),
-                };
-                if group_major {
-                    // Image by image: one image's input stays in L2 while its groups pass over it, a
-                    // batch's would not (RegNetY-1.6GF's stage-4 3×3 at batch 8 took 1.6–1.8× the
-                    // time of 8 single images group-major over the whole batch). Each row also
-                    // prefetches its share of the next group's weights, which come from memory, so
-                    // that the next group's first row does not wait on them.
-                    let per_group = packed.len() / groups;
-                    let mut first = row_range.start;
-                    while first < row_range.end {
-                        let image_rows = first..((first / out_h + 1) * out_h).min(row_range.end);
-                        for group in group_range.clone() {
-                            let next = packed.get((group + 1) * per_group..(group + 2) * per_group);
-                            for (part, row) in image_rows.clone().enumerate() {
-                                if let Some(next) = next {
-                                    prefetch_share(next, image_rows.len(), part);
-                                }
-                                one(row, group);
-                            }
+        for_each_part(threads, rows, groups, group_major, |rows, groups| {
+            let task = (rows, groups, group_major);
+            match kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => {
+                    // SAFETY: AVX-512F and VL were detected; `run` checked the input and output
+                    // extents; this task alone writes these rows of these groups.
+                    unsafe { simd::direct_avx512(self, packed, task, out) }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512Ymm => {
+                    // SAFETY: as above, AVX-512F and VL (its 256-bit forms) detected.
+                    unsafe { simd::direct_avx512_ymm(self, packed, task, out) }
+                }
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => {
+                    // SAFETY: as above, with AVX2 and FMA detected.
+                    unsafe { simd::direct_avx2(self, packed, task, out) }
+                }
+                #[cfg(target_arch = "aarch64")]
+                Kernel::Neon => {
+                    // SAFETY: as above; NEON is part of every aarch64 CPU.
+                    unsafe { simd::direct_neon(self, packed, task, out) }
+                }
+                Kernel::Scalar => {
+                    for row in task.0 {
+                        for group in task.1.clone() {
+                            self.scalar_row_group(row, group, out);
                         }
-                        first = image_rows.end;
-                    }
-                } else {
-                    for row in row_range {
-                        group_range.clone().for_each(|group| one(row, group));
                     }
                 }
-            },
-        );
+            }
+        });
     }
 
     fn scalar_row_group(&self, row: usize, group: usize, out: SendPtr) {
@@ -394,6 +369,10 @@ fn blocks_together(left: usize) -> usize {
     }
 }
 
+/// One task of the direct kernel: its output rows (counted over the batch: image n's row y is
+/// n × out_h + y), its groups, and whether it runs group by group (see `for_each_part`).
+type DirectTask = (Range<usize>, Range<usize>, bool);
+
 /// Runs `work(units, groups)` over a layer's `units` (rows, or pairs of rows) and its `groups`,
 /// split into tasks: at least `4 × threads` on several threads, splitting the other dimension
 /// too when one is short (a 7×7 map has 7 rows; stage 1 has 2 groups). Layers whose weights would
@@ -441,83 +420,71 @@ mod simd {
     #[cfg(target_arch = "x86_64")]
     use super::super::leave_avx512;
     use std::marker::PhantomData;
+    use std::ops::Range;
 
+    use super::super::prefetch;
     use super::super::vector::{Tile, Vector, widest};
     use super::winograd::{self, kernel::WinogradTask};
-    use super::{Conv3x3, SendPtr, TAPS, blocks_together};
+    use super::{Conv3x3, DirectTask, SendPtr, TAPS, blocks_together};
 
     /// # Safety
-    /// `conv.run`'s extent checks hold; no other task writes this output row and group;
+    /// `conv.run`'s extent checks hold; no other task writes the task's rows of its groups;
     /// `blocked` is the 8-wide packing.
     #[cfg(target_arch = "aarch64")]
     #[target_feature(enable = "neon")]
-    pub unsafe fn row_group_neon(
-        conv: &Conv3x3<'_>,
-        blocked: &[f32],
-        row: usize,
-        group: usize,
-        out: SendPtr,
-    ) {
+    pub unsafe fn direct_neon(conv: &Conv3x3<'_>, blocked: &[f32], task: DirectTask, out: SendPtr) {
         // Two NEON registers per 8-wide vector: AVX2's tiles fill NEON's 32 registers.
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<super::super::vector::F32x8, 6, 3, 7>(conv, blocked, row, group, out) }
+        unsafe { direct::<super::super::vector::F32x8, 6, 3, 7>(conv, blocked, task, out) }
     }
 
     /// # Safety
-    /// AVX2 and FMA are available; `conv.run`'s extent checks hold; no other task writes this
-    /// output row and group; `blocked` is the 8-wide packing.
+    /// AVX2 and FMA are available; `conv.run`'s extent checks hold; no other task writes the
+    /// task's rows of its groups; `blocked` is the 8-wide packing.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn row_group_avx2(
-        conv: &Conv3x3<'_>,
-        blocked: &[f32],
-        row: usize,
-        group: usize,
-        out: SendPtr,
-    ) {
+    pub unsafe fn direct_avx2(conv: &Conv3x3<'_>, blocked: &[f32], task: DirectTask, out: SendPtr) {
         // 16 registers: 6 pixels × 2 vectors or 3 × 3, beside the weights and a broadcast, or
         // a sliding 7 × 1 beside three taps' weights and two broadcasts (7 divides every map of
         // a 224×224 RegNet; 8 and 12 measured slower over them). (4 × 3 leaves LLVM one
         // register short of the two broadcasts it schedules, and the accumulator it spills made
         // the 24-wide groups 1.8× slower, measured.)
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m256, 6, 3, 7>(conv, blocked, row, group, out) }
+        unsafe { direct::<__m256, 6, 3, 7>(conv, blocked, task, out) }
     }
 
     /// # Safety
-    /// As for `row_group_avx2`, with AVX-512F and VL (its 256-bit forms use 32 registers).
+    /// As for `direct_avx2`, with AVX-512F and VL (its 256-bit forms use 32 registers).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub unsafe fn row_group_avx512_ymm(
+    pub unsafe fn direct_avx512_ymm(
         conv: &Conv3x3<'_>,
         blocked: &[f32],
-        row: usize,
-        group: usize,
+        task: DirectTask,
         out: SendPtr,
     ) {
         // Only 8-wide groups come here (wider ones run the 16-wide kernel), so never a tile of
         // three vectors.
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m256, 14, 1, 12>(conv, blocked, row, group, out) };
+        unsafe { direct::<__m256, 14, 1, 12>(conv, blocked, task, out) };
         leave_avx512();
     }
 
     /// # Safety
-    /// As for `row_group_avx512_ymm`, with the 16-wide packing.
+    /// As for `direct_avx512_ymm`, with the 16-wide packing.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl")]
-    pub unsafe fn row_group_avx512(
+    pub unsafe fn direct_avx512(
         conv: &Conv3x3<'_>,
         blocked: &[f32],
-        row: usize,
-        group: usize,
+        task: DirectTask,
         out: SendPtr,
     ) {
         // A lone half vector needs a broadcast per FMA: 8 pixels keep their input pointers in
         // registers (14 spill them, and the reloads compete with the broadcasts). 16-wide
         // vectors pair a last 8 with a half vector instead of making three.
         // SAFETY: forwarded from the caller.
-        unsafe { row_group::<__m512, 14, 1, 8>(conv, blocked, row, group, out) };
+        unsafe { direct::<__m512, 14, 1, 8>(conv, blocked, task, out) };
         leave_avx512();
     }
 
@@ -533,7 +500,7 @@ mod simd {
         task: WinogradTask<'_>,
         out: SendPtr,
     ) {
-        // The direct kernel's register tiles (see `row_group_avx2`), 12 tiles for one vector.
+        // The direct kernel's register tiles (see `direct_avx2`), 12 tiles for one vector.
         // SAFETY: forwarded from the caller.
         unsafe { winograd::kernel::task::<__m256, 6, 3, 12>(conv, transformed, task, out) }
     }
@@ -568,6 +535,13 @@ mod simd {
         input_step: usize,
         /// Elements between input rows.
         input_row: usize,
+        /// Pixels from the first one to the end of its output row: the tile's later pixels
+        /// continue on the next rows.
+        row_left: usize,
+        /// Pixels in an output row.
+        row_width: usize,
+        /// Elements from past the input of an output row's last pixel to the next row's first.
+        row_jump: usize,
         channels: usize,
         group_width: usize,
         /// Blocked weights of the tile's first block of output channels.
@@ -577,18 +551,103 @@ mod simd {
         output: *mut f32,
     }
 
-    /// One output row of one group in tiles of at most `PAIR` pixels × 2 vectors of output
-    /// channels, `TRIPLE` pixels × 3 (an odd number of 8-wide blocks, as in groups of 24), or
-    /// `SINGLE` pixels × 1 (a group's one block, as a sliding tile; or a lone half block).
+    impl Site {
+        /// The first tap's input of each of the tile's `P` pixels, row by row.
+        #[inline(always)]
+        fn pixel_inputs<const P: usize>(&self) -> [*const f32; P] {
+            let (mut input, mut row_left) = (self.input, self.row_left);
+            // Wrapping: the pointer past the tile's last pixel is formed, never read.
+            std::array::from_fn(|_| {
+                let this = input;
+                input = input.wrapping_add(self.input_step);
+                row_left -= 1;
+                if row_left == 0 {
+                    input = input.wrapping_add(self.row_jump);
+                    row_left = self.row_width;
+                }
+                this
+            })
+        }
+    }
+
+    /// One task of the direct kernel (see `DirectTask`).
     ///
     /// # Safety
-    /// As for the `row_group_*` entry points, whose instruction sets `V` needs.
+    /// As for the `direct_*` entry points, whose instruction sets `V` needs.
     #[inline(always)]
-    unsafe fn row_group<V: Vector, const PAIR: usize, const TRIPLE: usize, const SINGLE: usize>(
+    unsafe fn direct<V: Vector, const PAIR: usize, const TRIPLE: usize, const SINGLE: usize>(
         conv: &Conv3x3<'_>,
         blocked: &[f32],
-        row: usize,
+        (rows, groups, group_major): DirectTask,
+        out: SendPtr,
+    ) {
+        // Two spelled-out calls, not one closure: a closure does not inherit the entry point's
+        // target features (see Winograd's `task`).
+        // SAFETY (both loops): forwarded from the caller.
+        if group_major {
+            // Image by image: one image's input stays in L2 while its groups pass over it, a
+            // batch's would not (RegNetY-1.6GF's stage-4 3×3 at batch 8 took 1.6–1.8× the time
+            // of 8 single images group-major over the whole batch). A group's rows run as one
+            // line of pixels, so register tiles run on across rows (a 7×7 map as seven 6-pixel
+            // tiles and a 4 and a 3, not seven rows of a 4 and a 3), and fetch the next group's
+            // weights, which come from memory, as they go, so that the next group does not wait
+            // on them.
+            let out_h = conv.output_size().0;
+            let per_group = conv.weights.group_width.pow(2) * TAPS;
+            let mut first = rows.start;
+            while first < rows.end {
+                let image_rows = first..((first / out_h + 1) * out_h).min(rows.end);
+                for group in groups.clone() {
+                    let next = blocked
+                        .get((group + 1) * per_group..(group + 2) * per_group)
+                        .unwrap_or_default();
+                    unsafe {
+                        rows_group::<V, PAIR, TRIPLE, SINGLE>(
+                            conv,
+                            blocked,
+                            image_rows.clone(),
+                            group,
+                            next,
+                            out,
+                        )
+                    };
+                }
+                first = image_rows.end;
+            }
+        } else {
+            // Row by row: each input row is read once for all the groups.
+            for row in rows {
+                for group in groups.clone() {
+                    unsafe {
+                        rows_group::<V, PAIR, TRIPLE, SINGLE>(
+                            conv,
+                            blocked,
+                            row..row + 1,
+                            group,
+                            &[],
+                            out,
+                        )
+                    };
+                }
+            }
+        }
+    }
+
+    /// Output rows `rows` of one image, one group, in tiles of at most `PAIR` pixels × 2
+    /// vectors of output channels, `TRIPLE` pixels × 3 (an odd number of 8-wide blocks, as in
+    /// groups of 24), or `SINGLE` pixels × 1 (a group's one block, as a sliding tile, which
+    /// stays in a row; or a lone half block). The other tiles run on from one row into the
+    /// next. Fetches `next` into the cache over the first block's tiles.
+    ///
+    /// # Safety
+    /// As for the `direct_*` entry points, whose instruction sets `V` needs.
+    #[inline(always)]
+    unsafe fn rows_group<V: Vector, const PAIR: usize, const TRIPLE: usize, const SINGLE: usize>(
+        conv: &Conv3x3<'_>,
+        blocked: &[f32],
+        rows: Range<usize>,
         group: usize,
+        next: &[f32],
         out: SendPtr,
     ) {
         let (c, gw, s) = (
@@ -597,7 +656,8 @@ mod simd {
             conv.weights.stride,
         );
         let (out_h, out_w) = conv.output_size();
-        let (n, y) = (row / out_h, row % out_h);
+        let (n, first_row) = (rows.start / out_h, rows.start % out_h);
+        let pixels = rows.len() * out_w;
         let padded_w = conv.width + 2;
         // Full blocks of V::LANES channels, and with 16-wide blocks maybe a last one of 8.
         let full = gw / V::LANES;
@@ -616,13 +676,17 @@ mod simd {
                 _ => (2, 0),
             };
             let first_channel = group * gw + block * V::LANES;
-            let mut x = 0;
-            while x < out_w {
+            // The next tile's first pixel: `done` along the rows, at (y, x).
+            let (mut done, mut y, mut x) = (0, first_row, 0);
+            while done < pixels {
                 let pixel = (n * (conv.height + 2) + y * s) * padded_w + x * s;
                 let site = Site {
                     input: conv.input[pixel * c + group * gw..].as_ptr(),
                     input_step: s * c,
                     input_row: padded_w * c,
+                    row_left: out_w - x,
+                    row_width: out_w,
+                    row_jump: s * c * (padded_w - out_w),
                     channels: c,
                     group_width: gw,
                     weights: blocked[first_channel * TAPS * gw..].as_ptr(),
@@ -631,21 +695,31 @@ mod simd {
                     // (checked in `run`).
                     output: unsafe { out.0.add(((n * out_h + y) * out_w + x) * c + first_channel) },
                 };
-                let left = out_w - x;
-                // SAFETY: the tile's pixels lie in the row, and their taps in the padded input
-                // (checked in `run`).
-                x += unsafe {
+                let (left, row_left) = (pixels - done, out_w - x);
+                // SAFETY: the tile's pixels lie in the rows (a sliding tile's in the row), and
+                // their taps in the padded input (checked in `run`).
+                let tile = unsafe {
                     match (vectors, halves) {
                         (1, 1) if wide => widest::<_, PAIR>(ConvTile::<V, 1, 1>::at(site), left),
                         (0, 1) if wide => widest::<_, SINGLE>(ConvTile::<V, 0, 1>::at(site), left),
                         (1, _) if s == 1 => {
-                            widest::<_, SINGLE>(SlidingTile::<V, 1>::at(site), left)
+                            widest::<_, SINGLE>(SlidingTile::<V, 1>::at(site), row_left)
                         }
-                        (1, _) => widest::<_, SINGLE>(SlidingTile::<V, 2>::at(site), left),
+                        (1, _) => widest::<_, SINGLE>(SlidingTile::<V, 2>::at(site), row_left),
                         (3, _) if !wide => widest::<_, TRIPLE>(ConvTile::<V, 3, 0>::at(site), left),
                         _ => widest::<_, PAIR>(ConvTile::<V, 2, 0>::at(site), left),
                     }
                 };
+                if block == 0 && !next.is_empty() {
+                    let share = |pixel: usize| pixel * next.len() / pixels;
+                    prefetch(&next[share(done)..share(done + tile)]);
+                }
+                done += tile;
+                x += tile;
+                while x >= out_w {
+                    x -= out_w;
+                    y += 1;
+                }
             }
             block += vectors;
             half &= halves == 0;
@@ -707,7 +781,7 @@ mod simd {
     /// instead of 1 + P per P.
     ///
     /// # Safety
-    /// As for `row_group`, and the tile's P pixels lie in the row.
+    /// As for `rows_group`, and the tile's P pixels lie in the row.
     #[inline(always)]
     unsafe fn sliding_tile<V: Vector, const S: usize, const P: usize>(site: Site) {
         let gw = site.group_width;
@@ -753,7 +827,7 @@ mod simd {
     /// pixel loop innermost.
     ///
     /// # Safety
-    /// As for `row_group`, and the tile's P pixels lie in the row.
+    /// As for `rows_group`, and the tile's P pixels lie in its rows.
     #[inline(always)]
     unsafe fn tile<V: Vector, const B: usize, const H: usize, const P: usize>(site: Site) {
         let gw = site.group_width;
@@ -764,12 +838,12 @@ mod simd {
         unsafe {
             let mut acc = [[V::zero(); B]; P];
             let mut acc_half = [[<V::Half>::zero(); H]; P];
+            let starts = site.pixel_inputs::<P>();
             for ky in 0..3 {
                 for kx in 0..3 {
                     let tap = ky * 3 + kx;
                     let pixels: [*const f32; P] = std::array::from_fn(|p| {
-                        site.input
-                            .add(ky * site.input_row + kx * site.channels + p * site.input_step)
+                        starts[p].add(ky * site.input_row + kx * site.channels)
                     });
                     let weights: [*const f32; B] =
                         std::array::from_fn(|b| site.weights.add((b * TAPS + tap) * gw * V::LANES));

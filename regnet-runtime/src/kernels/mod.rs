@@ -129,15 +129,20 @@ pub(crate) fn leave_avx512() {
 }
 
 /// Asks the CPU to bring share `part` of `parts` near-equal shares of `values` into L1: a
-/// loop of `parts` steps over one block (a group's rows, a panel's tiles) spreads the fetch of the
-/// next block's weights over its steps. Weights that a layer reads once per pass come from
-/// memory, and a kernel that waits for each line as it first reads it stalls for each one. A
-/// hint, which never faults. On x86-64 only (aarch64's prefetch intrinsic is not stable Rust);
-/// elsewhere nothing.
+/// loop of `parts` steps over one block (a panel's tiles) spreads the fetch of the next block's
+/// weights over its steps. Weights that a layer reads once per pass come from memory, and a
+/// kernel that waits for each line as it first reads it stalls for each one.
 #[inline(always)]
 pub(crate) fn prefetch_share(values: &[f32], parts: usize, part: usize) {
+    prefetch(&values[parallel::chunk(values.len(), parts, part)]);
+}
+
+/// Asks the CPU to bring `values` into L1. A hint, which never faults. On x86-64 only
+/// (aarch64's prefetch intrinsic is not stable Rust); elsewhere nothing.
+#[inline(always)]
+pub(crate) fn prefetch(values: &[f32]) {
     #[cfg(target_arch = "x86_64")]
-    for line in values[parallel::chunk(values.len(), parts, part)].chunks(16) {
+    for line in values.chunks(16) {
         // SAFETY: PREFETCHT0 is SSE (baseline on x86-64), reads nothing the program sees and
         // never faults; the address is inside `values`.
         unsafe {
@@ -147,7 +152,7 @@ pub(crate) fn prefetch_share(values: &[f32], parts: usize, part: usize) {
         };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (values, parts, part);
+    let _ = values;
 }
 
 /// ReLU as PyTorch computes it, NaN included: `f32::max(v, 0.0)` returns 0 for a NaN `v`, which
