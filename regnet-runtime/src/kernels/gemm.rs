@@ -120,6 +120,11 @@ impl PackedLinear {
         }
     }
 
+    /// The packed weights, every panel.
+    pub(crate) fn packed_weights(&self) -> &[f32] {
+        &self.panels
+    }
+
     /// Input channels (K): the length of each input row.
     pub fn inputs(&self) -> usize {
         self.inputs

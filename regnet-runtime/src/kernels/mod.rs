@@ -155,6 +155,24 @@ pub(crate) fn prefetch(values: &[f32]) {
     let _ = values;
 }
 
+/// Asks the CPU to bring `values` into L2 (weights that a step after the running one reads,
+/// which would otherwise come from memory as it reads them). A hint, which never faults. On
+/// x86-64 only; elsewhere nothing.
+pub(crate) fn prefetch_to_l2(values: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in values.chunks(16) {
+        // SAFETY: PREFETCHT1 is SSE (baseline on x86-64), reads nothing the program sees and
+        // never faults; the address is inside `values`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = values;
+}
+
 /// ReLU as PyTorch computes it, NaN included: `f32::max(v, 0.0)` returns 0 for a NaN `v`, which
 /// would turn a NaN input or weight into finite, wrong logits instead of NaN ones.
 #[inline(always)]
