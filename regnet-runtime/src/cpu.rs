@@ -11,7 +11,7 @@ use crate::kernels::conv3x3::{Conv3x3, PackedConv3x3};
 use crate::kernels::gemm::{Gemm, PackedLinear};
 use crate::kernels::parallel::{chunk, for_each_part, install_rayon};
 use crate::kernels::stem::{PackedStem, Stem};
-use crate::kernels::{Kernels, Pixels, prefetch_to_l2};
+use crate::kernels::{Cache, Kernels, Pixels, prefetch};
 use crate::plan::{Buffer, Op, Plan, Step};
 use crate::profile::Profile;
 use crate::weights::{
@@ -342,7 +342,7 @@ fn prefetch_excitation(upcoming: &[(Step, Packed)]) {
         let mut budget = EXCITATION_PREFETCH_FLOATS;
         for weights in [hidden.packed_weights(), gate.packed_weights()] {
             let taken = weights.len().min(budget);
-            prefetch_to_l2(&weights[..taken]);
+            prefetch(&weights[..taken], Cache::L2);
             budget -= taken;
         }
     }

@@ -422,8 +422,8 @@ mod simd {
     use std::marker::PhantomData;
     use std::ops::Range;
 
-    use super::super::prefetch;
     use super::super::vector::{Tile, Vector, widest};
+    use super::super::{Cache, prefetch};
     use super::winograd::{self, kernel::WinogradTask};
     use super::{Conv3x3, DirectTask, SendPtr, TAPS, blocks_together};
 
@@ -712,7 +712,7 @@ mod simd {
                 };
                 if block == 0 && !next.is_empty() {
                     let share = |pixel: usize| pixel * next.len() / pixels;
-                    prefetch(&next[share(done)..share(done + tile)]);
+                    prefetch(&next[share(done)..share(done + tile)], Cache::L1);
                 }
                 done += tile;
                 x += tile;

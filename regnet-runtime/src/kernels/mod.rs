@@ -134,43 +134,40 @@ pub(crate) fn leave_avx512() {
 /// kernel that waits for each line as it first reads it stalls for each one.
 #[inline(always)]
 pub(crate) fn prefetch_share(values: &[f32], parts: usize, part: usize) {
-    prefetch(&values[parallel::chunk(values.len(), parts, part)]);
+    prefetch(
+        &values[parallel::chunk(values.len(), parts, part)],
+        Cache::L1,
+    );
 }
 
-/// Asks the CPU to bring `values` into L1. A hint, which never faults. On x86-64 only
+/// Which cache `prefetch` fills.
+#[derive(Clone, Copy)]
+pub(crate) enum Cache {
+    /// For the running kernel's next block.
+    L1,
+    /// For a later step: L2 holds more, and what it evicts waits in L3.
+    L2,
+}
+
+/// Asks the CPU to bring `values` into `cache`. A hint, which never faults. On x86-64 only
 /// (aarch64's prefetch intrinsic is not stable Rust); elsewhere nothing.
 #[inline(always)]
-pub(crate) fn prefetch(values: &[f32]) {
+pub(crate) fn prefetch(values: &[f32], cache: Cache) {
     #[cfg(target_arch = "x86_64")]
     for line in values.chunks(16) {
-        // SAFETY: PREFETCHT0 is SSE (baseline on x86-64), reads nothing the program sees and
-        // never faults; the address is inside `values`.
+        use std::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+        let line = line.as_ptr().cast();
+        // SAFETY: PREFETCHT0/T1 are SSE (baseline on x86-64), read nothing the program sees and
+        // never fault; the address is inside `values`.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
+            match cache {
+                Cache::L1 => _mm_prefetch::<_MM_HINT_T0>(line),
+                Cache::L2 => _mm_prefetch::<_MM_HINT_T1>(line),
+            }
         };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = values;
-}
-
-/// Asks the CPU to bring `values` into L2 (weights that a step after the running one reads,
-/// which would otherwise come from memory as it reads them). A hint, which never faults. On
-/// x86-64 only; elsewhere nothing.
-pub(crate) fn prefetch_to_l2(values: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in values.chunks(16) {
-        // SAFETY: PREFETCHT1 is SSE (baseline on x86-64), reads nothing the program sees and
-        // never faults; the address is inside `values`.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = values;
+    let _ = (values, cache);
 }
 
 /// ReLU as PyTorch computes it, NaN included: `f32::max(v, 0.0)` returns 0 for a NaN `v`, which
