@@ -402,7 +402,7 @@ impl<'a> Banded<'a> {
                 && input_size == rows.output_size
                 && reduce.fused.gate.is_none()
                 && reduce.fused.residual.is_none()
-                && !grouped_weights.group_major()
+                && !grouped_weights.group_major(input_size, input_size)
                 && input_size * input_size * reduce_weights.outputs() * 4 > 2 * BAND_BYTES =>
             {
                 Some(Banded {

@@ -169,15 +169,22 @@ proptest! {
         group_width in prop::sample::select(vec![1usize, 3, 8, 16, 24, 32, 40, 48, 56]),
         groups in 1usize..4, strided in any::<bool>(), seed in any::<u64>(),
         specials in specials(), split in any::<prop::sample::Index>(),
-        // Enough groups that the weights pass 128 KiB, where layers run group by group (each
-        // group's rows as one line of pixels, register tiles running on across rows); on
-        // narrow maps, to keep the reference's work down.
-        group_by_group in any::<bool>(),
+        // Layers run group by group (each group's rows one line of pixels, register tiles
+        // running on across rows) where an image's input is within 256 KiB, as drawn, or the
+        // weights pass 128 KiB (layout 1); else row by row (layout 2).
+        layout in 0usize..3,
     ) {
-        let (groups, w) = if group_by_group {
-            ((128 << 10) / (group_width * group_width * 9 * 4) + 1, w.min(9))
-        } else {
-            (groups, w)
+        let groups_within = |bytes: usize| (bytes / (group_width * group_width * 9 * 4)).max(1);
+        let (n, h, w, groups) = match layout {
+            // Enough groups that the weights pass 128 KiB, on narrow maps (the reference's work).
+            1 => (n, h, w.min(9), groups_within(128 << 10) + 1),
+            // Weights within 128 KiB and rows enough that one image's input passes 256 KiB.
+            2 => {
+                let groups = groups.min(groups_within(128 << 10));
+                let rows = (256 << 10) / (group_width * groups * 4 * (w + 2));
+                (1, h.max(rows), w, groups)
+            }
+            _ => (n, h, w, groups),
         };
         let c = group_width * groups;
         let stride = if strided { 2 } else { 1 };
@@ -212,7 +219,11 @@ proptest! {
         for kernels in ISAS.map(Kernels::new) {
             // Packed for the table that runs it, as a network packs for its own.
             let packed = PackedConv3x3::new(&weight, &bias, c, group_width, stride, (h, w), kernels);
-            prop_assert!(packed.group_major() || !group_by_group);
+            match layout {
+                1 => prop_assert!(packed.group_major(h, w)),
+                2 => prop_assert!(!packed.group_major(h, w)),
+                _ => {}
+            }
             for threads in [1, 2] {
                 let conv = Conv3x3 { weights: &packed, batch: n, height: h, width: w, input: &padded };
                 let mut output = vec![f32::NAN; n * oh * ow * c];

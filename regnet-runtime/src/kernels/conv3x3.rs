@@ -19,6 +19,9 @@ const TAPS: usize = 9;
 /// Weight bytes past which a layer runs group by group (see `Conv3x3::run`): a quarter of a
 /// 512 KiB L2, the rest left to the input rows.
 const L2_WEIGHT_BYTES: usize = 128 * 1024;
+/// Bytes of an image's zero-bordered input up to which a layer runs group by group whatever its
+/// weights: each group then reads its part of the input from L2.
+const L2_INPUT_BYTES: usize = 256 * 1024;
 
 /// A grouped 3×3 convolution, BN folded, packed for the kernels.
 #[derive(Clone, Debug)]
@@ -102,11 +105,13 @@ impl PackedConv3x3 {
         self.channels
     }
 
-    /// Whether the layer runs group by group (its weights would not stay in L2 beside its
-    /// input: stages 3 and 4), each group's weights passing over all the rows it is given,
-    /// rather than row by row.
-    pub fn group_major(&self) -> bool {
+    /// Whether the layer runs group by group over a `height × width` input, each group's
+    /// weights passing over all the rows it is given, rather than row by row (each input row
+    /// once for all the groups): where its weights would not stay in L2 beside its input
+    /// (stages 3 and 4), or an image's input stays in L2 itself.
+    pub fn group_major(&self, height: usize, width: usize) -> bool {
         size_of_val(self.weight.as_slice()) > L2_WEIGHT_BYTES
+            || (height + 2) * (width + 2) * self.channels * 4 <= L2_INPUT_BYTES
     }
 
     /// Winograd's transformed weights, when a table of `kernels` runs this layer over a
@@ -256,7 +261,7 @@ impl Conv3x3<'_> {
         if rows.is_empty() {
             return;
         }
-        let group_major = self.weights.group_major();
+        let group_major = self.weights.group_major(self.height, self.width);
         let out = SendPtr(output.as_mut_ptr());
         if let Some(transformed) = self.weights.winograd(kernels, self.height, self.width) {
             // Tiles of 2×2 output pixels: a task takes whole pairs of rows.
@@ -375,10 +380,10 @@ type DirectTask = (Range<usize>, Range<usize>, bool);
 
 /// Runs `work(units, groups)` over a layer's `units` (rows, or pairs of rows) and its `groups`,
 /// split into tasks: at least `4 × threads` on several threads, splitting the other dimension
-/// too when one is short (a 7×7 map has 7 rows; stage 1 has 2 groups). Layers whose weights would
-/// not stay in L2 beside their input (stages 3 and 4) run group by group, each group's weights
-/// (20 KiB for 24 channels) staying in L1 over all its rows, so they split by groups first; the
-/// others run row by row, each input row read once for all groups, and split by rows first.
+/// too when one is short (a 7×7 map has 7 rows; stage 1 has 2 groups). Layers that run group by
+/// group (`PackedConv3x3::group_major`), each group's weights (20 KiB for 24 channels) staying in
+/// L1 over all its rows, split by groups first; the others run row by row, each input row read
+/// once for all groups, and split by rows first.
 fn for_each_part(
     threads: usize,
     units: Range<usize>,
