@@ -700,7 +700,7 @@ mod simd {
                     // (checked in `run`).
                     output: unsafe { out.0.add(((n * out_h + y) * out_w + x) * c + first_channel) },
                 };
-                let (left, row_left) = (pixels - done, out_w - x);
+                let (left, row_left) = (pixels - done, site.row_left);
                 // SAFETY: the tile's pixels lie in the rows (a sliding tile's in the row), and
                 // their taps in the padded input (checked in `run`).
                 let tile = unsafe {
