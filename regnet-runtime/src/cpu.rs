@@ -299,19 +299,20 @@ fn forward(
         if !step.runs(features) {
             continue;
         }
-        if context.batch == 1
-            && context.threads == 1
-            && let Some((grouped, grouped_packed)) = steps.get(next)
-            && let Some(banded) =
+        let banded = steps
+            .get(next)
+            .filter(|_| context.batch == 1 && context.threads == 1)
+            .and_then(|(grouped, grouped_packed)| {
                 Banded::of(context.kernels, (step, packed), (grouped, grouped_packed))
-        {
-            prefetch_excitation(&steps[next + 1..]);
+            });
+        // Asked for by steps with weights only, so not again by the pool just before the SE.
+        if !matches!(packed, Packed::Nothing) {
+            prefetch_excitation(&steps[next + usize::from(banded.is_some())..]);
+        }
+        if let Some(banded) = banded {
             banded.run(&mut slots, profile.as_deref_mut());
             next += 1;
             continue;
-        }
-        if !matches!(packed, Packed::Nothing) {
-            prefetch_excitation(&steps[next..]);
         }
         let multiply_adds = multiply_adds(step, packed, context.kernels);
         Profile::time(&mut profile, (step, multiply_adds), context.batch, || {
