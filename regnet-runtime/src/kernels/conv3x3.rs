@@ -16,8 +16,8 @@ use super::{Isa, Kernels, SendPtr, holds, relu};
 use winograd::transform_weights;
 
 const TAPS: usize = 9;
-/// Weight bytes past which a layer runs group by group (see `Conv3x3::run`): a quarter of a
-/// 512 KiB L2, the rest left to the input rows.
+/// Weight bytes past which a layer runs group by group (see `PackedConv3x3::group_major`): a
+/// quarter of a 512 KiB L2, the rest left to the input rows.
 const L2_WEIGHT_BYTES: usize = 128 * 1024;
 /// Bytes of an image's zero-bordered input up to which a layer runs group by group whatever its
 /// weights: each group then reads its part of the input from L2.
