@@ -307,7 +307,10 @@ fn forward(
             });
         // Asked for by steps with weights only, so not again by the pool just before the SE.
         if !matches!(packed, Packed::Nothing) {
-            prefetch_excitation(&steps[next + usize::from(banded.is_some())..]);
+            prefetch_weights(
+                &steps[next + usize::from(banded.is_some())..],
+                context.kernels,
+            );
         }
         if let Some(banded) = banded {
             banded.run(&mut slots, profile.as_deref_mut());
@@ -321,31 +324,42 @@ fn forward(
     }
 }
 
-/// The most of a squeeze-excitation's weights `prefetch_excitation` asks for: all of
-/// RegNetY-1.6GF's largest (1.5 MiB; what L2 cannot hold waits in L3), and a bound on the
-/// burst for wider networks, whose SE weights would be evicted again before their turn.
-const EXCITATION_PREFETCH_FLOATS: usize = 2 * 1024 * 1024 / 4;
+/// The most of a step's weights `prefetch_weights` asks for: all of RegNetY-1.6GF's largest SE
+/// (1.5 MiB; what L2 cannot hold waits in L3), and a bound on the burst for wider networks,
+/// whose weights would be evicted again before their turn.
+const PREFETCH_FLOATS: usize = 2 * 1024 * 1024 / 4;
 
-/// Asks for the weights of a squeeze-excitation into L2 if it is the next step with weights in
-/// `upcoming`. Its two GEMMs have one row per image, so at batch 1 they read each weight once
-/// and would wait on memory for each panel (RegNetY-1.6GF's 45 MB of weights do not stay in
-/// the cache from one pass to the next); asked for as the grouped 3×3 before it starts, they
-/// arrive during its work. `regnet bench MODEL --threads 1 --profile`, AMD EPYC, 6 alternating
+/// Asks for the weights of the next step with weights in `upcoming` into L2, if it is one that
+/// would otherwise start by waiting on memory for them (RegNetY-1.6GF's 45 MB of weights do not
+/// stay in the cache from one pass to the next), so that they arrive during the step before.
+/// A squeeze-excitation: its two GEMMs have one row per image, so at batch 1 they read each
+/// weight once and would wait for each panel. A grouped 3×3: it fetches each group's weights
+/// while the group before runs, but the first groups' have no group before them. The 1×1s'
+/// panels are fetched as the panels before them run (asking for their first 32–128 KiB
+/// earlier changed nothing). `regnet bench MODEL --threads 1 --profile`, AMD EPYC, alternating
 /// runs, fastest, without / with: RegNetY-1.6GF's stage-3 SE steps 0.456 / 0.341 ms a pass,
-/// stage 4 0.180 / 0.119; RegNetY-400MF's 0.077 / 0.061 and 0.188 / 0.130; the grouped 3×3s
-/// as before (s3 4.011 / 4.010 ms, s4 0.534 / 0.511).
-fn prefetch_excitation(upcoming: &[(Step, Packed)]) {
-    let weighted = upcoming
+/// stage 4 0.180 / 0.119; RegNetY-400MF's 0.077 / 0.061 and 0.188 / 0.130 (6 runs); the grouped
+/// 3×3s of RegNetX-400MF's stage 3 0.624 / 0.588 ms, stage 4 0.846 / 0.823 (6 runs), of
+/// RegNetY-1.6GF's 3.838 / 3.700 and 0.480 / 0.465 (4 runs).
+fn prefetch_weights(upcoming: &[(Step, Packed)], kernels: Kernels) {
+    let Some((step, packed)) = upcoming
         .iter()
-        .map(|(_, packed)| packed)
-        .find(|packed| !matches!(packed, Packed::Nothing));
-    if let Some(Packed::Excite { hidden, gate }) = weighted {
-        let mut budget = EXCITATION_PREFETCH_FLOATS;
-        for weights in [hidden.packed_weights(), gate.packed_weights()] {
-            let taken = weights.len().min(budget);
-            prefetch(&weights[..taken], Cache::L2);
-            budget -= taken;
+        .find(|(_, packed)| !matches!(packed, Packed::Nothing))
+    else {
+        return;
+    };
+    let weights: [&[f32]; 2] = match (step.op, packed) {
+        (Op::Grouped { input_size, .. }, Packed::Grouped(weights)) => {
+            [weights.kernel_weights(kernels, input_size, input_size), &[]]
         }
+        (_, Packed::Excite { hidden, gate }) => [hidden.packed_weights(), gate.packed_weights()],
+        _ => return,
+    };
+    let mut budget = PREFETCH_FLOATS;
+    for weights in weights {
+        let taken = weights.len().min(budget);
+        prefetch(&weights[..taken], Cache::L2);
+        budget -= taken;
     }
 }
 
