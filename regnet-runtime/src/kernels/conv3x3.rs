@@ -102,7 +102,7 @@ impl PackedConv3x3 {
 
     /// The packed weights a table of `kernels` reads over a `height × width` input: Winograd's
     /// transformed ones where it runs, else the direct kernel's layout.
-    pub fn kernel_weights(&self, kernels: Kernels, height: usize, width: usize) -> &[f32] {
+    pub(crate) fn kernel_weights(&self, kernels: Kernels, height: usize, width: usize) -> &[f32] {
         self.winograd(kernels, height, width)
             .unwrap_or_else(|| self.kernel(kernels.isa).1)
     }
